@@ -1,0 +1,320 @@
+"""BigFile: the field's on-disk feature format, read through ``numpy.memmap``.
+
+A BigFile is a folder with three files:
+
+* ``shape.txt``: one line ``"<N> <D>"``;
+* ``id.txt``: the N row ids, newline- or space-separated, unique;
+* ``feature.bin``: N x D float32, little-endian, row-major, no header (row i = id i).
+
+Unlike the reference reader, :meth:`BigFile.read` returns rows in the order asked and raises
+on unknown ids instead of dropping them. Writes go to a temporary folder that is renamed into
+place, so a crash never leaves a half-written BigFile under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from avsbench.errors import InputFormatError, MissingDataError, UnknownIdError
+
+DTYPE = np.dtype("<f4")
+FEATURE_FILE = "feature.bin"
+ID_FILE = "id.txt"
+SHAPE_FILE = "shape.txt"
+
+
+def read_shape(path: Path) -> tuple[int, int]:
+    """Parse ``shape.txt`` ("N D") of the BigFile folder ``path``."""
+    shape_path = path / SHAPE_FILE
+    if not shape_path.is_file():
+        raise MissingDataError("BigFile shape file not found", path=shape_path)
+    text = shape_path.read_text(encoding="utf-8", errors="replace")
+    parts = text.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise InputFormatError(f"malformed shape {text.strip()!r}", path=shape_path, line=1, expected='"<N> <D>", two non-negative integers')
+    nrows, dim = int(parts[0]), int(parts[1])
+    if dim == 0:
+        raise InputFormatError("feature dimension is 0", path=shape_path, line=1, expected="D >= 1")
+    return nrows, dim
+
+
+def read_ids(path: Path, nrows: int) -> list[str]:
+    """Parse ``id.txt`` of the BigFile folder ``path``: ``nrows`` unique ids, one per line or space-separated."""
+    id_path = path / ID_FILE
+    if not id_path.is_file():
+        raise MissingDataError("BigFile id file not found", path=id_path)
+    try:
+        text = id_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"not UTF-8 text ({exc.reason})", path=id_path) from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(ids) != nrows:
+        ids = text.split()
+    if len(ids) != nrows:
+        raise InputFormatError(
+            f"{len(ids)} ids but shape.txt says {nrows} rows", path=id_path, expected=f"{nrows} ids, one per line or space-separated"
+        )
+    if len(set(ids)) != nrows:
+        seen: set[str] = set()
+        for lineno, name in enumerate(ids, 1):
+            if name in seen:
+                raise InputFormatError(f"duplicate id {name!r} (id number {lineno})", path=id_path, expected="unique ids")
+            seen.add(name)
+    return ids
+
+
+class BigFile:
+    """A read-only BigFile opened through ``numpy.memmap``; validated on open."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise MissingDataError("BigFile folder not found", path=self.path, expected="a folder with feature.bin, id.txt, shape.txt")
+        self.nrows, self.dim = read_shape(self.path)
+        self.ids: list[str] = read_ids(self.path, self.nrows)
+        self.feature_path = self.path / FEATURE_FILE
+        if not self.feature_path.is_file():
+            raise MissingDataError("BigFile feature file not found", path=self.feature_path)
+        expected_size = self.nrows * self.dim * DTYPE.itemsize
+        actual_size = self.feature_path.stat().st_size
+        if actual_size != expected_size:
+            raise InputFormatError(
+                f"size is {actual_size} bytes but shape {self.nrows} x {self.dim} float32 needs {expected_size}"
+                + (" (truncated?)" if actual_size < expected_size else ""),
+                path=self.feature_path,
+                expected="N*D*4 bytes",
+            )
+        self._row_of: dict[str, int] | None = None
+        self._data: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.nrows, self.dim)
+
+    @property
+    def nbytes(self) -> int:
+        return self.nrows * self.dim * DTYPE.itemsize
+
+    @property
+    def data(self) -> np.ndarray:
+        """The whole matrix as a read-only memmap (nothing is read until it is indexed)."""
+        if self._data is None:
+            if self.nrows == 0:
+                self._data = np.empty((0, self.dim), dtype=DTYPE)
+            else:
+                self._data = np.memmap(self.feature_path, dtype=DTYPE, mode="r", shape=(self.nrows, self.dim))
+        return self._data
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        """Id -> row number (built once, on first use)."""
+        if self._row_of is None:
+            self._row_of = {name: i for i, name in enumerate(self.ids)}
+        return self._row_of
+
+    def __len__(self) -> int:
+        return self.nrows
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.row_of
+
+    def __repr__(self) -> str:
+        return f"BigFile({str(self.path)!r}, nrows={self.nrows}, dim={self.dim})"
+
+    def index_of(self, ids: Iterable[str]) -> np.ndarray:
+        """Row numbers of ``ids`` in the order given; raises :class:`UnknownIdError` on unknown ids."""
+        row_of = self.row_of
+        wanted = list(ids)
+        rows = np.fromiter((row_of.get(name, -1) for name in wanted), dtype=np.int64, count=len(wanted))
+        if rows.size and rows.min() < 0:
+            unknown = [wanted[i] for i in np.flatnonzero(rows < 0)]
+            shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise UnknownIdError(f"{len(unknown)} id(s) not in this BigFile: {shown}", path=self.path / ID_FILE)
+        return rows
+
+    def read_rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows ``indices`` (in the order given) as a new float32 array; reads the file in row order."""
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if rows.size == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        if rows.min() < 0 or rows.max() >= self.nrows:
+            raise UnknownIdError(f"row index out of range 0..{self.nrows - 1}", path=self.feature_path)
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        block = np.asarray(self.data[unique_rows], dtype=np.float32)
+        return block[inverse]
+
+    def read(self, ids: Iterable[str]) -> np.ndarray:
+        """Features of ``ids`` in the order given, as an (n, dim) float32 array."""
+        return self.read_rows(self.index_of(ids))
+
+    def iter_chunks(self, rows_per_chunk: int = 65536) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, stop, array)`` for consecutive contiguous row blocks; each array is an in-memory copy."""
+        if rows_per_chunk <= 0:
+            raise ValueError("rows_per_chunk must be positive")
+        for start in range(0, self.nrows, rows_per_chunk):
+            stop = min(start + rows_per_chunk, self.nrows)
+            yield start, stop, np.array(self.data[start:stop], dtype=np.float32)
+
+    @staticmethod
+    def write(path: str | Path, ids: Sequence[str], array: np.ndarray) -> BigFile:
+        """Write ``array`` (n, d) with row ids ``ids`` as a BigFile at ``path`` (atomically) and open it."""
+        matrix = np.asarray(array)
+        if matrix.ndim != 2:
+            raise InputFormatError(f"feature array has {matrix.ndim} dimensions", path=path, expected="a 2-d (rows, dim) array")
+        with BigFileWriter(path, ids, matrix.shape[1]) as writer:
+            writer.append(matrix)
+        return BigFile(path)
+
+    @staticmethod
+    def from_npy(npy_path: str | Path, ids: Sequence[str], out: str | Path) -> BigFile:
+        """Convert a 2-d ``.npy`` array (read by memmap, written in chunks) to a BigFile."""
+        npy_path = Path(npy_path)
+        if not npy_path.is_file():
+            raise MissingDataError("npy file not found", path=npy_path)
+        try:
+            matrix = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InputFormatError(f"not a readable .npy array ({exc})", path=npy_path) from None
+        if matrix.ndim != 2:
+            raise InputFormatError(f"array has shape {matrix.shape}", path=npy_path, expected="a 2-d (rows, dim) array")
+        if not np.issubdtype(matrix.dtype, np.number):
+            raise InputFormatError(f"array dtype {matrix.dtype} is not numeric", path=npy_path)
+        with BigFileWriter(out, ids, matrix.shape[1]) as writer:
+            for start in range(0, matrix.shape[0], 65536):
+                writer.append(matrix[start : start + 65536])
+        return BigFile(out)
+
+    @staticmethod
+    def from_text(text_path: str | Path, out: str | Path, chunk_rows: int = 65536) -> BigFile:
+        """Convert a text file of ``<id> v1 v2 ... vD`` lines (blank lines skipped) to a BigFile."""
+        text_path = Path(text_path)
+        if not text_path.is_file():
+            raise MissingDataError("text feature file not found", path=text_path)
+        ids: list[str] = []
+        dim: int | None = None
+        out = Path(out)
+        tmp_bin = _temp_sibling(out, ".bin")
+        try:
+            with open(text_path, encoding="utf-8") as fh, open(tmp_bin, "wb") as bin_fh:
+                pending: list[list[float]] = []
+                for lineno, line in enumerate(fh, 1):
+                    parts = line.split()
+                    if not parts:
+                        continue
+                    if dim is None:
+                        dim = len(parts) - 1
+                        if dim < 1:
+                            raise InputFormatError("line has an id but no values", path=text_path, line=lineno, expected="<id> v1 v2 ... vD")
+                    if len(parts) - 1 != dim:
+                        raise InputFormatError(f"{len(parts) - 1} values", path=text_path, line=lineno, expected=f"{dim} values as on the first line")
+                    try:
+                        pending.append([float(v) for v in parts[1:]])
+                    except ValueError:
+                        raise InputFormatError("value is not a number", path=text_path, line=lineno, expected="<id> v1 v2 ... vD") from None
+                    ids.append(parts[0])
+                    if len(pending) >= chunk_rows:
+                        bin_fh.write(np.asarray(pending, dtype=DTYPE).tobytes())
+                        pending = []
+                if pending:
+                    bin_fh.write(np.asarray(pending, dtype=DTYPE).tobytes())
+            if dim is None:
+                raise InputFormatError("no feature lines", path=text_path, expected="<id> v1 v2 ... vD per line")
+            with BigFileWriter(out, ids, dim) as writer:
+                writer.adopt_feature_file(tmp_bin)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_bin)
+        return BigFile(out)
+
+
+def _temp_sibling(path: Path, suffix: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class BigFileWriter:
+    """Write a BigFile in chunks into a temporary folder; on a clean exit it is renamed to ``path``.
+
+    Use as a context manager; :meth:`append` adds rows (converted to float32 little-endian). On
+    exit the row count must equal ``len(ids)``, otherwise nothing is written.
+    """
+
+    def __init__(self, path: str | Path, ids: Sequence[str], dim: int) -> None:
+        self.path = Path(path)
+        self.ids = [str(i) for i in ids]
+        self.dim = int(dim)
+        if self.dim < 1:
+            raise InputFormatError(f"feature dimension {dim}", path=self.path, expected="dim >= 1")
+        if len("\n".join(self.ids).split()) != len(self.ids):
+            bad = next(i for i in self.ids if not i or i != "".join(i.split()))
+            raise InputFormatError(f"id {bad!r} is empty or contains whitespace", path=self.path, expected="ids without whitespace")
+        if len(set(self.ids)) != len(self.ids):
+            raise InputFormatError("duplicate ids", path=self.path, expected="unique ids")
+        self.rows_written = 0
+        self._tmpdir: Path | None = None
+        self._fh = None
+
+    def __enter__(self) -> BigFileWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self._fh = open(self._tmpdir / FEATURE_FILE, "wb")
+        return self
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append a (k, dim) block of rows."""
+        block = np.asarray(rows)
+        if block.ndim != 2 or block.shape[1] != self.dim:
+            raise InputFormatError(f"block of shape {block.shape}", path=self.path, expected=f"(rows, {self.dim})")
+        if self.rows_written + block.shape[0] > len(self.ids):
+            raise InputFormatError(f"more than {len(self.ids)} rows written", path=self.path, expected=f"{len(self.ids)} rows, one per id")
+        self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).tobytes())
+        self.rows_written += block.shape[0]
+
+    def adopt_feature_file(self, feature_path: Path) -> None:
+        """Use an already written float32 little-endian file as the feature data (moved, not copied)."""
+        size = feature_path.stat().st_size
+        expected = len(self.ids) * self.dim * DTYPE.itemsize
+        if size != expected:
+            raise InputFormatError(f"feature data has {size} bytes", path=self.path, expected=f"{expected} bytes")
+        self._fh.close()
+        os.replace(feature_path, self._tmpdir / FEATURE_FILE)
+        self._fh = open(self._tmpdir / FEATURE_FILE, "ab")
+        self.rows_written = len(self.ids)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        tmpdir = self._tmpdir
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            if exc_type is None:
+                if self.rows_written != len(self.ids):
+                    raise InputFormatError(
+                        f"{self.rows_written} rows written for {len(self.ids)} ids", path=self.path, expected="one row per id"
+                    )
+                (tmpdir / ID_FILE).write_text("".join(i + "\n" for i in self.ids), encoding="utf-8")
+                (tmpdir / SHAPE_FILE).write_text(f"{len(self.ids)} {self.dim}\n", encoding="utf-8")
+                _replace_dir(tmpdir, self.path)
+        finally:
+            if tmpdir.exists():
+                shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move folder ``src`` to ``dst``, replacing an existing ``dst`` (old one removed after the swap)."""
+    if dst.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+        os.replace(dst, old / dst.name)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
