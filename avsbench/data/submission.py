@@ -1,0 +1,405 @@
+"""Official TRECVID AVS submissions: write and validate ``videoAdhocSearchResults`` XML.
+
+Two header eras, each with its own DTD shipped in ``avsbench/data/dtd/`` (written by us from
+the documented format; never fetched from NIST's URL):
+
+* 2016-2018 (IACC.3): ``<videoAdhocSearchRunResult trType class pid priority desc>``
+* 2019+ (V3C1): the same plus ``task`` (M main, P progress) and ``novelty`` (C common, N novelty).
+
+Items are written in the scorer's order (score descending, then shot id descending as bytes),
+at most 1000 per topic, ``seqNum`` 1..n, ``tNum`` the plain topic number.
+
+Run names follow NIST's convention ``<class>_<task>_<novelty>_<trType>_<pid>.<yy>_<priority>``
+(2019+, e.g. ``F_M_C_D_VIREO.19_1``). For 2016-2018, whose header has no task and novelty,
+avsbench drops those two fields: ``<class>_<trType>_<pid>.<yy>_<priority>`` (``F_D_RUCMM.18_1``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from avsbench.data.atomic import atomic_write_bytes
+from avsbench.data.resources import v3c1_dropped_shots
+from avsbench.data.topics import V3C1, TopicSet, Year, get_year, plain_topic_id
+from avsbench.errors import ConfigError, MissingDataError
+
+MAX_ITEMS = 1000
+ROOT_ELEMENT = "videoAdhocSearchResults"
+RUN_ELEMENT = "videoAdhocSearchRunResult"
+TOPIC_ELEMENT = "videoAdhocSearchTopicResult"
+ITEM_ELEMENT = "item"
+DTD_DIR = Path(__file__).with_name("dtd")
+
+RUN_CLASSES = ("F", "M", "R")
+TRAIN_TYPES = ("A", "D", "E", "F")
+TASKS = ("M", "P")
+NOVELTIES = ("C", "N")
+PRIORITIES = tuple(range(1, 11))
+FIRST_TASK_YEAR = 2019
+V3C1_VIDEOS = 7475
+
+_PID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_SHOT_RE = re.compile(r"^shot(\d{5})_([1-9]\d*)$")
+_INT_RE = re.compile(r"^[+-]?\d+$")  # what Java's Integer.parseInt accepts (ASCII)
+_DTD_URL_RE = re.compile(r"/tv(\d{4})/dtds/videoAdhocSearchResults\.dtd$")
+_XML_ILLEGAL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def dtd_url(dtd_year: int) -> str:
+    """NIST's DOCTYPE system URL for a year's submissions."""
+    return f"https://www-nlpir.nist.gov/projects/tv{dtd_year}/dtds/videoAdhocSearchResults.dtd"
+
+
+def has_task_header(dtd_year: int) -> bool:
+    """True from 2019 on, when the run header carries ``task`` and ``novelty``."""
+    return dtd_year >= FIRST_TASK_YEAR
+
+
+def dtd_path(dtd_year: int) -> Path:
+    """The avsbench DTD for a year's header era."""
+    era = "tv2019" if has_task_header(dtd_year) else "tv2016"
+    return DTD_DIR / f"videoAdhocSearchResults.{era}.dtd"
+
+
+def submission_topics(year: Year, task: str | None) -> TopicSet:
+    """The topics a run must answer: the year's main topics, or the progress topics for task P."""
+    if year.key == "progress":
+        if task not in (None, "P"):
+            raise ConfigError("the progress topics are submitted with task P", expected="--task P")
+        return year.topics()
+    if task == "P":
+        if not has_task_header(year.xml_dtd_year):
+            raise ConfigError(f"no progress task in {year.key}", expected="a year from 2019 on")
+        return get_year("progress").topics()
+    return year.topics()
+
+
+@dataclass(frozen=True)
+class SubmissionHeader:
+    """The attributes of one ``videoAdhocSearchRunResult``."""
+
+    pid: str
+    priority: int
+    run_class: str
+    train_type: str
+    desc: str
+    task: str | None = None
+    novelty: str | None = None
+
+    def check(self, dtd_year: int) -> None:
+        """Raise ConfigError if a value is not allowed for the year's header era."""
+        if not _PID_RE.match(self.pid):
+            raise ConfigError(f"bad participant id {self.pid!r}", expected="letters, digits, '_' or '-'")
+        if self.priority not in PRIORITIES:
+            raise ConfigError(f"bad priority {self.priority}", expected="1..10")
+        if self.run_class not in RUN_CLASSES:
+            raise ConfigError(f"bad run class {self.run_class!r}", expected="|".join(RUN_CLASSES))
+        if self.train_type not in TRAIN_TYPES:
+            raise ConfigError(f"bad training type {self.train_type!r}", expected="|".join(TRAIN_TYPES))
+        if _XML_ILLEGAL_RE.search(self.desc) or not self.desc.strip():
+            raise ConfigError("the run description must be non-empty text without control characters")
+        if has_task_header(dtd_year):
+            if self.task not in TASKS:
+                raise ConfigError(f"bad or missing task {self.task!r} for {dtd_year}", expected="--task M|P")
+            if self.novelty not in NOVELTIES:
+                raise ConfigError(f"bad or missing novelty {self.novelty!r} for {dtd_year}", expected="--novelty C|N")
+        elif self.task is not None or self.novelty is not None:
+            raise ConfigError(f"the {dtd_year} header has no task or novelty", expected="no --task/--novelty before 2019")
+
+    def attributes(self, dtd_year: int) -> list[tuple[str, str]]:
+        """Attributes in the order NIST's examples write them."""
+        attrs = [("trType", self.train_type), ("class", self.run_class)]
+        if has_task_header(dtd_year):
+            attrs += [("task", str(self.task)), ("novelty", str(self.novelty))]
+        return attrs + [("pid", self.pid), ("priority", str(self.priority)), ("desc", self.desc)]
+
+
+def nist_run_name(header: SubmissionHeader, dtd_year: int) -> str:
+    """NIST's run id: ``F_M_C_D_TEAM.19_1`` (2019+) or ``F_D_TEAM.18_1`` (2016-2018)."""
+    yy = f"{dtd_year % 100:02d}"
+    if has_task_header(dtd_year):
+        fields = [header.run_class, str(header.task), str(header.novelty), header.train_type]
+    else:
+        fields = [header.run_class, header.train_type]
+    return "_".join(fields) + f"_{header.pid}.{yy}_{header.priority}"
+
+
+def scorer_order(pairs: Iterable[tuple[str, float]]) -> list[str]:
+    """Distinct shots in sample_eval's order: the later score of a repeated shot wins,
+    then score descending and shot id descending (as bytes)."""
+    scores: dict[str, float] = {}
+    for shot, score in pairs:
+        scores[shot] = score
+    return sorted(scores, key=lambda s: (scores[s], s.encode()), reverse=True)
+
+
+def _attr(value: str) -> str:
+    return escape(value, {'"': "&quot;"})
+
+
+def submission_xml(
+    run: Mapping[str, Iterable[tuple[str, float]]],
+    year: Year,
+    header: SubmissionHeader,
+    elapsed_time: int,
+    *,
+    dtd_year: int | None = None,
+) -> bytes:
+    """Build the XML of one run.
+
+    ``run`` maps TREC-style topic ids ("1611") to (shot id, score) pairs in any order. Every
+    run topic must belong to the submission's topic set; topics of the set that the run lacks
+    get an empty result (the DTD allows it; :func:`validate_submission` does not complain).
+    """
+    dtd_year = dtd_year or year.xml_dtd_year
+    header.check(dtd_year)
+    if isinstance(elapsed_time, bool) or not isinstance(elapsed_time, int) or elapsed_time < 0:
+        raise ConfigError(f"bad elapsed time {elapsed_time!r}", expected="whole seconds >= 0")
+    topics = submission_topics(year, header.task)
+    by_number: dict[int, Iterable[tuple[str, float]]] = {}
+    for topic_id, pairs in run.items():
+        number = plain_topic_id(topic_id)
+        if number not in topics:
+            raise ConfigError(f"run topic {topic_id} is not a topic of {topics.name}", expected=f"topics {topics.numbers[0]}-{topics.numbers[-1]}")
+        by_number[number] = pairs
+    attrs = " ".join(f'{k}="{_attr(v)}"' for k, v in header.attributes(dtd_year))
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<!DOCTYPE {ROOT_ELEMENT} SYSTEM "{dtd_url(dtd_year)}">',
+        f"<{ROOT_ELEMENT}>",
+        f"<{RUN_ELEMENT} {attrs}>",
+    ]
+    for number in topics.numbers:
+        lines.append(f'<{TOPIC_ELEMENT} tNum="{number}" elapsedTime="{elapsed_time}">')
+        shots = scorer_order(by_number.get(number, ()))[:MAX_ITEMS]
+        lines.extend(f'<{ITEM_ELEMENT} seqNum="{i}" shotId="{_attr(s)}"/>' for i, s in enumerate(shots, 1))
+        lines.append(f"</{TOPIC_ELEMENT}>")
+    lines += [f"</{RUN_ELEMENT}>", f"</{ROOT_ELEMENT}>", ""]
+    return "\n".join(lines).encode("ascii", "xmlcharrefreplace")
+
+
+def write_submission(
+    path: str | Path,
+    run: Mapping[str, Iterable[tuple[str, float]]],
+    year: Year,
+    header: SubmissionHeader,
+    elapsed_time: int,
+    *,
+    dtd_year: int | None = None,
+) -> Path:
+    """Write :func:`submission_xml` atomically to ``path``."""
+    data = submission_xml(run, year, header, elapsed_time, dtd_year=dtd_year)
+    atomic_write_bytes(path, data)
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a submission file: where, which check found it, what."""
+
+    line: int
+    check: str  # "xml", "dtd" or "nist"
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: [{self.check}] {self.message}"
+
+
+def read_shot_list(path: str | Path) -> frozenset[str]:
+    """A collection's shot list (``VideoSets/<collection>.txt``, one id per line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError("shot list not found", path=path, expected="VideoSets/<collection>.txt")
+    return frozenset(path.read_text(encoding="utf-8").split())
+
+
+def _int_value(text: str | None) -> int | None:
+    if text is None or not _INT_RE.match(text):
+        return None
+    return int(text)
+
+
+def _check_shot(shot: str, collection: str, shot_ids: Collection[str] | None, dropped: frozenset[str]) -> str | None:
+    m = _SHOT_RE.match(shot)
+    if not m:
+        return f"malformed shotId {shot!r} (expected shot<5-digit video>_<shot number>, e.g. shot00008_16)"
+    if collection == V3C1 and not 1 <= int(m.group(1)) <= V3C1_VIDEOS:
+        return f"shotId {shot!r}: V3C1 video numbers are 00001-{V3C1_VIDEOS:05d}"
+    if shot in dropped:
+        return f"shotId {shot!r} was dropped from V3C1 by NIST"
+    if shot_ids is not None and shot not in shot_ids:
+        return f"shotId {shot!r} is not in the {collection} shot list"
+    return None
+
+
+def _dtd_year_of(system_url: str | None) -> int | None:
+    m = _DTD_URL_RE.search(system_url or "")
+    return int(m.group(1)) if m else None
+
+
+def validate_submission(
+    source: str | Path | bytes,
+    *,
+    year: Year | None = None,
+    shot_ids: Collection[str] | None = None,
+) -> list[Problem]:
+    """Check a submission (a file path or the XML bytes) against our DTD and NIST's content
+    rules; return every problem, sorted by line. An empty list means the submission is valid.
+
+    The DTD is chosen from the year (``year``, else the DOCTYPE URL's tvYYYY, else the header:
+    a ``task`` attribute means the 2019+ era); it is never fetched. ``shot_ids``, when given,
+    is the collection's shot list and every shot must be in it.
+    """
+    from lxml import etree
+
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise MissingDataError("submission file not found", path=path)
+        data = path.read_bytes()
+    problems: list[Problem] = []
+    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False)
+    try:
+        tree = etree.ElementTree(etree.fromstring(data, parser))
+    except etree.XMLSyntaxError as exc:
+        entries = list(parser.error_log) or [exc]
+        for e in entries:
+            line = getattr(e, "line", None) or getattr(e, "lineno", 0) or 0
+            problems.append(Problem(line, "xml", f"not well-formed XML: {getattr(e, 'message', None) or exc.msg}"))
+        return sorted(problems)
+    root = tree.getroot()
+    docinfo = tree.docinfo
+    run_elems = root.findall(RUN_ELEMENT)
+
+    url_year = _dtd_year_of(docinfo.system_url)
+    if docinfo.system_url is None:
+        problems.append(Problem(1, "nist", f"no DOCTYPE (expected <!DOCTYPE {ROOT_ELEMENT} SYSTEM \"{dtd_url(year.xml_dtd_year if year else 2019)}\">)"))
+    elif url_year is None or docinfo.root_name != ROOT_ELEMENT:
+        problems.append(Problem(1, "nist", f"unexpected DOCTYPE {docinfo.root_name} {docinfo.system_url!r} (expected NIST's videoAdhocSearchResults.dtd URL)"))
+    if year is not None:
+        dtd_year = year.xml_dtd_year
+        if url_year is not None and url_year != dtd_year and year.year is not None:
+            problems.append(Problem(1, "nist", f"DOCTYPE is for tv{url_year}, expected tv{dtd_year}"))
+    elif url_year is not None:
+        dtd_year = url_year
+    else:
+        dtd_year = FIRST_TASK_YEAR if any(r.get("task") is not None for r in run_elems) else FIRST_TASK_YEAR - 1
+
+    dtd = etree.DTD(str(dtd_path(dtd_year)))
+    if not dtd.validate(root):
+        for e in dtd.error_log.filter_from_errors():
+            problems.append(Problem(e.line, "dtd", e.message))
+
+    if year is None:
+        try:
+            year = get_year(dtd_year)
+        except ConfigError:
+            year = None
+    if year is None:
+        problems.append(Problem(root.sourceline or 1, "nist", f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)"))
+    dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
+    collection = year.collection if year is not None else ""
+    for run in run_elems:
+        problems.extend(_check_run(run, dtd_year, year, collection, shot_ids, dropped))
+    return sorted(problems)
+
+
+def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids, dropped) -> list[Problem]:
+    problems: list[Problem] = []
+    line = run.sourceline or 0
+
+    def need(name: str, allowed: Iterable[str] | None) -> str | None:
+        value = run.get(name)
+        if value is None:
+            problems.append(Problem(line, "nist", f"run attribute {name} is missing"))
+        elif allowed is not None and value not in allowed:
+            problems.append(Problem(line, "nist", f"run attribute {name}={value!r} (expected one of {'|'.join(allowed)})"))
+        return value
+
+    need("class", RUN_CLASSES)
+    need("trType", TRAIN_TYPES)
+    pid = need("pid", None)
+    if pid is not None and not _PID_RE.match(pid):
+        problems.append(Problem(line, "nist", f"pid {pid!r} (expected letters, digits, '_' or '-')"))
+    need("priority", [str(p) for p in PRIORITIES])
+    desc = need("desc", None)
+    if desc is not None and not desc.strip():
+        problems.append(Problem(line, "nist", "desc is empty"))
+    task = None
+    if has_task_header(dtd_year):
+        task = need("task", TASKS)
+        need("novelty", NOVELTIES)
+
+    expected: TopicSet | None = None
+    if year is not None:
+        try:
+            expected = submission_topics(year, task if task in TASKS else None)
+        except ConfigError as exc:
+            problems.append(Problem(line, "nist", exc.message))
+    seen: dict[int, int] = {}
+    for topic in run.findall(TOPIC_ELEMENT):
+        problems.extend(_check_topic(topic, expected, seen, collection, shot_ids, dropped))
+    if expected is not None:
+        for number in expected.numbers:
+            if number not in seen:
+                problems.append(Problem(line, "nist", f"topic {number} of {expected.name} is missing"))
+    return problems
+
+
+def _check_topic(topic, expected: TopicSet | None, seen: dict[int, int], collection: str, shot_ids, dropped) -> list[Problem]:
+    problems: list[Problem] = []
+    line = topic.sourceline or 0
+    tnum_text = topic.get("tNum")
+    number = _int_value(tnum_text.strip() if tnum_text is not None else None)
+    if tnum_text is None:
+        pass  # reported by the DTD
+    elif number is None:
+        problems.append(Problem(line, "nist", f"tNum {tnum_text!r} is not an integer"))
+    elif number in seen:
+        problems.append(Problem(line, "nist", f"topic {number} repeated (first at line {seen[number]})"))
+    else:
+        seen[number] = line
+        if expected is not None and number not in expected:
+            problems.append(Problem(line, "nist", f"topic {number} is not a topic of {expected.name}"))
+    elapsed = topic.get("elapsedTime")
+    if elapsed is not None and _int_value(elapsed) is None:
+        problems.append(Problem(line, "nist", f"elapsedTime {elapsed!r} is not an integer number of seconds"))
+    elif elapsed is not None and int(elapsed) < 0:
+        problems.append(Problem(line, "nist", f"elapsedTime {elapsed} is negative"))
+    items = topic.findall(ITEM_ELEMENT)
+    if len(items) > MAX_ITEMS:
+        problems.append(Problem(line, "nist", f"topic {tnum_text} has {len(items)} items (at most {MAX_ITEMS})"))
+    seqs: dict[int, int] = {}
+    shots: dict[str, int] = {}
+    for item in items:
+        iline = item.sourceline or 0
+        seq_text = item.get("seqNum")
+        seq = _int_value(seq_text)
+        if seq_text is not None:
+            if seq is None or not 1 <= seq <= MAX_ITEMS:
+                problems.append(Problem(iline, "nist", f"seqNum {seq_text!r} (expected an integer in 1..{MAX_ITEMS})"))
+            elif seq in seqs:
+                problems.append(Problem(iline, "nist", f"seqNum {seq} repeated in topic {tnum_text} (first at line {seqs[seq]})"))
+            else:
+                seqs[seq] = iline
+        shot = item.get("shotId")
+        if shot is not None:
+            bad = _check_shot(shot, collection, shot_ids, dropped)
+            if bad:
+                problems.append(Problem(iline, "nist", bad))
+            elif shot in shots:
+                problems.append(Problem(iline, "nist", f"shotId {shot} repeated in topic {tnum_text} (first at line {shots[shot]})"))
+            else:
+                shots[shot] = iline
+    return problems
+
