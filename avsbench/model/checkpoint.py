@@ -1,0 +1,124 @@
+"""Our model format: a folder with ``config.json`` (versioned JSON), ``weights.safetensors``
+and the vocabularies as plain text (``bow_vocab.txt``, ``gru_vocab.txt``). No pickles.
+
+Every file is written atomically; ``config.json`` is written last, so a folder whose config
+is present always has the weights it describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from avsbench.data.atomic import atomic_write_bytes, atomic_write_text
+from avsbench.data.bigfile import BigFile
+from avsbench.data.root import resolve_root
+from avsbench.errors import InputFormatError, MissingDataError
+from avsbench.model.config import ModelConfig
+from avsbench.model.laff import LaffModel
+from avsbench.model.text import TextPipeline, WordVectors, read_vocab_file, write_vocab_file
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+BOW_VOCAB_FILE = "bow_vocab.txt"
+GRU_VOCAB_FILE = "gru_vocab.txt"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference (eval mode), its text pipeline and its config."""
+
+    model: LaffModel
+    text_pipeline: TextPipeline
+    config: ModelConfig
+
+
+def save_model(model_dir: str | Path, model: LaffModel, *, bow_vocab: list[str] | None = None, gru_vocab: list[str] | None = None) -> Path:
+    """Write ``model`` (and its vocabularies) to ``model_dir`` in our format; returns the folder."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    config.bow_vocab_file = BOW_VOCAB_FILE if bow_vocab is not None else None
+    config.gru_vocab_file = GRU_VOCAB_FILE if gru_vocab is not None else None
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(model_dir / WEIGHTS_FILE, save(tensors, metadata={"format": "pt", "config_version": "1"}))
+    if bow_vocab is not None:
+        write_vocab_file(model_dir / BOW_VOCAB_FILE, bow_vocab)
+    if gru_vocab is not None:
+        write_vocab_file(model_dir / GRU_VOCAB_FILE, gru_vocab)
+    atomic_write_text(model_dir / CONFIG_FILE, config.to_json())
+    return model_dir
+
+
+def resolve_w2v(config: ModelConfig, w2v: str | Path | None = None, rootpath: str | Path | None = None) -> Path | None:
+    """The word-vector BigFile folder: ``w2v`` if given, else the config's path (absolute, or under the data root)."""
+    if w2v is not None:
+        return Path(w2v).expanduser()
+    if not config.w2v:
+        return None
+    path = Path(config.w2v).expanduser()
+    return path if path.is_absolute() else resolve_root(rootpath) / path
+
+
+def load_model(
+    model_dir: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    w2v: str | Path | None = None,
+    rootpath: str | Path | None = None,
+) -> LoadedModel:
+    """Load a model folder written by :func:`save_model` onto ``device``, in eval mode.
+
+    The word vectors (for a ``w2v`` text encoder) are opened when found; without them the text
+    pipeline raises :class:`MissingDataError` when asked to featurize text.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise MissingDataError("model folder not found", path=model_dir)
+    config = ModelConfig.read(model_dir / CONFIG_FILE)
+    bow_vocab = read_vocab_file(model_dir / config.bow_vocab_file) if config.bow_vocab_file else None
+    gru_vocab = read_vocab_file(model_dir / config.gru_vocab_file) if config.gru_vocab_file else None
+    weights_path = model_dir / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise MissingDataError("model weights not found", path=weights_path)
+    try:
+        state = load_file(weights_path, device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise InputFormatError(f"cannot read weights: {exc}", path=weights_path) from None
+    model = LaffModel(config, gru_vocab_size=len(gru_vocab) if gru_vocab else None)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise InputFormatError(f"weights do not match config.json: {' '.join(first[:3])}", path=weights_path) from None
+    model.to(device).eval()
+    word_vectors = None
+    w2v_path = resolve_w2v(config, w2v, rootpath)
+    if config.text_feature_of_kind("w2v") is not None and w2v_path is not None and w2v_path.is_dir():
+        word_vectors = WordVectors(w2v_path)
+    pipeline = TextPipeline(config, bow_vocab=bow_vocab, gru_vocab=gru_vocab, word_vectors=word_vectors)
+    return LoadedModel(model, pipeline, config)
+
+
+def check_collection_features(config: ModelConfig, collection_dir: str | Path) -> None:
+    """Raise a clear error unless ``collection_dir`` offers every video feature the model needs, with the right dims."""
+    collection_dir = Path(collection_dir)
+    missing: list[str] = []
+    for spec in config.video_features:
+        folder = collection_dir / "FeatureData" / ("frame" if spec.kind == "frame" else "") / spec.name
+        if not (folder / "shape.txt").is_file():
+            missing.append(str(folder.relative_to(collection_dir)))
+            continue
+        found = BigFile(folder).dim
+        if found != spec.dim:
+            raise InputFormatError(f"feature {spec.name!r} is {found}-d", path=folder, expected=f"{spec.dim}-d as the model was trained")
+    if missing:
+        raise MissingDataError(
+            f"the collection lacks {len(missing)} feature(s) the model needs: {', '.join(missing)}",
+            path=collection_dir,
+            expected="FeatureData/<feature>/ for every video feature of the model",
+        )

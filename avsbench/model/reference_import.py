@@ -1,0 +1,432 @@
+"""Import checkpoints written by the public reference LAFF code (``model_best.pth.tar``).
+
+The architecture is inferred from the state_dict keys and shapes only (laff.md §4): video
+features from ``vis_net.VisMutiTransformNet.<X>.{fc1,bn1}`` (LAFF) or ``vis_net.<X>.{fc1,bn1}``
+(LAFF-ml, with frame blocks under ``vis_net.frame_attention.<X>.0``), the number of heads from
+``attention_layer.<i>``, the head dim from ``embedding_common.0.weight``, text encoders from
+``txt_net.transform_layer.<enc>_transform``, the GRU from ``txt_net.encoder.rnn_encoder``.
+
+A checkpoint written by the reference trainer pickles its config instance and argparse options.
+:func:`read_reference_checkpoint` never executes their classes: a restricted unpickler maps the
+reference's own classes to inert stand-ins and refuses every other global, so the vocabularies
+can be recovered from ``config.t2v_bow.vocab.word2idx`` / ``config.t2v_idx.vocab.word2idx``.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import pickle
+import re
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avsbench.errors import ConfigError, InputFormatError, MissingDataError
+from avsbench.model.config import FeatureSpec, ModelConfig
+from avsbench.model.laff import LaffModel
+
+# Modules of the reference code base whose classes become inert stand-ins.
+REFERENCE_MODULES = ("configs", "textlib", "txt2vec", "bigfile", "common")
+_TEXT_ENCODERS = {"rnn_encoder": "gru", "bow_encoder": "bow", "w2v_encoder": "w2v", "CLIP_encoder": "precomputed"}
+_TEXT_ORDER = ("rnn_encoder", "bow_encoder", "w2v_encoder", "CLIP_encoder")
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_IGNORED = (re.compile(r"\.global_emb_weight_net\.weight$"), re.compile(r"\.layer_norm\.(weight|bias)$"), re.compile(r"^txt_net\.encoder\.CLIP_encoder\."))
+
+
+class ReferenceObject:
+    """Inert stand-in for an object of a reference class: it only keeps its pickled state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["_args"] = args
+        self.__dict__.update(kwargs)
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and (state[0] is None or isinstance(state[0], dict)):
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if isinstance(state, dict):
+            self.__dict__.update({str(k): v for k, v in state.items()})
+        else:
+            self.__dict__["_state"] = state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} stand-in>"
+
+
+_stand_ins: dict[tuple[str, str], type] = {}
+
+
+def _stand_in(module: str, name: str) -> type:
+    key = (module, name)
+    if key not in _stand_ins:
+        _stand_ins[key] = type(name, (ReferenceObject,), {"__module__": module, "__qualname__": name})
+    return _stand_ins[key]
+
+
+def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
+    if not (isinstance(cls, type) and issubclass(cls, ReferenceObject)) or base is not object or state is not None:
+        raise pickle.UnpicklingError(f"refusing copyreg._reconstructor for {cls!r}")
+    return object.__new__(cls)
+
+
+def _numpy_global(module: str, name: str) -> Any:
+    if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("scalar", "_reconstruct"):
+        return getattr(np._core.multiarray if hasattr(np, "_core") else np.core.multiarray, name)
+    if module == "numpy" and name in ("dtype", "ndarray"):
+        return getattr(np, name)
+    if module == "numpy.dtypes" and name.endswith("DType") and hasattr(np.dtypes, name):
+        return getattr(np.dtypes, name)
+    return None
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "complex"): complex,
+    ("builtins", "slice"): slice,
+    ("builtins", "object"): object,
+    ("copyreg", "_reconstructor"): _safe_reconstructor,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch", "Size"): torch.Size,
+    ("torch", "device"): torch.device,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only tensors, plain containers, numpy scalars/arrays and reference stand-ins."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "argparse" and name == "Namespace":
+            return _stand_in(module, name)
+        if module.split(".")[0] in REFERENCE_MODULES:
+            return _stand_in(module, name)
+        if module == "torch" and name.endswith("Storage") or module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        found = _numpy_global(module, name)
+        if found is not None:
+            return found
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+
+
+def _restricted_load(file: Any, **kwargs: Any) -> Any:
+    return RestrictedUnpickler(file, **kwargs).load()
+
+
+restricted_pickle = types.ModuleType("avsbench_restricted_pickle")
+restricted_pickle.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
+restricted_pickle.load = _restricted_load  # type: ignore[attr-defined]
+
+
+@dataclass
+class ReferenceCheckpoint:
+    """The parts of a reference checkpoint: state_dict and (plain or stand-in) config/options."""
+
+    path: Path
+    state_dict: dict[str, Tensor]
+    config: Any
+    opt: Any
+    epoch: Any
+    best_perf: Any
+
+
+def read_reference_checkpoint(path: str | Path) -> ReferenceCheckpoint:
+    """Load a reference checkpoint on CPU without executing any pickled class."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError("reference checkpoint not found", path=path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+            raise InputFormatError(f"cannot read reference checkpoint: {exc}", path=path) from None
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise InputFormatError(f"cannot read reference checkpoint: {exc}", path=path) from None
+    if isinstance(raw, dict) and "model" in raw:
+        state = raw["model"]
+    elif isinstance(raw, dict) and all(isinstance(v, Tensor) for v in raw.values()):
+        state, raw = raw, {}
+    else:
+        raise InputFormatError("not a reference LAFF checkpoint", path=path, expected="a dict with a 'model' state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise InputFormatError("the 'model' entry is not a state_dict of tensors", path=path)
+    return ReferenceCheckpoint(path, dict(state), raw.get("config"), raw.get("opt"), raw.get("epoch"), raw.get("best_perf"))
+
+
+def _field(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _vocab_words(config: Any, plain_key: str, vec_attr: str) -> list[str] | None:
+    """Word list from ``config[plain_key]`` or ``config.<vec_attr>.vocab.word2idx`` (ordered by index)."""
+    words = _field(config, plain_key)
+    if words is not None:
+        return [str(w) for w in words]
+    word2idx = _field(_field(_field(config, vec_attr), "vocab"), "word2idx")
+    if isinstance(word2idx, dict):
+        ordered = sorted(((int(i), str(w)) for w, i in word2idx.items()))
+        if [i for i, _ in ordered] != list(range(len(ordered))):
+            raise ConfigError(f"reference vocabulary {vec_attr}.vocab.word2idx has non-contiguous indices")
+        return [w for _, w in ordered]
+    return None
+
+
+def reference_vocabularies(checkpoint: ReferenceCheckpoint) -> tuple[list[str] | None, list[str] | None]:
+    """(bow vocabulary, GRU vocabulary) recovered from the checkpoint's config, when present."""
+    return (
+        _vocab_words(checkpoint.config, "bow_vocab_words", "t2v_bow"),
+        _vocab_words(checkpoint.config, "gru_vocab_words", "t2v_idx"),
+    )
+
+
+def _clip_feature_name(config: Any) -> str:
+    clip = _field(_field(config, "text_encoding"), "CLIP_encoding")
+    name = _field(clip, "dir_name")
+    return str(name) if name else "clip"
+
+
+def _split_module_key(rest: str) -> tuple[str, str, str] | None:
+    """``<name>.fc1.weight`` -> (name, 'fc1', 'weight'); cut at the LAST ``.fc1.`` / ``.bn1.``."""
+    cut = max(rest.rfind(".fc1."), rest.rfind(".bn1."))
+    if cut < 0:
+        return None
+    return rest[:cut], rest[cut + 1 : cut + 4], rest[cut + 5 :]
+
+
+def _heads(state: dict[str, Tensor], prefix: str) -> tuple[Tensor, Tensor]:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.embedding_common\.0\.weight$")
+    indices = sorted(int(m.group(1)) for k in state if (m := pattern.match(k)))
+    if not indices or indices != list(range(len(indices))):
+        raise ConfigError(f"no attention heads under {prefix}<i>.embedding_common.0 in the state_dict")
+    weight = torch.cat([state[f"{prefix}{i}.embedding_common.0.weight"] for i in indices], dim=0)
+    bias = torch.cat([state[f"{prefix}{i}.embedding_common.0.bias"] for i in indices], dim=0)
+    return weight, bias
+
+
+@dataclass
+class ConvertedReference:
+    config: ModelConfig
+    state_dict: dict[str, Tensor]
+    gru_vocab_size: int | None
+
+
+def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: str = "clip") -> ConvertedReference:
+    """Infer the architecture from a reference state_dict and map its weights to our names."""
+    used: set[str] = set()
+
+    def take(key: str) -> Tensor:
+        used.add(key)
+        return state[key]
+
+    laff_ml = any(k.startswith("vis_net.vis_attention_layer.") for k in state)
+    if laff_ml:
+        vis_prefix, vis_heads = "vis_net.", "vis_net.vis_attention_layer.attention_layer."
+        skip = ("vis_net.vis_attention_layer.", "vis_net.frame_attention.", "vis_net.attention_layer.")
+    elif any(k.startswith("vis_net.VisMutiTransformNet.") for k in state):
+        vis_prefix, vis_heads, skip = "vis_net.VisMutiTransformNet.", "vis_net.attention_layer.attention_layer.", ()
+    else:
+        raise ConfigError("unknown reference layout: no vis_net.VisMutiTransformNet.* or vis_net.vis_attention_layer.* keys")
+
+    video_weight, video_bias = _heads(state, vis_heads)
+    used.update(k for k in state if k.startswith(vis_heads) and "embedding_common" in k)
+    heads, head_dim = video_weight.shape
+    common = heads * head_dim
+    text_weight, text_bias = _heads(state, "txt_net.attention_layer.attention_layer.")
+    used.update(k for k in state if k.startswith("txt_net.attention_layer.attention_layer.") and "embedding_common" in k)
+    if tuple(text_weight.shape) != (heads, head_dim):
+        raise ConfigError(f"text heads {tuple(text_weight.shape)} differ from video heads {(heads, head_dim)}")
+
+    modules: dict[str, dict[str, dict[str, str]]] = {}
+    for key in state:
+        if not key.startswith(vis_prefix) or any(key.startswith(s) for s in skip):
+            continue
+        parts = _split_module_key(key[len(vis_prefix) :])
+        if parts is not None:
+            modules.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = key
+
+    frame_pattern = re.compile(r"^vis_net\.frame_attention\.(.+)\.0\.embedding_common\.0\.weight$")
+    frame_names = [m.group(1) for k in state if (m := frame_pattern.match(k))]
+
+    video_specs: list[FeatureSpec] = []
+    ours: dict[str, Tensor] = {}
+    for i, (name, parts) in enumerate(modules.items()):
+        fc1, bn1 = parts.get("fc1"), parts.get("bn1")
+        is_frame = name in frame_names
+        data_name = name[len("Frame_") :] if is_frame and name.startswith("Frame_") else name
+        if fc1 is not None:
+            weight = take(fc1["weight"])
+            if weight.shape[0] != common:
+                raise ConfigError(f"video feature {name!r} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
+            dim = weight.shape[1]
+            ours[f"video_transforms.{i}.linear.weight"] = weight
+            ours[f"video_transforms.{i}.linear.bias"] = take(fc1["bias"])
+        else:
+            dim = head_dim
+        if is_frame:
+            frame_w = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.weight")
+            ours[f"frame_blocks.{i}.scorer.weight"] = frame_w
+            ours[f"frame_blocks.{i}.scorer.bias"] = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.bias")
+            if fc1 is None:
+                dim = frame_w.shape[1]
+        if bn1 is not None:
+            for part in _BN_KEYS:
+                ours[f"video_transforms.{i}.bn.{part}"] = take(bn1[part])
+        elif fc1 is None:
+            raise ConfigError(f"video feature {name!r} has neither fc1 nor bn1 weights")
+        video_specs.append(
+            FeatureSpec(
+                name=data_name,
+                dim=int(dim),
+                kind="frame" if is_frame else "video",
+                transform="linear" if fc1 is not None else "tile",
+                batch_norm=bn1 is not None,
+                dropout=0.2 if fc1 is not None else 0.0,
+                reference_name=name if data_name != name else None,
+            )
+        )
+    missing_frames = [n for n in frame_names if n not in modules]
+    if missing_frames:
+        raise ConfigError(f"frame blocks without a video transform: {missing_frames}")
+    ours["video_fusion.weight"], ours["video_fusion.bias"] = video_weight, video_bias
+
+    text_modules: dict[str, dict[str, dict[str, str]]] = {}
+    for key in state:
+        m = re.match(r"^txt_net\.transform_layer\.(.+)_transform\.(fc1|bn1)\.(.+)$", key)
+        if m:
+            text_modules.setdefault(m.group(1), {}).setdefault(m.group(2), {})[m.group(3)] = key
+    unknown = [n for n in text_modules if n not in _TEXT_ENCODERS]
+    if unknown:
+        raise ConfigError(f"unsupported reference text encoder(s): {unknown}", expected=", ".join(_TEXT_ORDER))
+    text_specs: list[FeatureSpec] = []
+    gru_vocab_size: int | None = None
+    for enc in (e for e in _TEXT_ORDER if e in text_modules):
+        i = len(text_specs)
+        parts = text_modules[enc]
+        fc1, bn1 = parts.get("fc1"), parts.get("bn1")
+        kind = _TEXT_ENCODERS[enc]
+        if fc1 is not None:
+            weight = take(fc1["weight"])
+            if weight.shape[0] != common:
+                raise ConfigError(f"text encoder {enc!r} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
+            dim = weight.shape[1]
+            ours[f"text_transforms.{i}.linear.weight"] = weight
+            ours[f"text_transforms.{i}.linear.bias"] = take(fc1["bias"])
+        else:
+            dim = head_dim
+        if bn1 is not None:
+            for part in _BN_KEYS:
+                ours[f"text_transforms.{i}.bn.{part}"] = take(bn1[part])
+        if kind == "gru":
+            rnn = "txt_net.encoder.rnn_encoder."
+            if any("_reverse" in k or "_l1" in k for k in state if k.startswith(rnn)):
+                raise ConfigError("only one-layer unidirectional reference GRUs are supported")
+            embedding = take(rnn + "we.weight")
+            gru_vocab_size = embedding.shape[0]
+            ours["gru.embedding.weight"] = embedding
+            for part in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                ours[f"gru.rnn.{part}"] = take(rnn + "rnn." + part)
+            hidden = state[rnn + "rnn.weight_hh_l0"].shape[1]
+            if dim != hidden:
+                raise ConfigError(f"GRU hidden size {hidden} but its transform takes {dim}-d")
+        name = {"gru": "gru", "bow": "bow", "w2v": "w2v"}.get(kind, clip_feature_name)
+        text_specs.append(
+            FeatureSpec(
+                name=name,
+                dim=int(dim),
+                kind=kind,
+                transform="linear" if fc1 is not None else "tile",
+                batch_norm=bn1 is not None,
+                dropout=0.2 if fc1 is not None else 0.0,
+                reference_name=enc,
+            )
+        )
+    ours["text_fusion.weight"], ours["text_fusion.bias"] = text_weight, text_bias
+
+    leftover = [k for k in state if k not in used and not any(p.search(k) for p in _IGNORED)]
+    if leftover:
+        shown = ", ".join(leftover[:5]) + (" ..." if len(leftover) > 5 else "")
+        raise ConfigError(f"{len(leftover)} reference state_dict key(s) not understood: {shown}")
+    word_dim = int(ours["gru.embedding.weight"].shape[1]) if "gru.embedding.weight" in ours else 500
+    config = ModelConfig(
+        video_features=video_specs,
+        text_features=text_specs,
+        common_dim=common,
+        heads=heads,
+        fusion="attention",
+        word_dim=word_dim,
+        frame_mask=True,
+    )
+    config.validate()
+    return ConvertedReference(config, {k: v.detach().clone().contiguous() for k, v in ours.items()}, gru_vocab_size)
+
+
+def model_from_reference(converted: ConvertedReference, frame_mask: bool = True) -> LaffModel:
+    """Build our model with the converted weights (strict load), in eval mode."""
+    converted.config.frame_mask = frame_mask
+    model = LaffModel(converted.config, gru_vocab_size=converted.gru_vocab_size)
+    model.load_state_dict(converted.state_dict, strict=True)
+    return model.eval()
+
+
+def _plain(obj: Any, depth: int = 0) -> Any:
+    """A JSON-safe copy of small option objects (tensors and deep nesting are summarised)."""
+    if depth > 4:
+        return "..."
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Tensor):
+        return f"<tensor {tuple(obj.shape)}>"
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in obj][:50]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in list(obj.items())[:100]}
+    if isinstance(obj, ReferenceObject):
+        return {k: _plain(v, depth + 1) for k, v in obj.__dict__.items() if k != "_args"}
+    return repr(obj)
+
+
+def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str | Path | None = None) -> ModelConfig:
+    """Convert a reference checkpoint into our format in ``out_dir``; returns the written config."""
+    from avsbench.model.checkpoint import save_model
+
+    checkpoint = read_reference_checkpoint(path)
+    converted = convert_reference_state_dict(checkpoint.state_dict, _clip_feature_name(checkpoint.config))
+    bow_vocab, gru_vocab = reference_vocabularies(checkpoint)
+    config = converted.config
+    bow = config.text_feature_of_kind("bow")
+    if bow is not None and (bow_vocab is None or len(bow_vocab) != bow.dim):
+        found = "none" if bow_vocab is None else f"{len(bow_vocab)} words"
+        raise ConfigError(f"bag-of-words vocabulary in the checkpoint config: {found}", path=path, expected=f"{bow.dim} words (config.t2v_bow.vocab)")
+    if config.text_feature_of_kind("gru") is not None and (gru_vocab is None or len(gru_vocab) != converted.gru_vocab_size):
+        found = "none" if gru_vocab is None else f"{len(gru_vocab)} words"
+        raise ConfigError(f"GRU vocabulary in the checkpoint config: {found}", path=path, expected=f"{converted.gru_vocab_size} words (config.t2v_idx.vocab)")
+    if w2v is not None:
+        config.w2v = str(Path(w2v).expanduser().resolve())
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    config.source = {
+        "imported_from": str(Path(path).resolve()),
+        "sha256": digest,
+        "layout": "LAFF-ml" if any(s.kind == "frame" for s in config.video_features) else "LAFF",
+        "epoch": _plain(checkpoint.epoch),
+        "best_perf": _plain(checkpoint.best_perf),
+        "opt": _plain(checkpoint.opt),
+    }
+    model = model_from_reference(converted)
+    save_model(out_dir, model, bow_vocab=bow_vocab if bow is not None else None, gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None)
+    return config
