@@ -1,0 +1,348 @@
+"""Render a run comparison (and the leaderboard) as rich tables, Markdown, LaTeX, CSV and JSON.
+
+:class:`ComparisonReport` wraps one :class:`avsbench.eval.compare.Comparison`, like ranx's
+``Report``: one object, many renderings, all from the same numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from avsbench.errors import ConfigError
+from avsbench.eval.leaderboard import CONFIDENCE_LEVELS, LeaderboardEntry
+
+if TYPE_CHECKING:  # the comparison engine (and the scorer behind it) loads only when comparing
+    from avsbench.eval.compare import Comparison
+
+FORMATS = ("table", "csv", "json", "latex", "markdown")
+TABLES = ("per_year", "per_topic", "wins_ties_losses", "significance", "coverage", "coverage_summary")
+_MISSING = "–"
+
+
+@dataclass
+class ReportTable:
+    """One displayed table: a frame of cells, a format spec per numeric column, and notes."""
+
+    title: str
+    frame: pd.DataFrame
+    formats: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def cell(self, column: str, value: object) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return _MISSING
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        spec = self.formats.get(column)
+        if spec and isinstance(value, (int, float)):
+            return format(value, spec)
+        return str(value)
+
+    def text_rows(self) -> list[list[str]]:
+        return [[self.cell(c, v) for c, v in zip(self.frame.columns, row)] for row in self.frame.itertuples(index=False)]
+
+    def numeric(self, column: str) -> bool:
+        return column in self.formats
+
+
+# --- generic renderers ---------------------------------------------------------------------
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(tables: Sequence[ReportTable]) -> str:
+    """GitHub-flavoured Markdown: a heading, a pipe table and its notes per table."""
+    parts: list[str] = []
+    for table in tables:
+        columns = [str(c) for c in table.frame.columns]
+        lines = [f"### {table.title}", ""] if table.title else []
+        lines.append("| " + " | ".join(_markdown_escape(c) for c in columns) + " |")
+        lines.append("|" + "|".join("---:" if table.numeric(c) else "---" for c in columns) + "|")
+        for row in table.text_rows():
+            lines.append("| " + " | ".join(_markdown_escape(v) for v in row) + " |")
+        lines.extend([""] + table.notes if table.notes else [])
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "–": "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def render_latex(tables: Sequence[ReportTable]) -> str:
+    """One booktabs ``tabular`` per table, each in a ``table`` float with its title as caption."""
+    parts: list[str] = []
+    for table in tables:
+        columns = [str(c) for c in table.frame.columns]
+        spec = "".join("r" if table.numeric(c) else "l" for c in columns)
+        lines = [
+            r"\begin{table}[ht]", r"\centering", f"\\caption{{{latex_escape(table.title)}}}",
+            f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+            " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule",
+        ]
+        lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in table.text_rows()]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [f"\\par\\footnotesize {latex_escape(note)}" for note in table.notes]
+        lines.append(r"\end{table}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_rich(tables: Sequence[ReportTable], console=None) -> None:
+    """Print the tables on a rich console (a plain one on stdout by default)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for table in tables:
+        view = Table(title=table.title, title_justify="left", header_style="bold")
+        for column in table.frame.columns:
+            view.add_column(str(column), justify="right" if table.numeric(str(column)) else "left", overflow="fold")
+        for row in table.text_rows():
+            view.add_row(*row)
+        console.print(view)
+        for note in table.notes:
+            console.print(note, style="dim", highlight=False, markup=False)
+        console.print()
+
+
+def render_text(tables: Sequence[ReportTable], width: int = 120) -> str:
+    """The rich tables as plain text (no colours)."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    render_rich(tables, Console(file=buffer, width=width, color_system=None, force_terminal=False))
+    return buffer.getvalue()
+
+
+def _frame_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Records with NaN as None (valid JSON)."""
+    return json.loads(frame.to_json(orient="records", double_precision=15, force_ascii=False))
+
+
+# --- the comparison report -----------------------------------------------------------------
+
+
+def _reference_label(entry: LeaderboardEntry) -> str:
+    what = entry.system + (f" / {entry.run}" if entry.run else "")
+    return f"ref: {what} ({entry.category}) [{entry.confidence}]"
+
+
+class ComparisonReport:
+    """A rendered view of one comparison: tables, Markdown, LaTeX, CSV, JSON, data frames."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+
+    # data ------------------------------------------------------------------------------
+    def to_dataframe(self, table: str = "per_year") -> pd.DataFrame:
+        """One of the tables as a data frame with raw values (see :data:`TABLES`)."""
+        c = self.comparison
+        frames = {
+            "per_year": c.per_year.reset_index(),
+            "per_topic": c.per_topic,
+            "wins_ties_losses": c.wins_ties_losses.reset_index(),
+            "significance": c.significance,
+            "coverage": c.coverage,
+            "coverage_summary": self._coverage_summary(),
+        }
+        if table not in frames:
+            raise ConfigError(f"unknown table {table!r}", expected=" or ".join(TABLES))
+        return frames[table].copy()
+
+    def _coverage_summary(self) -> pd.DataFrame:
+        coverage = self.comparison.coverage
+        columns = [c for c in coverage.columns if "@" in c]
+        summary = coverage.groupby(["run", "year"], sort=False)[columns].mean().reset_index()
+        summary.insert(2, "topics", coverage.groupby(["run", "year"], sort=False).size().to_numpy())
+        return summary
+
+    def to_dict(self) -> dict[str, object]:
+        c = self.comparison
+        return {
+            "metric": c.metric,
+            "runs": [{"name": n, "path": c.paths[n]} for n in c.runs],
+            "baseline": c.baseline,
+            "years": c.years,
+            "settings": c.settings,
+            "per_year": _frame_records(c.per_year.reset_index()),
+            "per_topic": _frame_records(c.per_topic),
+            "wins_ties_losses": _frame_records(c.wins_ties_losses.reset_index()),
+            "significance": _frame_records(c.significance),
+            "coverage": _frame_records(c.coverage),
+            "references": {y: [e.as_dict() for e in entries] for y, entries in c.references.items()},
+        }
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+
+    def to_csv(self, table: str = "per_topic") -> str:
+        """One table as CSV with full-precision values."""
+        return self.to_dataframe(table).to_csv(index=False, lineterminator="\n")
+
+    # display -----------------------------------------------------------------------------
+    def tables(self, per_topic: bool = True) -> list[ReportTable]:
+        """The displayed tables: per year (with reference rows), significance, wins/ties/losses,
+        judged coverage, and (optionally) per topic."""
+        out = [self._per_year_table()]
+        if self.comparison.baseline is not None:
+            out += [self._significance_table(), self._wins_table()]
+        out.append(self._coverage_table())
+        if per_topic:
+            out.append(self._per_topic_table())
+        return out
+
+    def _per_year_table(self) -> ReportTable:
+        c = self.comparison
+        frame = c.per_year.reset_index()
+        if c.baseline is not None:
+            frame["run"] = [f"{n} (baseline)" if n == c.baseline else n for n in frame["run"]]
+        formats = {y: ".4f" for y in c.years} | {f"{y} topics": "d" for y in c.years}
+        formats |= {"mean over years": ".4f", "topics": "d"}
+        rows = []
+        notes = []
+        for year, entries in c.references.items():
+            for entry in entries:
+                notes.append(f"[{len(notes) + 1}] {entry.year} {entry.system}: {entry.value:.4f}, {entry.source}")
+                rows.append({"run": f"{_reference_label(entry)} [{len(notes)}]", year: entry.value})
+        if rows:
+            frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+            frame[[f"{y} topics" for y in c.years] + ["topics"]] = frame[[f"{y} topics" for y in c.years] + ["topics"]].astype("Int64")
+            levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
+            notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, not here.")
+        if len(c.years) > 1:
+            notes.append("'mean over years' is the mean of the per-year means; each year is scored with its own qrels.")
+        return ReportTable(f"Mean {c.metric} per year", frame, formats, notes)
+
+    def _significance_table(self) -> ReportTable:
+        c = self.comparison
+        s = c.significance
+        level = int(round(100 * float(c.settings["confidence"])))
+        frame = pd.DataFrame({
+            "scope": s["scope"], "run": s["run"], "topics": s["topics"], "mean Δ": s["mean Δ"],
+            f"{level}% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(s["ci low"], s["ci high"])],
+            "p": s["p"], "p (Holm)": s["p (Holm)"],
+            "": ["*" if p <= 0.05 else "" for p in s["p (Holm)"]],
+        })
+        permutations = c.settings["permutations"]
+        notes = [
+            f"Paired randomization test (sign flips, {permutations} permutations or exact enumeration, seed "
+            f"{c.settings['seed']}), two-sided; bootstrap BCa CI of the mean difference "
+            f"({c.settings['bootstrap_samples']} resamples). Holm correction over the runs compared "
+            f"within each scope; * = p (Holm) <= 0.05. Scope 'all' pools the topics of every year.",
+        ]
+        formats = {"topics": "d", "mean Δ": "+.4f", "p": ".4f", "p (Holm)": ".4f"}
+        return ReportTable(f"Significance against the baseline {c.baseline}", frame, formats, notes)
+
+    def _wins_table(self) -> ReportTable:
+        c = self.comparison
+        frame = c.wins_ties_losses.reset_index()
+        note = f"Per topic against {c.baseline}; a tie differs by at most {c.settings['tie_tolerance']}."
+        return ReportTable("Wins / ties / losses", frame, {"wins": "d", "ties": "d", "losses": "d"}, [note])
+
+    def _coverage_table(self) -> ReportTable:
+        frame = self._coverage_summary()
+        formats = {c: ".3f" for c in frame.columns if "@" in c} | {"topics": "d"}
+        depths = " / ".join(str(d) for d in self.comparison.settings["coverage_depths"])
+        notes = [
+            f"Mean over topics of the fraction of each run's top {depths} shots that lie in the judged pool "
+            "(judged@N, any judgment) and in its sampled part (sampled@N, judgment >= 0). Shots outside the "
+            "pool count as non-relevant: a run with low coverage (e.g. a new system on a fixed pool) is under-rated."
+        ]
+        return ReportTable("Judged coverage", frame, formats, notes)
+
+    def _per_topic_table(self) -> ReportTable:
+        c = self.comparison
+        frame = c.per_topic.drop(columns=["topic"]).rename(columns={"number": "topic"})
+        frame["text"] = [t if len(t) <= 48 else t[:47] + "…" for t in frame["text"]]
+        formats = {n: ".4f" for n in c.runs} | {col: "+.4f" for col in frame.columns if str(col).startswith("Δ ")}
+        formats["topic"] = "d"
+        return ReportTable(f"{c.metric} per topic", frame, formats)
+
+    def to_table(self, per_topic: bool = True, width: int = 120) -> str:
+        """Plain-text rendering of the rich tables."""
+        return render_text(self.tables(per_topic), width=width)
+
+    def print(self, per_topic: bool = True, console=None) -> None:
+        """Print the rich tables on a terminal."""
+        render_rich(self.tables(per_topic), console)
+
+    def to_markdown(self, per_topic: bool = True) -> str:
+        return render_markdown(self.tables(per_topic))
+
+    def to_latex(self, per_topic: bool = True) -> str:
+        return render_latex(self.tables(per_topic))
+
+    def render(self, fmt: str, per_topic: bool = True, table: str | None = None) -> str:
+        """Render in one of :data:`FORMATS` (``table`` picks the CSV table)."""
+        if fmt == "table":
+            return self.to_table(per_topic)
+        if fmt == "markdown":
+            return self.to_markdown(per_topic)
+        if fmt == "latex":
+            return self.to_latex(per_topic)
+        if fmt == "json":
+            return self.to_json()
+        if fmt == "csv":
+            return self.to_csv(table or ("per_topic" if per_topic else "per_year"))
+        raise ConfigError(f"unknown format {fmt!r}", expected=" or ".join(FORMATS))
+
+
+def compare_runs(runs: Sequence[str | Path], baseline: str | Path | None = None, **options: object) -> ComparisonReport:
+    """Score and compare run files; see :func:`avsbench.eval.compare.compare_runs` for options."""
+    from avsbench.eval.compare import compare_runs as compute_comparison
+
+    return ComparisonReport(compute_comparison(runs, baseline, **options))
+
+
+# --- leaderboard ---------------------------------------------------------------------------
+
+
+def leaderboard_table(entries: Sequence[LeaderboardEntry], title: str = "Published TRECVID AVS results") -> ReportTable:
+    """The leaderboard entries as a table; sources become numbered notes."""
+    sources: list[str] = []
+    rows = []
+    for e in entries:
+        if e.source not in sources:
+            sources.append(e.source)
+        rows.append({"year": e.year, "system": e.system, "run": e.run or "", "kind": e.kind, "category": e.category,
+                     "metric": e.metric, "value": e.value, "conf.": e.confidence, "source": f"[{sources.index(e.source) + 1}]"})
+    frame = pd.DataFrame(rows, columns=["year", "system", "run", "kind", "category", "metric", "value", "conf.", "source"])
+    levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
+    notes = [f"Confidence: {levels}."] + [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
+    return ReportTable(title, frame, {"value": ".4f"}, notes)
+
+
+def render_leaderboard(entries: Sequence[LeaderboardEntry], fmt: str) -> str:
+    """Render leaderboard entries in one of :data:`FORMATS`."""
+    if fmt == "json":
+        return json.dumps([e.as_dict() for e in entries], indent=1, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return pd.DataFrame([e.as_dict() for e in entries], columns=list(LeaderboardEntry.__dataclass_fields__)).to_csv(
+            index=False, lineterminator="\n"
+        )
+    table = leaderboard_table(entries)
+    if fmt == "markdown":
+        return render_markdown([table])
+    if fmt == "latex":
+        return render_latex([table])
+    if fmt == "table":
+        return render_text([table], width=160)
+    raise ConfigError(f"unknown format {fmt!r}", expected=" or ".join(FORMATS))
