@@ -1,0 +1,273 @@
+"""Run files: TREC 6-column text (``topic Q0 shotId rank score tag``) and TRECVID XML submissions.
+
+What the scorer uses from a TREC run is the topic, the shot and the score; the rank column
+and the tag are ignored (sample_eval.pl orders by score). A run keeps, per topic, every line's
+shot and score in file order, so duplicate lines stay visible (a later line's score wins).
+
+The one order of shots everywhere: score descending, then shot id descending (byte order),
+see :func:`ranked_shots`.
+
+Strict reading (default) rejects a wrong field count, a non-numeric or non-finite score, an
+empty file, a file starting with whitespace and binary data, naming file and line. ``lenient``
+reads like sample_eval.pl: whole-file whitespace tokens six at a time (a short line shifts the
+rest), a leading empty token when the file starts with whitespace, and Perl's numeric prefix
+for scores ("abc" -> 0, "3x" -> 3).
+
+TRECVID XML (``videoAdhocSearchResults``) is read the way NIST turns it into TREC lines: topic
+"1" + tNum, shots ordered by seqNum; the derived scores (n, n-1, ..., 1 for n items) keep
+that order.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import NamedTuple
+
+from avsbench.data.atomic import atomic_write
+from avsbench.data.textrecords import (
+    PERL_WHITESPACE,
+    RecordTokens,
+    perl_number,
+    read_file_bytes,
+    split_records,
+    topic_sort_key,
+)
+from avsbench.data.topics import qrels_topic_id
+from avsbench.errors import InputFormatError
+
+TREC_LAYOUT = "topic Q0 shotId rank score tag"
+_NUMBER_CHARS = str.maketrans("", "", "0123456789+-.eE")
+_SCORE_AND_SHOT = operator.itemgetter(1, 0)
+
+
+def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[str, float]]:
+    """Distinct shots with their scores in scorer order: score descending, then shot id descending.
+
+    ``shots``/``scores`` are a topic's lines in file order; for a shot listed more than once
+    the later line's score counts (as in sample_eval.pl).
+    """
+    final = dict(zip(shots, scores))
+    if len(final) == len(shots) and all(map(operator.gt, scores, scores[1:])):
+        return list(final.items())  # already strictly decreasing: no sort needed
+    return sorted(final.items(), key=_SCORE_AND_SHOT, reverse=True)
+
+
+@dataclass
+class TopicLines:
+    """One topic's run lines in file order."""
+
+    shots: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def num_lines(self) -> int:
+        return len(self.shots)
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Distinct shots in scorer order (see :func:`ranked_shots`)."""
+        return ranked_shots(self.shots, self.scores)
+
+
+class RunEntry(NamedTuple):
+    """One result line as the scorer sees it."""
+
+    topic: str
+    shot: str
+    score: float
+
+
+@dataclass
+class RunFile:
+    """A run: topic id (qrels style, "1611") -> :class:`TopicLines`, topics in first-appearance order."""
+
+    name: str
+    topics: dict[str, TopicLines] = field(default_factory=dict)
+    tag: str = "avsbench"
+    path: str | None = None
+    source_format: str = "trec"  # "trec" or "xml"
+
+    def __len__(self) -> int:
+        return sum(t.num_lines for t in self.topics.values())
+
+    @property
+    def topic_ids(self) -> list[str]:
+        """Topics with at least one line, in numeric order."""
+        return sorted((t for t, lines in self.topics.items() if lines.num_lines), key=topic_sort_key)
+
+    def entries(self) -> Iterator[RunEntry]:
+        """Every line, topic by topic in first-appearance order, lines in file order."""
+        for topic, lines in self.topics.items():
+            for shot, score in zip(lines.shots, lines.scores):
+                yield RunEntry(topic, shot, score)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, str, float]], name: str, tag: str | None = None) -> RunFile:
+        """Build a run from ``(topic, shot, score)`` triples (e.g. a ranker's output)."""
+        run = cls(name=name, tag=tag or name)
+        for topic, shot, score in entries:
+            lines = run.topics.get(topic)
+            if lines is None:
+                lines = run.topics[topic] = TopicLines()
+            lines.shots.append(shot)
+            lines.scores.append(float(score))
+        return run
+
+    @classmethod
+    def read(cls, path: str | Path, *, lenient: bool = False) -> RunFile:
+        """Read a TREC or TRECVID XML run (by content: XML starts with '<'); an XML file must hold one run."""
+        runs = cls.read_all(path, lenient=lenient)
+        if len(runs) != 1:
+            raise InputFormatError(
+                f"XML file holds {len(runs)} runs (videoAdhocSearchRunResult)", path=path, expected="one run; use RunFile.read_all"
+            )
+        return runs[0]
+
+    @classmethod
+    def read_all(cls, path: str | Path, *, lenient: bool = False) -> list[RunFile]:
+        """Read every run of a file: one for a TREC file, one per ``videoAdhocSearchRunResult`` for XML."""
+        data = read_file_bytes(path, "run")
+        return cls.from_bytes(data, path, lenient=lenient)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str | Path = "<run>", *, lenient: bool = False) -> list[RunFile]:
+        if data.lstrip(PERL_WHITESPACE)[:1] == b"<":
+            return _read_xml(data, str(path), lenient)
+        records = split_records(data, path, fields=6, what="run", layout=TREC_LAYOUT, lenient=lenient)
+        return [_build_trec_run(records, Path(str(path)).name)]
+
+    def write(self, path: str | Path) -> None:
+        """Write the run as TREC lines, atomically: topics in numeric order, shots in scorer order
+        (score desc, shot id desc), ranks 1..n, one line per distinct shot (a later duplicate's score wins)."""
+        for topic, lines in self.topics.items():
+            bad = next((s for s in lines.scores if not math.isfinite(s)), None)
+            if bad is not None:
+                raise InputFormatError(f"cannot write non-finite score {bad!r} (topic {topic})", path=path)
+        with atomic_write(path) as fh:
+            for topic in self.topic_ids:
+                for rank, (shot, score) in enumerate(self.topics[topic].ranked(), 1):
+                    fh.write(f"{topic} Q0 {shot} {rank} {format_score(score)} {self.tag}\n")
+
+
+def format_score(score: float) -> str:
+    """Shortest text that reads back as the same float ("9999" for integral scores)."""
+    if score.is_integer() and abs(score) < 2**53:
+        return str(int(score))
+    return repr(score)
+
+
+def _parse_scores(records: RecordTokens, texts: list[str]) -> list[float]:
+    if records.lenient:
+        return list(map(perl_number, texts))
+    expected = "a finite number such as 9999, 0.8731 or 4.7e-04"
+    if "".join(texts).translate(_NUMBER_CHARS):  # a character no plain decimal number uses
+        record = next(i for i, t in enumerate(texts) if t.translate(_NUMBER_CHARS))
+        raise InputFormatError(f"score {texts[record]!r} is not a number", path=records.path, line=records.line_of(record), expected=expected)
+    try:
+        return list(map(float, texts))
+    except ValueError:
+        for i, t in enumerate(texts):
+            try:
+                float(t)
+            except ValueError:
+                raise InputFormatError(f"score {t!r} is not a number", path=records.path, line=records.line_of(i), expected=expected) from None
+        raise
+
+
+def _build_trec_run(records: RecordTokens, name: str) -> RunFile:
+    topic_col = records.column(0)
+    shots = records.column(2)
+    scores = _parse_scores(records, records.column(4))
+    tags = records.column(5)
+    run = RunFile(name=name, tag=tags[0] if tags else name, path=records.path, source_format="trec")
+    start = 0
+    for topic, block in groupby(topic_col):
+        end = start + sum(1 for _ in block)
+        lines = run.topics.get(topic)
+        if lines is None:
+            lines = run.topics[topic] = TopicLines()
+        lines.shots.extend(shots[start:end])
+        lines.scores.extend(scores[start:end])
+        start = end
+    return run
+
+
+RESULTS_TAG = "videoAdhocSearchResults"
+RUN_TAG = "videoAdhocSearchRunResult"
+TOPIC_TAG = "videoAdhocSearchTopicResult"
+ITEM_TAG = "item"
+
+
+def _xml_int(element, attribute: str, path: str, expected: str) -> int:
+    value = element.get(attribute)
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        problem = "missing" if value is None else f"{value!r} is not a whole number"
+        raise InputFormatError(f"<{element.tag}> attribute {attribute} {problem}", path=path, line=element.sourceline, expected=expected)
+    return int(text)
+
+
+def _unexpected(element, path: str, expected: str) -> InputFormatError:
+    return InputFormatError(f"unexpected element <{element.tag}>", path=path, line=element.sourceline, expected=expected)
+
+
+def _read_xml(data: bytes, path: str, lenient: bool) -> list[RunFile]:
+    from lxml import etree  # only XML runs need lxml
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise InputFormatError(f"XML not well-formed: {exc.msg}", path=path, line=exc.lineno or None) from None
+    if root.tag == RUN_TAG:
+        run_elements = [root]
+    elif root.tag == RESULTS_TAG:
+        run_elements = []
+        for child in root:
+            if child.tag != RUN_TAG:
+                raise _unexpected(child, path, f"<{RUN_TAG}> elements")
+            run_elements.append(child)
+    else:
+        raise _unexpected(root, path, f"root element <{RESULTS_TAG}>")
+    if not run_elements:
+        raise InputFormatError(f"no <{RUN_TAG}> in the XML file", path=path, line=root.sourceline)
+    base = Path(path).name
+    runs = []
+    for element in run_elements:
+        tag = element.get("pid") or "xml"
+        name = base if len(run_elements) == 1 else f"{base}:{tag}_{element.get('priority', len(runs) + 1)}"
+        runs.append(_xml_run(element, path, name, tag, lenient))
+    return runs
+
+
+def _xml_run(run_element, path: str, name: str, tag: str, lenient: bool) -> RunFile:
+    per_topic: dict[str, list[tuple[int, int, str]]] = {}
+    for topic_element in run_element:
+        if topic_element.tag != TOPIC_TAG:
+            raise _unexpected(topic_element, path, f"<{TOPIC_TAG}> elements")
+        topic = qrels_topic_id(_xml_int(topic_element, "tNum", path, "the plain topic number, e.g. 611"))
+        if topic in per_topic and not lenient:
+            raise InputFormatError(f"topic {topic_element.get('tNum')} appears twice in one run", path=path, line=topic_element.sourceline)
+        items = per_topic.setdefault(topic, [])
+        seen: dict[int, int] = {}
+        for item in topic_element:
+            if item.tag != ITEM_TAG:
+                raise _unexpected(item, path, f"<{ITEM_TAG} seqNum=... shotId=.../>")
+            seq = _xml_int(item, "seqNum", path, "the rank 1, 2, ...")
+            shot = (item.get("shotId") or "").strip()
+            if not shot:
+                raise InputFormatError("<item> without shotId", path=path, line=item.sourceline)
+            if seq in seen and not lenient:
+                raise InputFormatError(f"seqNum {seq} used twice in topic {topic_element.get('tNum')} (first on line {seen[seq]})", path=path, line=item.sourceline)
+            seen.setdefault(seq, item.sourceline)
+            items.append((seq, len(items), shot))
+    run = RunFile(name=name, tag=tag, path=path, source_format="xml")
+    for topic, items in per_topic.items():
+        items.sort()
+        n = len(items)
+        run.topics[topic] = TopicLines([shot for _, _, shot in items], [float(n - i) for i in range(n)])
+    return run

@@ -1,0 +1,351 @@
+"""An exact port of NIST's ``sample_eval.pl`` (TRECVID AVS edition): infAP, infNDCG, iP@k, 11-point iprec@rec.
+
+Written from ``shared/docs/sample_eval.md``. Every quirk of the reference is kept by default:
+order by score with ties broken by descending shot id, rank column ignored, a duplicate line's
+later score wins, only the first ``max_results`` (1000) distinct shots count, AP rescaled by
+R-hat / 1000 when R-hat > 1000, the epsilon terms 0.00001 / 0.00003, one recall level per rank
+in the 11-point interpolation, and means over the topics present in both run and qrels.
+
+Bit-exactness: each expression is evaluated in the reference's order (left to right), sums
+over strata run in ascending string order, means over topics in numeric order, the 11-point
+buckets and ``inum_rel all`` in string order. The per-rank pass is vectorised with numpy:
+per-stratum counters are cumulative sums (exact integers) and every float is produced by the
+same IEEE operations, in the same order, as the scalar loop; sums along the ranking (SAP, DCG
+gains) are accumulated sequentially.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from avsbench.data.qrels import Qrels, QrelsTopic, discount
+from avsbench.data.runs import RunFile, TopicLines
+from avsbench.data.textrecords import topic_sort_key
+from avsbench.errors import ConfigError, EvaluationError
+
+DEFAULT_CUTOFFS: tuple[int, ...] = (5, 10, 15, 20, 30, 100, 200, 500, 1000)
+DEFAULT_MAX_RESULTS = 1000
+RECALL_LEVELS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+REL_EPSILON = 0.00001  # added to the relevant count of a stratum
+SAMPLED_EPSILON = 0.00003  # added to the sampled count of a stratum
+
+_SHOT = itemgetter(0)
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    """sample_eval's measures for one topic."""
+
+    topic: str
+    inf_ap: float
+    inf_ndcg: float
+    precision_at: dict[int, float]  # iP@k
+    inum_rel_ret: float  # estimated relevant shots retrieved (within the first max_results)
+    inum_rel: float  # R-hat, estimated relevant shots in the collection
+    num_ret: int  # run lines of the topic, duplicates and lines past max_results included
+    num_ranked: int  # distinct shots scored (at most max_results)
+    iprec_at_recall: tuple[float, ...]  # this topic's 11 interpolated precisions
+    in_run: bool = True  # False: absent from the run, scored 0 (missing_as_zero)
+
+    def measures(self) -> dict[str, float | int]:
+        """Measures under sample_eval's names, in its output order."""
+        out: dict[str, float | int] = {"infAP": self.inf_ap, "infNDCG": self.inf_ndcg}
+        out.update({f"iP{c}": v for c, v in self.precision_at.items()})
+        out.update({"inum_rel_ret": self.inum_rel_ret, "inum_rel": self.inum_rel, "num_ret": self.num_ret})
+        return out
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """A run scored against qrels: per-topic results (numeric topic order) and sample_eval's summary."""
+
+    per_topic: dict[str, TopicResult]
+    inf_ap: float
+    inf_ndcg: float
+    iprec_at_recall: tuple[float, ...]
+    precision_at: dict[int, float]
+    inum_rel_ret: float  # sum over scored topics
+    inum_rel: float  # sum of R-hat over ALL qrels topics (as sample_eval prints it)
+    num_ret: int  # distinct shots scored over all topics (at most max_results each)
+    num_topics: int  # the divisor of the means
+    cutoffs: tuple[int, ...]
+    max_results: int
+    missing_topics: tuple[str, ...]  # in the qrels, not in the run
+    foreign_topics: tuple[str, ...]  # in the run, not in the qrels (ignored)
+    duplicate_lines: dict[str, int]  # topic -> lines repeating a shot already listed
+    over_limit_topics: dict[str, int]  # topic -> distinct shots, where more than max_results
+    missing_as_zero: bool = False
+    run_name: str = ""
+    run_path: str | None = None
+    qrels_path: str | None = None
+
+    @property
+    def scored_topics(self) -> list[str]:
+        """Topics present in both run and qrels (the ones sample_eval scores)."""
+        return [t for t, r in self.per_topic.items() if r.in_run]
+
+    def measures(self) -> dict[str, float | int]:
+        """Summary measures under sample_eval's names, in its output order."""
+        out: dict[str, float | int] = {"infAP": self.inf_ap, "infNDCG": self.inf_ndcg}
+        out.update({f"iprec@rec{level:4.2f}": v for level, v in zip(RECALL_LEVELS, self.iprec_at_recall)})
+        out.update({f"iP{c}": v for c, v in self.precision_at.items()})
+        out.update({"inum_rel_ret": self.inum_rel_ret, "inum_rel": self.inum_rel, "num_ret": self.num_ret})
+        return out
+
+    def to_dict(self, per_topic: bool = True) -> dict[str, Any]:
+        """JSON-ready dict (floats at full precision)."""
+        out: dict[str, Any] = {
+            "run": self.run_name,
+            "run_path": self.run_path,
+            "qrels": self.qrels_path,
+            "num_topics": self.num_topics,
+            "missing_as_zero": self.missing_as_zero,
+            "summary": self.measures(),
+            "scored_topics": self.scored_topics,
+            "missing_topics": list(self.missing_topics),
+            "foreign_topics": list(self.foreign_topics),
+            "duplicate_lines": dict(self.duplicate_lines),
+            "over_limit_topics": dict(self.over_limit_topics),
+        }
+        if per_topic:
+            out["per_topic"] = {t: {**r.measures(), "in_run": r.in_run} for t, r in self.per_topic.items()}
+        return out
+
+
+@lru_cache(maxsize=8)
+def _discount_table(max_results: int) -> np.ndarray:
+    """discount(k) for ranks k = 0..max_results (entry 0 unused)."""
+    return np.array([1.0] + [discount(k) for k in range(1, max_results + 1)])
+
+
+@lru_cache(maxsize=8)
+def _rank_numbers(max_results: int) -> np.ndarray:
+    return np.arange(1, max_results + 1, dtype=np.int64)
+
+
+def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFAULT_MAX_RESULTS, cutoffs: Sequence[int] = DEFAULT_CUTOFFS) -> TopicResult:
+    """Score one topic's run lines against its qrels exactly as sample_eval.pl does."""
+    ranked = lines.ranked()
+    shots = list(map(_SHOT, ranked[:max_results]))
+    k_max = len(shots)
+    num_strata = len(qt.strata)
+
+    stratum_of = np.fromiter(map(qt.stratum_index.get, shots, repeat(-1)), dtype=np.int64, count=k_max)
+    gain = np.fromiter(map(qt.judgment.get, shots, repeat(0.0)), dtype=np.float64, count=k_max)
+    relevant = gain > 0
+    sampled = gain >= 0
+    pool_seen = np.cumsum(stratum_of >= 0)  # D after each rank
+    ranks = _rank_numbers(max_results)[:k_max]
+
+    rel_pos = np.flatnonzero(relevant)
+    rel_stratum = stratum_of[rel_pos]
+    pool_above = pool_seen[rel_pos] - 1  # D over the ranks above each relevant shot
+    pool_above_nz = np.where(pool_above != 0, pool_above, 1)
+
+    est_rel_ret = np.zeros(k_max)  # RR_k
+    prec_above = np.zeros(rel_pos.size)
+    docs_final: list[int] = []
+    sampled_final: list[int] = []
+    for c in range(num_strata):
+        in_c = stratum_of == c
+        docs_c = np.cumsum(in_c)
+        samp_c = np.cumsum(in_c & sampled)
+        relr_c = np.cumsum(in_c & relevant)
+        est_rel_ret = est_rel_ret + docs_c * (relr_c + REL_EPSILON) / (samp_c + SAMPLED_EPSILON)
+        if rel_pos.size:
+            own = rel_stratum == c  # counters above rank k exclude the shot at k itself
+            docs_above = docs_c[rel_pos] - own
+            term = (docs_above / pool_above_nz) * (relr_c[rel_pos] - own + REL_EPSILON) / (samp_c[rel_pos] - own + SAMPLED_EPSILON)
+            prec_above = prec_above + np.where((pool_above != 0) & (docs_above != 0), term, 0.0)
+        docs_final.append(int(docs_c[-1]) if k_max else 0)
+        sampled_final.append(int(samp_c[-1]) if k_max else 0)
+
+    rel_ranks = ranks[rel_pos]
+    precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above  # estimated precision at each relevant rank
+    dcg_gain = gain[rel_pos] / _discount_table(max_results)[rel_ranks]
+    sum_prec = [0.0] * num_strata
+    sum_gain = [0.0] * num_strata
+    for s, p, g in zip(rel_stratum.tolist(), precision.tolist(), dcg_gain.tolist()):
+        sum_prec[s] += p
+        sum_gain[s] += g
+
+    estimate = qt.estimated_relevant
+    ap = 0.0
+    if estimate != 0:
+        for i, s in enumerate(qt.strata):
+            if qt.sampled.get(s, 0) != 0:
+                r = qt.relevant.get(s, 0)
+                ap += (qt.stratum_weight(s) / estimate) * (sum_prec[i] / r if r != 0 else 0)
+    if estimate > max_results:
+        ap = ap * estimate / max_results
+
+    pool_final = int(pool_seen[-1]) if k_max else 0
+    dcg = 0.0
+    for c in range(num_strata):
+        if pool_final != 0 and sampled_final[c] != 0:
+            dcg += (docs_final[c] / pool_final) * sum_gain[c] / sampled_final[c]
+    idcg = qt.ideal_dcg(max_results)
+    ndcg = pool_final * dcg / idcg if idcg != 0 else 0.0
+
+    rr_final = float(est_rel_ret[-1]) if k_max else 0.0
+    precision_at = {c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs}
+    return TopicResult(
+        topic=qt.topic,
+        inf_ap=ap,
+        inf_ndcg=ndcg,
+        precision_at=precision_at,
+        inum_rel_ret=rr_final,
+        inum_rel=estimate,
+        num_ret=lines.num_lines,
+        num_ranked=k_max,
+        iprec_at_recall=_interpolated_precision(est_rel_ret, ranks, estimate, rr_final),
+    )
+
+
+def _interpolated_precision(est_rel_ret: np.ndarray, ranks: np.ndarray, estimate: float, rr_final: float) -> tuple[float, ...]:
+    """sample_eval's 11-point rule: walking up from the last rank, at most one recall level per rank."""
+    levels = [x * estimate for x in RECALL_LEVELS]
+    values = [0.0] * len(levels)
+    cur = len(levels) - 1
+    while cur >= 0 and levels[cur] > rr_final:
+        cur -= 1  # levels above the final estimated recall get nothing
+    best_overall = 0.0
+    if ranks.size:
+        precision = est_rel_ret / ranks
+        best_below = np.maximum.accumulate(precision[::-1])[::-1]  # max precision at this rank or deeper
+        best_overall = float(best_below[0])
+        end = ranks.size
+        while cur >= 0 and end > 0:
+            hits = np.flatnonzero(est_rel_ret[:end] < levels[cur])
+            if hits.size == 0:
+                break
+            i = int(hits[-1])
+            values[cur] = float(best_below[i])
+            cur -= 1
+            end = i
+    while cur >= 0:
+        values[cur] = best_overall
+        cur -= 1
+    return tuple(values)
+
+
+def _absent_topic(qt: QrelsTopic, cutoffs: Sequence[int]) -> TopicResult:
+    return TopicResult(qt.topic, 0.0, 0.0, {c: 0.0 for c in cutoffs}, 0.0, qt.estimated_relevant, 0, 0, (0.0,) * len(RECALL_LEVELS), in_run=False)
+
+
+def evaluate(
+    qrels: Qrels,
+    run: RunFile,
+    *,
+    max_results: int = DEFAULT_MAX_RESULTS,
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+    missing_as_zero: bool = False,
+    lenient: bool = False,
+) -> EvalResult:
+    """Score ``run`` against ``qrels`` like ``sample_eval.pl``.
+
+    Means divide by the number of topics present in both run and qrels (NIST's rule);
+    ``missing_as_zero`` also counts qrels topics absent from the run, as 0. When no run topic
+    is a qrels topic the Perl script dies dividing by zero: here an :class:`EvaluationError`,
+    or with ``lenient`` a result with ``num_topics == 0`` and zero means (whose sample_eval
+    text is empty, like the script's stdout).
+    """
+    if max_results < 1:
+        raise ConfigError(f"max_results must be at least 1, got {max_results}")
+    if any(c < 1 for c in cutoffs):
+        raise ConfigError(f"cut-offs must be at least 1, got {tuple(cutoffs)}")
+    cutoffs = tuple(cutoffs)
+    run_topics = [t for t, lines in run.topics.items() if lines.num_lines]
+    scored = sorted((t for t in run_topics if t in qrels.topics), key=topic_sort_key)
+    foreign = tuple(sorted((t for t in run_topics if t not in qrels.topics), key=topic_sort_key))
+    in_run = set(run_topics)
+    missing = tuple(t for t in qrels.topic_ids if t not in in_run)
+
+    per_topic = {t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored}
+    if missing_as_zero and missing:
+        per_topic.update((t, _absent_topic(qrels.topics[t], cutoffs)) for t in missing)
+        per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
+
+    duplicates = {t: run.topics[t].num_lines - len(set(run.topics[t].shots)) for t in run_topics}
+    over_limit = {t: n for t in run_topics if (n := len(set(run.topics[t].shots))) > max_results}
+    count = len(per_topic)
+    if count == 0 and not lenient:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise EvaluationError(
+            f"none of the run's topics ({shown or 'none'}) is a topic of the qrels {qrels.path} "
+            f"({', '.join(qrels.topic_ids[:3])}, ...); nothing to average (sample_eval.pl dies dividing by zero here)",
+            path=run.path,
+            expected='qrels-style topic ids ("1" + topic number, e.g. 1611) matching the qrels',
+        )
+
+    sum_ap = sum_ndcg = sum_rr = 0.0
+    sum_prec = dict.fromkeys(cutoffs, 0.0)
+    num_ranked = 0
+    for r in per_topic.values():
+        sum_ap += r.inf_ap
+        sum_ndcg += r.inf_ndcg
+        for c in cutoffs:
+            sum_prec[c] += r.precision_at[c]
+        sum_rr += r.inum_rel_ret
+        num_ranked += r.num_ranked
+    buckets = [0.0] * len(RECALL_LEVELS)
+    for t in sorted(per_topic):
+        for i, v in enumerate(per_topic[t].iprec_at_recall):
+            buckets[i] += v
+    divisor = count or 1  # lenient, no topic: zero means
+    return EvalResult(
+        per_topic=per_topic,
+        inf_ap=sum_ap / divisor,
+        inf_ndcg=sum_ndcg / divisor,
+        iprec_at_recall=tuple(b / divisor for b in buckets),
+        precision_at={c: sum_prec[c] / divisor for c in cutoffs},
+        inum_rel_ret=sum_rr,
+        inum_rel=qrels.total_estimated_relevant,
+        num_ret=num_ranked,
+        num_topics=count,
+        cutoffs=cutoffs,
+        max_results=max_results,
+        missing_topics=missing,
+        foreign_topics=foreign,
+        duplicate_lines={t: n for t, n in duplicates.items() if n},
+        over_limit_topics=over_limit,
+        missing_as_zero=missing_as_zero,
+        run_name=run.name,
+        run_path=run.path,
+        qrels_path=qrels.path,
+    )
+
+
+def format_sample_eval(result: EvalResult, per_topic: bool = False) -> str:
+    """The text ``perl sample_eval.pl [-q] QRELS RUN`` prints, byte for byte (``per_topic`` = ``-q``).
+
+    Identical to the Perl output for results computed with the defaults (not ``missing_as_zero``,
+    which adds zero lines for absent topics and divides by more topics). With no scored topic the
+    text is empty, as the script's stdout is when it dies.
+    """
+    if result.num_topics == 0:
+        return ""
+    out: list[str] = []
+    if per_topic:
+        for t, r in result.per_topic.items():
+            out.append(f"infAP\t\t{t}\t\t{r.inf_ap:6.4f}\n")
+            out.append(f"infNDCG\t\t{t}\t\t{r.inf_ndcg:6.4f}\n")
+            out.extend(f"iP{c}\t\t{t}\t\t{r.precision_at[c]:6.4f}\n" for c in result.cutoffs)
+            out.append(f"inum_rel_ret\t{t}\t{r.inum_rel_ret:14.4f}\n")
+            out.append(f"inum_rel\t{t}\t{r.inum_rel:14.4f}\n")
+            out.append(f"num_ret\t\t{t}\t{r.num_ret:9d}\n")
+    out.append(f"infAP\t\tall\t\t{result.inf_ap:6.4f}\n")
+    out.append(f"infNDCG\t\tall\t\t{result.inf_ndcg:6.4f}\n")
+    out.extend(f"iprec@rec{level:4.2f}\tall\t\t{v:6.4f}\n" for level, v in zip(RECALL_LEVELS, result.iprec_at_recall))
+    out.extend(f"iP{c}\t\tall\t\t{result.precision_at[c]:6.4f}\n" for c in result.cutoffs)
+    out.append(f"inum_rel_ret\tall\t{result.inum_rel_ret:14.4f}\n")
+    out.append(f"inum_rel\tall\t{result.inum_rel:14.4f}\n")
+    out.append(f"num_ret\t\tall\t{result.num_ret:9d}\n")
+    return "".join(out)
