@@ -122,3 +122,25 @@ def check_collection_features(config: ModelConfig, collection_dir: str | Path) -
             path=collection_dir,
             expected="FeatureData/<feature>/ for every video feature of the model",
         )
+
+
+def model_info(model_dir: str | Path) -> dict:
+    """A summary of a model folder: features (name, kind, dim, transform), heads, parameters, training metrics."""
+    loaded = load_model(model_dir, "cpu")
+    config = loaded.config
+    return {
+        "path": str(Path(model_dir)),
+        "common_dim": config.common_dim,
+        "heads": config.heads,
+        "head_dim": config.head_dim,
+        "fusion": config.fusion,
+        "video_features": [{"name": s.name, "kind": s.kind, "dim": s.dim, "transform": s.transform, "batch_norm": s.batch_norm} for s in config.video_features],
+        "text_features": [{"name": s.name, "kind": s.kind, "dim": s.dim, "transform": s.transform, "batch_norm": s.batch_norm} for s in config.text_features],
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "bow_vocab_size": len(loaded.text_pipeline.bow_vocab or []),
+        "gru_vocab_size": len(loaded.text_pipeline.gru_vocab or []),
+        "w2v": config.w2v,
+        "training": config.training,
+        "metrics": config.metrics,
+        "source": {k: v for k, v in config.source.items() if k != "opt"},
+    }

@@ -74,6 +74,13 @@ def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
     return object.__new__(cls)
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes (latin-1 only)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1")
+
+
 def _numpy_global(module: str, name: str) -> Any:
     if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("scalar", "_reconstruct"):
         return getattr(np._core.multiarray if hasattr(np, "_core") else np.core.multiarray, name)
@@ -92,6 +99,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
     ("builtins", "object"): object,
     ("copyreg", "_reconstructor"): _safe_reconstructor,
+    ("_codecs", "encode"): _latin1_encode,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch", "Size"): torch.Size,

@@ -1,0 +1,63 @@
+"""``avsbench model``: import reference LAFF checkpoints and describe model folders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def model() -> None:
+    """Model folders: import reference checkpoints, show what a model contains."""
+
+
+@model.command("import-laff")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model folder to write.")
+@click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile folder (e.g. word2vec/flickr/vec500flickr30m).")
+def import_laff(checkpoint: Path, out_dir: Path, w2v: Path | None) -> None:
+    """Convert a reference LAFF checkpoint (model_best.pth.tar) into our format."""
+    from avsbench.model.reference_import import import_reference_checkpoint
+
+    config = import_reference_checkpoint(checkpoint, out_dir, w2v=w2v)
+    video = ", ".join(f"{s.name} ({s.kind}, {s.dim})" for s in config.video_features)
+    text = ", ".join(f"{s.name} ({s.dim})" for s in config.text_features)
+    click.echo(f"wrote {out_dir}: {config.heads} heads x {config.head_dim}; video: {video}; text: {text}")
+
+
+@model.command("info")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def info(model_dir: Path, as_json: bool) -> None:
+    """Show a model's features, dims, parameters and training metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from avsbench.model.checkpoint import model_info
+
+    summary = model_info(model_dir)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    console.print(
+        f"[bold]{summary['path']}[/bold]: {summary['heads']} heads x {summary['head_dim']} "
+        f"(common space {summary['common_dim']}), fusion {summary['fusion']}, {summary['parameters']:,} parameters"
+    )
+    for side in ("video_features", "text_features"):
+        table = Table(title=side.replace("_", " "))
+        for column in ("name", "kind", "dim", "transform", "batch_norm"):
+            table.add_column(column)
+        for spec in summary[side]:
+            table.add_row(*(str(spec[c]) for c in ("name", "kind", "dim", "transform", "batch_norm")))
+        console.print(table)
+    console.print(f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word vectors: {summary['w2v']}")
+    if summary["metrics"]:
+        console.print("metrics: " + ", ".join(f"{k}={v}" for k, v in summary["metrics"].items()))
+    if summary["training"]:
+        console.print("training: " + json.dumps(summary["training"]))
+    if summary["source"]:
+        console.print("source: " + json.dumps(summary["source"]))
