@@ -1,0 +1,282 @@
+"""The ranking engine: stream a collection once, encode each chunk once, score it against all
+topics, keep per-topic top-k in the scorer's order.
+
+Precision:
+
+* ``fp32``: encoding and scoring in float32; the kept top-k is the answer.
+* ``bf16``: the encoding GEMMs run under bfloat16 autocast; scores are then computed in float32
+  from the (bf16-accurate) embeddings with the model's ``similarity`` outside autocast (that GEMM
+  is <1% of the work, and bf16 scores would tie by the thousand). Each topic keeps
+  ``top_k + margin`` candidates; after the pass their embeddings are recomputed in float32 and
+  re-scored, and the final top-k is taken from those exact scores. A per-topic certificate
+  checks the margin was enough: with ``err`` the largest |bf16 - fp32| score difference seen on
+  the candidates, no shot outside the candidates can reach the fp32 k-th score if
+  ``candidate cut-off + 2 * err < fp32 k-th score``. Topics that fail it are reported.
+
+float32 results do not depend on how shots are batched: every encoder call gets exactly
+``batch_size`` rows (the last batch is zero-padded), so the GEMM kernels, and thus the bits of
+every score, are the same in the streaming pass and in the re-scoring.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from avsbench.errors import ConfigError, InputFormatError
+from avsbench.ranking.stream import ChunkReader, FeatureSource
+from avsbench.ranking.topk import TopK, scorer_sort, shot_id_keys
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+CERTIFICATE_SAFETY = 2.0
+
+
+class VideoScorer(Protocol):
+    """What the engine needs from a model (``LaffModel`` has both)."""
+
+    def encode_videos(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def similarity(self, text_emb: torch.Tensor, video_emb: torch.Tensor) -> torch.Tensor: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name not in DEVICES:
+        raise ConfigError(f"unknown device {name!r}", expected="auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but torch sees no CUDA device", expected="--device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AMX or AVX512-BF16 units (bf16 GEMMs much faster than fp32)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> bf16 where the hardware runs bf16 GEMMs fast, else fp32."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"unknown precision {name!r}", expected="auto, fp32 or bf16")
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+@dataclass
+class RankSettings:
+    """Knobs of one ranking pass (``None`` = a default chosen for the device)."""
+
+    top_k: int = 1000
+    precision: str = "auto"
+    device: str = "auto"
+    batch_size: int | None = None
+    chunk_rows: int | None = None
+    rescore_margin: int | None = None
+    io_threads: int | None = None
+
+    def batch_for(self, device: torch.device) -> int:
+        return self.batch_size or (16384 if device.type == "cuda" else 1024)
+
+    def chunk_for(self, device: torch.device, batch: int) -> int:
+        rows = self.chunk_rows or (65536 if device.type == "cuda" else 8192)
+        return max(batch, rows // batch * batch)  # a whole number of batches
+
+
+@dataclass
+class TopicRanking:
+    """One topic's final ranking: shot-list positions and float32 scores, best first."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class RankOutcome:
+    """Rankings (one per text row, in input order) and what the pass did."""
+
+    rankings: list[TopicRanking]
+    shots: int
+    seconds: float
+    device: str
+    precision: str
+    batch_size: int
+    chunk_rows: int
+    from_cache: bool = False
+    rescored_shots: int = 0
+    candidates_per_topic: int = 0
+    max_bf16_error: float = 0.0
+    uncertified_topics: list[int] = field(default_factory=list)
+
+    @property
+    def shots_per_second(self) -> float:
+        return self.shots / self.seconds if self.seconds > 0 else float("inf")
+
+
+class _Encoder:
+    """Encode feature rows to flattened embeddings and score them, in fixed-size batches."""
+
+    def __init__(self, model: VideoScorer, names: Sequence[str], text: torch.Tensor, batch: int, device: torch.device) -> None:
+        self.model = model
+        self.names = list(names)
+        self.text = text
+        self.batch = batch
+        self.device = device
+
+    def embed(self, inputs: Sequence[torch.Tensor], bf16: bool) -> torch.Tensor:
+        """(n, heads, head_dim) float32 embeddings of rows given per feature (n <= batch)."""
+        n = inputs[0].shape[0]
+        if n < self.batch:  # zero-pad so every GEMM has the same shape
+            inputs = [torch.cat([x, x.new_zeros((self.batch - n, x.shape[1]))]) for x in inputs]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            emb = self.model.encode_videos(dict(zip(self.names, inputs)))
+        return emb[:n].float()
+
+    def score(self, emb: torch.Tensor) -> torch.Tensor:
+        """(topics, n) float32 scores, always outside autocast."""
+        n = emb.shape[0]
+        if n < self.batch:
+            emb = torch.cat([emb, emb.new_zeros((self.batch - n, *emb.shape[1:]))])
+        return self.model.similarity(self.text, emb)[:, :n].float()
+
+
+def _excluded_mask(excluded: np.ndarray, start: int, stop: int) -> np.ndarray:
+    lo, hi = np.searchsorted(excluded, [start, stop])
+    return excluded[lo:hi] - start
+
+
+def rank_shots(
+    model: VideoScorer,
+    sources: Sequence[FeatureSource],
+    shot_ids: Sequence[str],
+    text_emb: torch.Tensor,
+    settings: RankSettings,
+    *,
+    excluded: Sequence[int] = (),
+    cache_source: FeatureSource | None = None,
+    cache_writer: Callable[[np.ndarray], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RankOutcome:
+    """Rank every shot of ``shot_ids`` for every row of ``text_emb`` (topics, heads, head_dim).
+
+    ``sources`` are the model's video features in its stacking order, aligned on ``shot_ids``.
+    ``excluded`` are shot-list positions never returned (e.g. V3C1's dropped shots).
+    ``cache_source`` streams precomputed flattened embeddings instead of encoding;
+    ``cache_writer`` receives each chunk's flattened float32 embeddings in order.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.precision, device)
+    bf16 = precision == "bf16"
+    if settings.top_k < 1:
+        raise ConfigError(f"top-k {settings.top_k}", expected="a positive number of shots")
+    batch = settings.batch_for(device)
+    chunk_rows = settings.chunk_for(device, batch)
+    n_shots = len(shot_ids)
+    n_topics, heads, head_dim = text_emb.shape
+    keep = settings.top_k + ((settings.rescore_margin if settings.rescore_margin is not None else settings.top_k) if bf16 else 0)
+    keys = shot_id_keys(shot_ids)
+    top = TopK(n_topics, keep, keys)
+    excluded_rows = np.unique(np.asarray(excluded, dtype=np.int64))
+    text = text_emb.to(device).float()
+    enc = _Encoder(model, [s.name for s in sources], text, batch, device)
+    stream = [cache_source] if cache_source is not None else list(sources)
+    cuda = device.type == "cuda"
+    io_threads = settings.io_threads or (4 if cuda else 1)
+    scores = torch.empty((n_topics, chunk_rows), dtype=torch.float32, device=device)
+
+    with torch.inference_mode(), ChunkReader(stream, n_shots, chunk_rows, slots=3 if cuda else 2, pin_memory=cuda, io_threads=io_threads) as reader:
+        for chunk in reader:
+            n = chunk.stop - chunk.start
+            on_device = [b.to(device, non_blocking=True) for b in chunk.buffers]
+            if cuda:  # the pinned buffer may be refilled once the copy is done
+                event = torch.cuda.Event()
+                event.record()
+                reader.release(chunk, event)
+            written: list[torch.Tensor] = []
+            for a in range(0, n, batch):
+                b = min(a + batch, n)
+                if cache_source is not None:
+                    emb = on_device[0][a:b].view(b - a, heads, head_dim)
+                else:
+                    emb = enc.embed([x[a:b] for x in on_device], bf16)
+                    if cache_writer is not None:
+                        written.append(emb.reshape(b - a, -1))
+                scores[:, a:b] = enc.score(emb)
+            block = scores[:, :n]
+            if torch.isnan(block).any():
+                col = int(torch.isnan(block).any(dim=0).nonzero()[0, 0])
+                raise InputFormatError(f"score is NaN for shot {shot_ids[chunk.start + col]} (NaN or inf in its features?)", path=sources[0].path.parent)
+            drop = _excluded_mask(excluded_rows, chunk.start, chunk.stop)
+            if drop.size:
+                block[:, torch.from_numpy(drop).to(device)] = -torch.inf
+            top.push_chunk(block, chunk.start)
+            if cache_writer is not None and written:
+                cache_writer(torch.cat(written).cpu().numpy())
+            if not cuda:  # on the CPU the buffer itself was used: hand it back only now
+                reader.release(chunk)
+            if progress is not None:
+                progress(n)
+
+        outcome = RankOutcome(
+            rankings=[],
+            shots=n_shots - int(excluded_rows.size),
+            seconds=0.0,
+            device=str(device),
+            precision=precision,
+            batch_size=batch,
+            chunk_rows=chunk_rows,
+            from_cache=cache_source is not None,
+            candidates_per_topic=keep,
+        )
+        if bf16:
+            _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome)
+        else:
+            outcome.rankings = [TopicRanking(r[: settings.top_k], s[: settings.top_k]) for r, s in zip(top.rows, top.scores)]
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _rescore_fp32(enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome) -> None:
+    """Re-encode every topic's candidates in float32, re-score, take the exact top-k, certify."""
+    union = np.unique(np.concatenate(top.rows)) if top.rows else np.empty(0, dtype=np.int64)
+    exact = np.empty((len(top.rows), union.size), dtype=np.float32)
+    for a in range(0, union.size, enc.batch):
+        positions = union[a : a + enc.batch]
+        rows = []
+        for src in sources:
+            out = np.empty((positions.size, src.dim), dtype=np.float32)
+            src.read_positions(positions, out)
+            rows.append(torch.from_numpy(out).to(enc.device))
+        exact[:, a : a + positions.size] = enc.score(enc.embed(rows, bf16=False)).cpu().numpy()
+    outcome.rescored_shots = int(union.size)
+    max_err = 0.0
+    finals: list[tuple[np.ndarray, np.ndarray]] = []
+    for t, (rows, approx) in enumerate(zip(top.rows, top.scores)):
+        s32 = exact[t, np.searchsorted(union, rows)]
+        if rows.size:
+            max_err = max(max_err, float(np.max(np.abs(s32.astype(np.float64) - approx))))
+        order = scorer_sort(s32, keys[rows])[:top_k]
+        finals.append((rows[order], s32[order]))
+    outcome.max_bf16_error = max_err
+    for t, (rows, s32) in enumerate(finals):
+        outcome.rankings.append(TopicRanking(rows, s32))
+        held = top.scores[t]
+        if held.size < top.k or rows.size < top_k:
+            continue  # every eligible shot was a candidate
+        if not float(held[-1]) + CERTIFICATE_SAFETY * max_err < float(s32[-1]):
+            outcome.uncertified_topics.append(t)

@@ -1,0 +1,190 @@
+"""Stream BigFile rows aligned on a collection's shot list, in large chunks, with read-ahead.
+
+Rows are read with ``os.preadv`` straight into preallocated buffers (pinned on CUDA) rather
+than through a memory mapping, so pages touched while streaming a 29 GB collection are page
+cache, not resident memory of the process: peak RSS is the buffers plus the model, whatever
+the collection size. When a feature file's row order differs from the shot list, each
+chunk's rows are gathered in ascending file order (runs of consecutive rows are one read).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avsbench.data.bigfile import BigFile
+from avsbench.errors import InputFormatError
+
+ROW_BYTES = 4  # float32
+
+
+class FeatureSource:
+    """One BigFile's rows, addressed by position in the collection's shot list."""
+
+    def __init__(self, name: str, bigfile: BigFile, shot_ids: Sequence[str]) -> None:
+        self.name = name
+        self.dim = bigfile.dim
+        self.path = bigfile.feature_path
+        self.file_rows: np.ndarray | None = None
+        if bigfile.ids != list(shot_ids):
+            self.file_rows = bigfile.index_of(shot_ids)  # raises UnknownIdError for shots it lacks
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    @property
+    def aligned(self) -> bool:
+        """True when the file's rows are the shot list in order (contiguous reads)."""
+        return self.file_rows is None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _pread(self, out: np.ndarray, first_file_row: int) -> None:
+        view = memoryview(out).cast("B")
+        offset = first_file_row * self.dim * ROW_BYTES
+        while len(view):
+            n = os.preadv(self._fd, [view], offset)
+            if n <= 0:
+                raise InputFormatError("feature file ended early (truncated while reading?)", path=self.path)
+            view = view[n:]
+            offset += n
+
+    def read_range(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows of shot-list positions start..stop-1 into ``out`` (C-contiguous (stop-start, dim) float32)."""
+        if self.file_rows is None:
+            self._pread(out, start)
+        else:
+            self.read_file_rows(self.file_rows[start:stop], out)
+
+    def read_positions(self, positions: np.ndarray, out: np.ndarray) -> None:
+        """Rows of arbitrary shot-list positions, in the order given."""
+        file_rows = positions if self.file_rows is None else self.file_rows[positions]
+        self.read_file_rows(file_rows, out)
+
+    def read_file_rows(self, file_rows: np.ndarray, out: np.ndarray) -> None:
+        """File rows in the order given, read in ascending order with one read per run of consecutive rows."""
+        if file_rows.size == 0:
+            return
+        order = np.argsort(file_rows, kind="stable")
+        sorted_rows = file_rows[order]
+        scratch = np.empty((file_rows.size, self.dim), dtype=np.float32)
+        breaks = np.flatnonzero(np.diff(sorted_rows) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        stops = np.concatenate([breaks, [sorted_rows.size]])
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            self._pread(scratch[a:b], int(sorted_rows[a]))
+        out[order] = scratch
+
+
+@dataclass
+class Chunk:
+    """One block of shot-list positions start..stop-1 and its feature rows (one buffer per source)."""
+
+    start: int
+    stop: int
+    buffers: list[torch.Tensor]
+    slot: int
+
+
+class ChunkReader:
+    """Read chunks ahead in a background thread into a small pool of reusable buffers.
+
+    Iterate to get :class:`Chunk` objects; call :meth:`release` with the chunk (and, on CUDA,
+    an event recorded after the host-to-device copy) once its buffers may be refilled.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[FeatureSource],
+        n_rows: int,
+        chunk_rows: int,
+        *,
+        slots: int = 2,
+        pin_memory: bool = False,
+        io_threads: int = 1,
+    ) -> None:
+        self.sources = list(sources)
+        self.n_rows = n_rows
+        self.chunk_rows = chunk_rows
+        self._buffers = [
+            [torch.empty((chunk_rows, s.dim), dtype=torch.float32, pin_memory=pin_memory) for s in self.sources]
+            for _ in range(slots)
+        ]
+        self._events: list[object | None] = [None] * slots
+        self._free: queue.Queue[int] = queue.Queue()
+        for i in range(slots):
+            self._free.put(i)
+        self._ready: queue.Queue[Chunk | BaseException | None] = queue.Queue()
+        self._stop = threading.Event()
+        self.io_threads = max(1, io_threads)
+        self._pool = ThreadPoolExecutor(max_workers=self.io_threads) if self.io_threads > 1 else None
+        self._thread = threading.Thread(target=self._produce, name="avsbench-reader", daemon=True)
+        self._thread.start()
+
+    def _fill(self, slot: int, start: int, stop: int) -> None:
+        n = stop - start
+        jobs = []
+        for src, buf in zip(self.sources, self._buffers[slot]):
+            out = buf[:n].numpy()
+            if self._pool is None or not src.aligned:
+                jobs.append((src, start, stop, out))
+            else:  # split contiguous reads so several threads copy from the page cache at once
+                step = max(1024, -(-n // self.io_threads))
+                jobs += [(src, start + a, min(start + a + step, stop), out[a : a + step]) for a in range(0, n, step)]
+        if self._pool is None:
+            for src, a, b, out in jobs:
+                src.read_range(a, b, out)
+        else:
+            for f in [self._pool.submit(src.read_range, a, b, out) for src, a, b, out in jobs]:
+                f.result()
+
+    def _produce(self) -> None:
+        try:
+            for start in range(0, self.n_rows, self.chunk_rows):
+                slot = self._free.get()
+                if self._stop.is_set() or slot < 0:
+                    return
+                event = self._events[slot]
+                if event is not None:
+                    event.synchronize()  # the previous host-to-device copy from this slot is done
+                stop = min(start + self.chunk_rows, self.n_rows)
+                self._fill(slot, start, stop)
+                self._ready.put(Chunk(start, stop, [b[: stop - start] for b in self._buffers[slot]], slot))
+            self._ready.put(None)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._ready.put(exc)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def release(self, chunk: Chunk, event: object | None = None) -> None:
+        """Give the chunk's buffers back for refilling (after ``event``, if any, has completed)."""
+        self._events[chunk.slot] = event
+        self._free.put(chunk.slot)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._free.put(-1)
+        self._thread.join(timeout=60)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

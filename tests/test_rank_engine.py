@@ -1,0 +1,171 @@
+"""The ranking engine: streaming, alignment, exact tie order, exclusions, bf16 == fp32, cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avsbench.data.bigfile import BigFile
+from avsbench.errors import InputFormatError, UnknownIdError
+from avsbench.model.config import FeatureSpec, ModelConfig
+from avsbench.model.laff import LaffModel
+from avsbench.ranking.cache import EmbeddingCache
+from avsbench.ranking.engine import RankSettings, _Encoder, rank_shots
+from avsbench.ranking.stream import FeatureSource
+from avsbench.ranking.topk import TopK, shot_id_keys
+
+N_SHOTS = 700
+DIMS = {"fa": 8, "fb": 16}
+
+
+def tiny_model(seed: int = 0) -> LaffModel:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        video_features=[FeatureSpec("fa", 8, "video", transform="tile", dropout=0.0), FeatureSpec("fb", 16, "video")],
+        text_features=[FeatureSpec("tx", 12, "precomputed")],
+        common_dim=32,
+        heads=4,
+    )
+    model = LaffModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """Shot list in V3C1 style; fa in shot-list order, fb shuffled (gather path); tied rows."""
+    root = tmp_path_factory.mktemp("coll")
+    rng = np.random.default_rng(1)
+    shots = [f"shot{v:05d}_{s}" for v in range(1, 50) for s in range(1, 16)][:N_SHOTS]
+    fa = rng.standard_normal((N_SHOTS, 8)).astype(np.float32)
+    fb = rng.standard_normal((N_SHOTS, 16)).astype(np.float32)
+    for dup in (3, 250, 511, 699):  # identical features -> identical scores: ties across chunks
+        fa[dup], fb[dup] = fa[100], fb[100]
+    perm = rng.permutation(N_SHOTS)
+    extra = ["shot99999_1"]  # an id not in the shot list is fine
+    BigFile.write(root / "fa", shots, fa)
+    BigFile.write(root / "fb", [shots[i] for i in perm] + extra, np.vstack([fb[perm], rng.standard_normal((1, 16))]))
+    return root, shots, {"fa": fa, "fb": fb}
+
+
+def sources(root, shots):
+    return [FeatureSource(name, BigFile(root / name), shots) for name in DIMS]
+
+
+def brute_force(model, feats, shots, text, k, batch, excluded=()):
+    enc = _Encoder(model, list(DIMS), text, batch, torch.device("cpu"))
+    cols = []
+    with torch.inference_mode():
+        for a in range(0, len(shots), batch):
+            x = [torch.from_numpy(feats[n][a : a + batch]) for n in DIMS]
+            cols.append(enc.score(enc.embed(x, bf16=False)))
+    scores = torch.cat(cols, dim=1).numpy()
+    out = []
+    for t in range(scores.shape[0]):
+        ranked = sorted((i for i in range(len(shots)) if i not in excluded), key=lambda i: (scores[t, i], shots[i].encode()), reverse=True)[:k]
+        out.append((ranked, scores[t, ranked]))
+    return out
+
+
+def text_embeddings(model, n=5, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        return model.encode_texts({"tx": torch.randn(n, 12, generator=g)})
+
+
+def test_fp32_stream_equals_brute_force_with_exact_ties(collection):
+    root, shots, feats = collection
+    model = tiny_model()
+    text = text_embeddings(model)
+    settings = RankSettings(top_k=40, precision="fp32", device="cpu", batch_size=32, chunk_rows=96)
+    out = rank_shots(model, sources(root, shots), shots, text, settings)
+    expected = brute_force(model, feats, shots, text, 40, 32)
+    assert out.shots == N_SHOTS and out.precision == "fp32" and out.chunk_rows == 96
+    for got, (rows, scores) in zip(out.rankings, expected):
+        assert got.rows.tolist() == rows
+        assert np.array_equal(got.scores, scores)
+    # with k = all shots the tied group (100, 3, 250, 511, 699) appears in shot-id-descending order
+    full = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32, chunk_rows=64))
+    tied = [r for r in full.rankings[0].rows.tolist() if r in (3, 100, 250, 511, 699)]
+    assert [shots[r] for r in tied] == sorted((shots[r] for r in tied), key=str.encode, reverse=True)
+    positions = [full.rankings[0].rows.tolist().index(r) for r in tied]
+    assert positions == list(range(positions[0], positions[0] + 5))  # adjacent: truly tied
+
+
+def test_excluded_shots_never_returned(collection):
+    root, shots, feats = collection
+    model = tiny_model()
+    text = text_embeddings(model, n=2)
+    best = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32)).rankings
+    excluded = {int(best[0].rows[0]), int(best[1].rows[1]), 5}
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32), excluded=sorted(excluded))
+    assert out.shots == N_SHOTS - 3
+    for r in out.rankings:
+        assert len(r.rows) == N_SHOTS - 3 and not excluded & set(r.rows.tolist())
+
+
+def test_bf16_rescored_equals_fp32(collection):
+    root, shots, _ = collection
+    model = tiny_model(seed=5)
+    text = text_embeddings(model, n=6, seed=8)
+    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
+    bf16 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="bf16", device="cpu", batch_size=64, rescore_margin=60))
+    assert bf16.precision == "bf16" and bf16.candidates_per_topic == 90
+    assert 0 < bf16.max_bf16_error < 0.05
+    assert bf16.rescored_shots >= 90
+    for a, b in zip(fp32.rankings, bf16.rankings):
+        assert a.rows.tolist() == b.rows.tolist()
+        assert np.array_equal(a.scores, b.scores)
+    assert bf16.uncertified_topics == []
+
+
+def test_bf16_too_small_margin_is_reported(collection):
+    root, shots, _ = collection
+    model = tiny_model(seed=5)
+    text = text_embeddings(model, n=6, seed=8)
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="bf16", device="cpu", batch_size=64, rescore_margin=0))
+    assert out.uncertified_topics  # zero margin cannot be certified
+
+
+def test_cache_round_trip(collection, tmp_path):
+    root, shots, _ = collection
+    model = tiny_model()
+    text = text_embeddings(model)
+    settings = RankSettings(top_k=25, precision="fp32", device="cpu", batch_size=32, chunk_rows=64)
+    cache = EmbeddingCache(tmp_path, {"model": "m", "features": ["fa", "fb"]})
+    assert not cache.complete
+    with cache.writer(shots, 32) as writer:
+        first = rank_shots(model, sources(root, shots), shots, text, settings, cache_writer=writer.append)
+    cache.seal()
+    assert cache.complete
+    assert not EmbeddingCache(tmp_path, {"model": "other", "features": ["fa", "fb"]}).complete
+    cached = FeatureSource("embeddings", cache.open(), shots)
+    again = rank_shots(model, sources(root, shots), shots, text_embeddings(model), settings, cache_source=cached)
+    assert again.from_cache
+    for a, b in zip(first.rankings, again.rankings):
+        assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
+
+
+def test_bad_inputs(collection, tmp_path):
+    root, shots, feats = collection
+    with pytest.raises(UnknownIdError, match="not in this BigFile"):
+        FeatureSource("fa", BigFile(root / "fa"), shots + ["shot00001_99"])
+    bad = feats["fa"].copy()
+    bad[77, 0] = np.nan
+    BigFile.write(tmp_path / "fa", shots, bad)
+    srcs = [FeatureSource("fa", BigFile(tmp_path / "fa"), shots), FeatureSource("fb", BigFile(root / "fb"), shots)]
+    model = tiny_model()
+    with pytest.raises(InputFormatError, match=shots[77]):
+        rank_shots(model, srcs, shots, text_embeddings(model), RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32))
+
+
+def test_topk_boundary_ties_across_pushes():
+    ids = [f"shot{i:05d}_1" for i in range(10)]
+    top = TopK(1, 3, shot_id_keys(ids))
+    top.push_chunk(torch.tensor([[0.5, 0.9, 0.5, 0.5, 0.1]]), 0)
+    assert top.rows[0].tolist() == [1, 3, 2]
+    top.push_chunk(torch.tensor([[0.5, 0.5, -torch.inf, 0.2, 0.5]]), 5)  # 0.5-ties with larger ids enter
+    assert top.rows[0].tolist() == [1, 9, 6]
