@@ -37,7 +37,7 @@ class ReportTable:
     notes: list[str] = field(default_factory=list)
 
     def cell(self, column: str, value: object) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return _MISSING
         if isinstance(value, bool):
             return "yes" if value else "no"
@@ -70,7 +70,8 @@ def render_markdown(tables: Sequence[ReportTable]) -> str:
         lines.append("|" + "|".join("---:" if table.numeric(c) else "---" for c in columns) + "|")
         for row in table.text_rows():
             lines.append("| " + " | ".join(_markdown_escape(v) for v in row) + " |")
-        lines.extend([""] + table.notes if table.notes else [])
+        for note in table.notes:
+            lines.extend(["", note])
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
@@ -132,9 +133,15 @@ def render_text(tables: Sequence[ReportTable], width: int = 120) -> str:
     return buffer.getvalue()
 
 
+def _json_value(value: object) -> object:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, object]]:
-    """Records with NaN as None (valid JSON)."""
-    return json.loads(frame.to_json(orient="records", double_precision=15, force_ascii=False))
+    """Records with exact floats (numpy scalars as Python numbers) and NaN as None (valid JSON)."""
+    return [{str(k): _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 # --- the comparison report -----------------------------------------------------------------
@@ -181,6 +188,7 @@ class ComparisonReport:
             "runs": [{"name": n, "path": c.paths[n]} for n in c.runs],
             "baseline": c.baseline,
             "years": c.years,
+            "synthetic_years": c.synthetic_years,
             "settings": c.settings,
             "per_year": _frame_records(c.per_year.reset_index()),
             "per_topic": _frame_records(c.per_topic),
@@ -229,7 +237,14 @@ class ComparisonReport:
             notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, not here.")
         if len(c.years) > 1:
             notes.append("'mean over years' is the mean of the per-year means; each year is scored with its own qrels.")
-        return ReportTable(f"Mean {c.metric} per year", frame, formats, notes)
+        else:
+            frame = frame.drop(columns=[f"{c.years[0]} topics", "mean over years"])
+        title = f"Mean {c.metric} per year"
+        if c.synthetic_years:
+            title += " (SYNTHETIC: " + ", ".join(c.synthetic_years) + ")"
+            notes.insert(0, "SYNTHETIC: " + ", ".join(c.synthetic_years) + " scored with the qrels of a generated demo "
+                         "collection; these numbers are not comparable to published TRECVID results.")
+        return ReportTable(title, frame, formats, notes)
 
     def _significance_table(self) -> ReportTable:
         c = self.comparison

@@ -1,0 +1,335 @@
+"""Compare runs per year and per topic, with significance and judged coverage.
+
+Every number comes from the scorer (:func:`avsbench.eval.sample_eval.evaluate`), one call per
+(run, year) with that year's own qrels, so ``compare`` and ``score`` always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from avsbench.data.collection import SYNTHETIC_MARKER
+from avsbench.data.qrels import Qrels
+from avsbench.data.resources import bundled_qrels
+from avsbench.data.root import resolve_root
+from avsbench.data.runs import RunFile
+from avsbench.data.topics import YEARS, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
+from avsbench.errors import ConfigError, EvaluationError, MissingDataError, UnknownIdError
+from avsbench.eval.leaderboard import LeaderboardEntry, reference_entries
+from avsbench.eval.sample_eval import EvalResult, evaluate
+from avsbench.eval.significance import (
+    DEFAULT_BOOTSTRAP_SAMPLES,
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_SEED,
+    bootstrap_ci,
+    holm_adjust,
+    randomization_test,
+)
+
+# metric name (as sample_eval prints it) -> attribute of TopicResult / EvalResult
+METRICS = {"infAP": "inf_ap", "infNDCG": "inf_ndcg"}
+COVERAGE_DEPTHS = (100, 1000)
+# Per-topic values are printed with 4 decimals (like sample_eval); closer than this is a tie.
+TIE_TOLERANCE = 5e-5
+ALL_YEARS = "all"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``avsbench compare`` shows, as plain data frames.
+
+    per_year: one row per run (index = run name); columns ``<year>`` (mean metric, as
+        printed by ``score``), ``<year> topics``, ``mean over years``, ``topics``.
+    per_topic: one row per (year, topic); columns year, topic, number, text, one column per
+        run (its per-topic metric) and ``Δ <run>`` for each run other than the baseline.
+    wins_ties_losses: one row per non-baseline run: wins, ties, losses against the baseline.
+    significance: one row per (scope, run): topics, mean Δ, bootstrap CI, randomization p and
+        its Holm adjustment over the runs compared within the same scope (a year or ``all``).
+    coverage: one row per (run, year, topic): the fraction of its top 100 / 1000 shots in the
+        judged pool (any judgment) and in the sampled part (judgment >= 0).
+    references: published leaderboard rows per year (none for synthetic qrels).
+    synthetic_years: years scored with the qrels of a generated (synthetic) collection.
+    """
+
+    runs: list[str]
+    paths: dict[str, str]
+    baseline: str | None
+    metric: str
+    years: list[str]
+    per_year: pd.DataFrame
+    per_topic: pd.DataFrame
+    wins_ties_losses: pd.DataFrame
+    significance: pd.DataFrame
+    coverage: pd.DataFrame
+    references: dict[str, list[LeaderboardEntry]]
+    synthetic_years: list[str]
+    results: dict[str, dict[str, EvalResult]]
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _LoadedRun:
+    name: str
+    path: str
+    run: RunFile
+
+
+def _run_names(paths: Sequence[Path]) -> list[str]:
+    """File names, made unique with their parent folders where needed."""
+    names = [p.name for p in paths]
+    for i, path in enumerate(paths):
+        if names.count(names[i]) > 1:
+            names[i] = str(Path(path.parent.name) / path.name)
+    if len(set(names)) != len(names):
+        raise ConfigError("the same run file is given twice", expected="distinct run files")
+    return names
+
+
+def _load_runs(runs: Sequence[str | Path], baseline: str | Path | None) -> tuple[list[_LoadedRun], str | None]:
+    paths = [Path(p) for p in runs]
+    if not paths:
+        raise ConfigError("no run to compare", expected="one or more run files")
+    baseline_index: int | None = None
+    if baseline is not None:
+        wanted = Path(baseline)
+        for i, path in enumerate(paths):
+            if path.resolve() == wanted.resolve() or path.name == str(baseline):
+                baseline_index = i
+                break
+        else:
+            paths.insert(0, wanted)
+            baseline_index = 0
+    names = _run_names(paths)
+    loaded = [_LoadedRun(name, str(path), RunFile.read(path)) for name, path in zip(names, paths)]
+    return loaded, names[baseline_index] if baseline_index is not None else None
+
+
+def _years_of_run_topics(topic_ids: Sequence[str]) -> list[Year]:
+    keys: set[str] = set()
+    for tid in topic_ids:
+        try:
+            keys.add(year_of_topic(plain_topic_id(tid)).key)
+        except UnknownIdError:
+            continue
+    return [get_year(k) for k in sorted(keys, key=lambda k: (k == "progress", k))]
+
+
+def default_qrels_path(year: Year, rootpath: str | Path | None = None) -> Path:
+    """``<root>/<collection>/TextData/avs.qrels.<edition>``, else the bundled qrels of the year
+    (never for a synthetic collection, whose judgments are its own)."""
+    collection_dir = resolve_root(rootpath) / year.collection
+    path = collection_dir / "TextData" / year.qrels_name
+    if path.is_file():
+        return path
+    bundled = None if (collection_dir / SYNTHETIC_MARKER).is_file() else bundled_qrels(year.edition)
+    if bundled is None:
+        raise MissingDataError(
+            f"no qrels for {year.key}", path=path, expected=f"{year.qrels_name} under <root>/{year.collection}/TextData or --qrels"
+        )
+    return bundled
+
+
+def is_synthetic_qrels(path: str | Path) -> bool:
+    """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
+    collection folder or the root above it): its scores are not comparable to published ones."""
+    text_dir = Path(path).resolve().parent
+    return any((folder / SYNTHETIC_MARKER).is_file() for folder in (text_dir.parent, text_dir.parent.parent))
+
+
+def _qrels_by_year(
+    runs: Sequence[_LoadedRun], year: str | int | Sequence[str | int] | None, qrels: str | Path | None, rootpath: str | Path | None
+) -> dict[str, Qrels]:
+    """The qrels of each year to score: ``qrels`` for one year, else each year's default qrels."""
+    if qrels is not None:
+        table = Qrels.read(qrels)
+        if year is not None:
+            chosen = parse_years(str(year) if isinstance(year, (str, int)) else year)
+            if len(chosen) != 1:
+                raise ConfigError("one --qrels file scores one year", expected="a single --year with --qrels")
+            key = chosen[0].key
+        else:
+            inferred = _years_of_run_topics(sorted(table.topics))
+            key = inferred[0].key if len(inferred) == 1 else "qrels"
+        return {key: table}
+    if year is not None:
+        years = parse_years(str(year) if isinstance(year, (str, int)) else year)
+    else:
+        years = _years_of_run_topics(sorted({t for r in runs for t in r.run.topic_ids}))
+        if not years:
+            raise ConfigError("cannot infer the AVS year from the runs' topic ids", expected="--year or --qrels")
+    return {y.key: Qrels.read(default_qrels_path(y, rootpath)) for y in years}
+
+
+def _coverage_fractions(ranked: Sequence[tuple[str, float]], judgments: Mapping[str, float]) -> dict[str, float | int]:
+    """Fractions of the top 100 / 1000 (scorer order) in the pool and in its sampled part."""
+    out: dict[str, float] = {}
+    for depth in COVERAGE_DEPTHS:
+        top = ranked[:depth]
+        judged = [judgments[shot] for shot, _ in top if shot in judgments]
+        out[f"judged@{depth}"] = len(judged) / len(top) if top else float("nan")
+        out[f"sampled@{depth}"] = sum(1 for j in judged if j >= 0) / len(top) if top else float("nan")
+    out["returned"] = min(len(ranked), max(COVERAGE_DEPTHS))
+    return out
+
+
+def _significance_rows(
+    per_topic: pd.DataFrame, runs: list[str], baseline: str, scopes: list[str], *, permutations: int, bootstrap_samples: int, seed: int, confidence: float
+) -> pd.DataFrame:
+    rows: list[dict[str, object]] = []
+    for scope in scopes:
+        frame = per_topic if scope == ALL_YEARS else per_topic[per_topic["year"] == scope]
+        scope_rows: list[dict[str, object]] = []
+        for name in runs:
+            if name == baseline:
+                continue
+            paired = frame[[name, baseline]].dropna()
+            if paired.empty:
+                continue
+            ours, base = paired[name].to_numpy(), paired[baseline].to_numpy()
+            test = randomization_test(ours, base, permutations=permutations, seed=seed)
+            ci = bootstrap_ci(ours, base, confidence=confidence, resamples=bootstrap_samples, seed=seed)
+            scope_rows.append({
+                "scope": scope, "run": name, "topics": test.n_topics, "mean Δ": test.mean_difference,
+                "ci low": ci.low, "ci high": ci.high, "p": test.p_value, "exact": test.exact,
+            })
+        for row, adjusted in zip(scope_rows, holm_adjust([r["p"] for r in scope_rows])):
+            row["p (Holm)"] = adjusted
+        rows.extend(scope_rows)
+    columns = ["scope", "run", "topics", "mean Δ", "ci low", "ci high", "p", "exact", "p (Holm)"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def compare_runs(
+    runs: Sequence[str | Path],
+    baseline: str | Path | None = None,
+    year: str | int | Sequence[str | int] | None = None,
+    qrels: str | Path | None = None,
+    rootpath: str | Path | None = None,
+    *,
+    metric: str = "infAP",
+    permutations: int = DEFAULT_PERMUTATIONS,
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = 0.95,
+    references: bool = True,
+    max_results: int = 1000,
+) -> Comparison:
+    """Score every run on every year it covers and compare them (see :class:`Comparison`).
+
+    ``baseline`` is one of ``runs`` (path or file name) or another run file; without it, the
+    first run is the reference for differences and significance when there are several runs.
+    Years are taken from ``year`` or inferred from the runs' topic ids; each year is scored
+    with ``qrels`` (one year only) or its default qrels (``<root>/<collection>/TextData``,
+    else the bundled ones).
+    """
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}", expected=" or ".join(METRICS))
+    loaded, baseline_name = _load_runs(runs, baseline)
+    if baseline_name is None and len(loaded) > 1:
+        baseline_name = loaded[0].name
+    qrels_of_year = _qrels_by_year(loaded, year, qrels, rootpath)
+    topic_texts = all_topics()
+
+    results: dict[str, dict[str, EvalResult]] = {r.name: {} for r in loaded}
+    topic_rows: dict[tuple[str, str], dict[str, object]] = {}
+    coverage_rows: list[dict[str, object]] = []
+    for year_key, table in qrels_of_year.items():
+        qrels_topics = set(table.topics)
+        for entry in loaded:
+            if not qrels_topics & set(entry.run.topic_ids):
+                continue
+            result = evaluate(table, entry.run, max_results=max_results)
+            results[entry.name][year_key] = result
+            for topic_id, topic_result in result.per_topic.items():
+                key = (year_key, topic_id)
+                if key not in topic_rows:
+                    number = plain_topic_id(topic_id)
+                    topic = topic_texts.get(number)
+                    topic_rows[key] = {"year": year_key, "topic": topic_id, "number": number, "text": topic.text if topic else ""}
+                topic_rows[key][entry.name] = float(getattr(topic_result, METRICS[metric]))
+                coverage_rows.append({
+                    "run": entry.name, "year": year_key, "topic": topic_id,
+                    **_coverage_fractions(entry.run.topics[topic_id].ranked(), table[topic_id].judgment),
+                })
+    years = [y for y in qrels_of_year if any(y in results[r.name] for r in loaded)]
+    if not years:
+        raise EvaluationError(
+            "no run has a topic in the qrels of " + ", ".join(qrels_of_year), expected="runs and qrels of the same year"
+        )
+    names = [r.name for r in loaded]
+
+    per_topic = pd.DataFrame(
+        sorted(topic_rows.values(), key=lambda row: (years.index(row["year"]), int(row["topic"]))),
+        columns=["year", "topic", "number", "text", *names],
+    )
+    wtl_rows = []
+    if baseline_name is not None:
+        for name in names:
+            if name == baseline_name:
+                continue
+            per_topic[f"Δ {name}"] = per_topic[name] - per_topic[baseline_name]
+            deltas = per_topic[f"Δ {name}"].dropna().to_numpy()
+            wtl_rows.append({
+                "run": name,
+                "wins": int(np.count_nonzero(deltas > TIE_TOLERANCE)),
+                "ties": int(np.count_nonzero(np.abs(deltas) <= TIE_TOLERANCE)),
+                "losses": int(np.count_nonzero(deltas < -TIE_TOLERANCE)),
+            })
+    wins_ties_losses = pd.DataFrame(wtl_rows, columns=["run", "wins", "ties", "losses"]).set_index("run")
+
+    per_year = pd.DataFrame(index=pd.Index(names, name="run"))
+    for year_key in years:
+        per_year[year_key] = [
+            _mean_metric(results[n][year_key], metric) if year_key in results[n] else np.nan for n in names
+        ]
+        per_year[f"{year_key} topics"] = [len(results[n][year_key].per_topic) if year_key in results[n] else 0 for n in names]
+    per_year["mean over years"] = per_year[years].mean(axis=1, skipna=True)
+    per_year["topics"] = per_year[[f"{y} topics" for y in years]].sum(axis=1)
+
+    significance = pd.DataFrame(columns=["scope", "run", "topics", "mean Δ", "ci low", "ci high", "p", "exact", "p (Holm)"])
+    if baseline_name is not None:
+        scopes = years + ([ALL_YEARS] if len(years) > 1 else [])
+        significance = _significance_rows(
+            per_topic, names, baseline_name, scopes,
+            permutations=permutations, bootstrap_samples=bootstrap_samples, seed=seed, confidence=confidence,
+        )
+
+    synthetic_years = [y for y in years if is_synthetic_qrels(qrels_of_year[y].path or "")]
+    reference_rows: dict[str, list[LeaderboardEntry]] = {}
+    if references and metric == "infAP":
+        for y in years:
+            if y in YEARS and y not in synthetic_years and (entries := reference_entries(y)):
+                reference_rows[y] = entries
+    return Comparison(
+        runs=names,
+        paths={r.name: r.path for r in loaded},
+        baseline=baseline_name,
+        metric=metric,
+        years=years,
+        per_year=per_year,
+        per_topic=per_topic,
+        wins_ties_losses=wins_ties_losses,
+        significance=significance,
+        coverage=pd.DataFrame(coverage_rows, columns=["run", "year", "topic", "returned", *_coverage_columns()]),
+        references=reference_rows,
+        synthetic_years=synthetic_years,
+        results=results,
+        settings={
+            "permutations": permutations, "bootstrap_samples": bootstrap_samples, "seed": seed,
+            "confidence": confidence, "max_results": max_results, "tie_tolerance": TIE_TOLERANCE,
+            "coverage_depths": list(COVERAGE_DEPTHS),
+        },
+    )
+
+
+def _coverage_columns() -> list[str]:
+    return [f"{kind}@{depth}" for depth in COVERAGE_DEPTHS for kind in ("judged", "sampled")]
+
+
+def _mean_metric(result: EvalResult, metric: str) -> float:
+    return float(getattr(result, METRICS[metric]))
