@@ -273,3 +273,14 @@ def test_comparison_commands_do_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_synthetic_qrels_get_no_published_reference_rows(two_years: tuple[Path, list[Path]]) -> None:
+    root, runs = two_years
+    (root / "v3c1" / "SYNTHETIC.md").write_text("generated\n")
+    report = compare_runs(runs, rootpath=root, year=2019, permutations=200)
+    assert report.comparison.synthetic_years == ["2019"] and report.comparison.references == {}
+    assert "SYNTHETIC" in report.to_markdown(per_topic=False)
+    assert json.loads(report.to_json())["synthetic_years"] == ["2019"]
+    with pytest.raises(MissingDataError):  # a synthetic collection never falls back to bundled qrels
+        compute_comparison([RUCMM], rootpath=root)

@@ -100,3 +100,21 @@ def test_bad_inputs_raise() -> None:
         bootstrap_ci([0.1], [0.2], confidence=1.5)
     with pytest.raises(ConfigError):
         holm_adjust([0.5, 1.5])
+
+
+def test_swapping_the_systems_keeps_p_and_mirrors_the_interval() -> None:
+    a, b = _pair(18, 0.03, 12)
+    forward, backward = randomization_test(a, b), randomization_test(b, a)
+    assert forward.p_value == backward.p_value
+    assert forward.mean_difference == pytest.approx(-backward.mean_difference)
+    ci_ab = bootstrap_ci(a, b, method="percentile", seed=5)
+    ci_ba = bootstrap_ci(b, a, method="percentile", seed=5)
+    assert ci_ab.low == pytest.approx(-ci_ba.high) and ci_ab.high == pytest.approx(-ci_ba.low)
+
+
+def test_sampled_p_value_approaches_the_exact_one() -> None:
+    a, b = _pair(13, 0.05, 21)  # 8192 patterns: exact with 10,000, sampled with 8,000
+    exact = randomization_test(a, b, permutations=10_000)
+    sampled = randomization_test(a, b, permutations=8_000, seed=3)
+    assert exact.exact and not sampled.exact
+    assert sampled.p_value == pytest.approx(exact.p_value, abs=4 * np.sqrt(exact.p_value * (1 - exact.p_value) / 8_000) + 1e-3)
