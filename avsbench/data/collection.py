@@ -1,0 +1,227 @@
+"""A collection under the data root, in the field's layout::
+
+    <root>/<name>/VideoSets/<name>.txt            shot (or video) ids, one per line
+    <root>/<name>/FeatureData/<feat>/             video-level BigFiles
+    <root>/<name>/FeatureData/frame/<feat>/       frame-level BigFiles (ids <video>_<frameNo>)
+    <root>/<name>/TextData/<name>.caption.txt     captions (training collections)
+    <root>/<name>/TextData/<feat>/                precomputed text features (caption id or topic number)
+    <root>/<name>/TextData/<edition>.avs.txt      topics; TextData/avs.qrels.<edition> qrels
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from avsbench.data.bigfile import ID_FILE, SHAPE_FILE, BigFile
+from avsbench.data.captions import CaptionSet
+from avsbench.data.frames import FrameFeature
+from avsbench.data.resources import bundled_qrels, v3c1_dropped_shots
+from avsbench.data.root import resolve_root
+from avsbench.data.topics import V3C1, YEARS, TopicSet, Year
+from avsbench.errors import AvsbenchError, InputFormatError, MissingDataError, UnknownIdError
+
+SYNTHETIC_MARKER = "SYNTHETIC.md"
+FRAME_DIR = "frame"
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What ``collection info`` shows about one feature folder; ``problem`` is set when it cannot be opened."""
+
+    name: str
+    kind: str  # "video", "frame" or "text"
+    nrows: int | None
+    dim: int | None
+    size_bytes: int
+    problem: str | None = None
+
+
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+def _bigfile_dirs(path: Path) -> list[str]:
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / SHAPE_FILE).exists())
+
+
+class Collection:
+    """A collection folder ``<root>/<name>``; everything is read lazily."""
+
+    def __init__(self, root: str | Path | None, name: str) -> None:
+        self.root = resolve_root(root)
+        self.name = name
+        self.path = self.root / name
+        if not self.path.is_dir():
+            raise MissingDataError(f"collection {name!r} not found under the data root", path=self.path, expected="<root>/<collection>/ (see --rootpath)")
+
+    def __repr__(self) -> str:
+        return f"Collection({str(self.root)!r}, {self.name!r})"
+
+    @property
+    def shot_list_path(self) -> Path:
+        return self.path / "VideoSets" / f"{self.name}.txt"
+
+    @property
+    def is_synthetic(self) -> bool:
+        """True for generated (demo) collections, which carry a SYNTHETIC.md."""
+        return (self.path / SYNTHETIC_MARKER).is_file()
+
+    @cached_property
+    def shots(self) -> list[str]:
+        """The shot (or video) ids of ``VideoSets/<name>.txt`` in file order."""
+        path = self.shot_list_path
+        if not path.is_file():
+            raise MissingDataError("shot list not found", path=path, expected="VideoSets/<collection>.txt with one id per line")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(f"not UTF-8 text ({exc.reason})", path=path) from None
+        shots: list[str] = []
+        seen: set[str] = set()
+        for lineno, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 1:
+                raise InputFormatError("more than one field", path=path, line=lineno, expected="one shot id per line")
+            if parts[0] in seen:
+                raise InputFormatError(f"duplicate shot id {parts[0]!r}", path=path, line=lineno, expected="unique shot ids")
+            seen.add(parts[0])
+            shots.append(parts[0])
+        return shots
+
+    @property
+    def dropped_shots(self) -> frozenset[str]:
+        """Shots NIST dropped from the collection (V3C1 only); never to be returned by a run."""
+        return v3c1_dropped_shots() if self.name == V3C1 else frozenset()
+
+    @property
+    def searchable_shots(self) -> list[str]:
+        """The shot list without the dropped shots."""
+        dropped = self.dropped_shots
+        return [s for s in self.shots if s not in dropped] if dropped else list(self.shots)
+
+    # -- features -------------------------------------------------------------------------
+    @property
+    def feature_dir(self) -> Path:
+        return self.path / "FeatureData"
+
+    def feature_names(self) -> list[str]:
+        """Video-level features (folders under FeatureData/ with a shape.txt)."""
+        return _bigfile_dirs(self.feature_dir)
+
+    def frame_feature_names(self) -> list[str]:
+        """Frame-level features (folders under FeatureData/frame/)."""
+        return _bigfile_dirs(self.feature_dir / FRAME_DIR)
+
+    def feature(self, name: str) -> BigFile:
+        """Open a video-level feature."""
+        path = self.feature_dir / name
+        if not path.is_dir():
+            known = ", ".join(self.feature_names()) or "none"
+            raise MissingDataError(f"feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+        return BigFile(path)
+
+    def frame_feature(self, name: str, max_frame: int | None = None) -> FrameFeature:
+        """Open a frame-level feature grouped per video."""
+        path = self.feature_dir / FRAME_DIR / name
+        if not path.is_dir():
+            known = ", ".join(self.frame_feature_names()) or "none"
+            raise MissingDataError(f"frame feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+        return FrameFeature(path, max_frame=max_frame)
+
+    def check_feature_covers_shots(self, feature: BigFile | FrameFeature) -> None:
+        """Raise :class:`UnknownIdError` if some searchable shots have no row in ``feature``."""
+        have = feature.row_of if isinstance(feature, BigFile) else feature
+        missing = [s for s in self.searchable_shots if s not in have]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise UnknownIdError(
+                f"{len(missing)} of {len(self.searchable_shots)} shots of {self.shot_list_path.name} have no feature: {shown}",
+                path=feature.path / ID_FILE,
+                expected="a row for every shot of the collection",
+            )
+
+    # -- text side ------------------------------------------------------------------------
+    @property
+    def text_dir(self) -> Path:
+        return self.path / "TextData"
+
+    @property
+    def caption_path(self) -> Path:
+        return self.text_dir / f"{self.name}.caption.txt"
+
+    def has_captions(self) -> bool:
+        return self.caption_path.is_file()
+
+    def captions(self) -> CaptionSet:
+        """The captions of ``TextData/<name>.caption.txt``."""
+        return CaptionSet.read(self.caption_path)
+
+    def text_feature_names(self) -> list[str]:
+        """Precomputed text features (folders under TextData/ with a shape.txt)."""
+        return _bigfile_dirs(self.text_dir)
+
+    def text_feature(self, name: str) -> BigFile:
+        """A precomputed text feature, keyed by caption id or plain topic number."""
+        path = self.text_dir / name
+        if not path.is_dir():
+            known = ", ".join(self.text_feature_names()) or "none"
+            raise MissingDataError(f"text feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+        return BigFile(path)
+
+    def years(self) -> list[Year]:
+        """The AVS evaluations run on this collection (by the year registry)."""
+        return [y for y in YEARS.values() if y.collection == self.name]
+
+    def topic_path(self, year: Year) -> Path | None:
+        """``TextData/<topic file>`` of ``year`` if the collection has it."""
+        path = self.text_dir / year.topic_file
+        return path if path.is_file() else None
+
+    def topics(self, year: Year) -> TopicSet:
+        """The collection's topic file for ``year``, else the bundled one."""
+        path = self.topic_path(year)
+        return TopicSet.read(path, name=year.edition) if path else year.topics()
+
+    def qrels_path(self, year: Year) -> Path | None:
+        """``TextData/avs.qrels.<edition>``; for a real (non-synthetic) collection, else the bundled qrels."""
+        path = self.text_dir / year.qrels_name
+        if path.is_file():
+            return path
+        if self.is_synthetic:
+            return None
+        return bundled_qrels(year.edition)
+
+    def manifest(self) -> dict | None:
+        """The generator's manifest.json of a synthetic collection (next to it or one level up)."""
+        for path in (self.path / "manifest.json", self.root / "manifest.json"):
+            if path.is_file():
+                try:
+                    return json.loads(path.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as exc:
+                    raise InputFormatError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        return None
+
+    def feature_infos(self) -> list[FeatureInfo]:
+        """Every video, frame and text feature with its shape and size; problems recorded, not raised."""
+        infos: list[FeatureInfo] = []
+        groups = (
+            ("video", self.feature_dir, self.feature_names()),
+            ("frame", self.feature_dir / FRAME_DIR, self.frame_feature_names()),
+            ("text", self.text_dir, self.text_feature_names()),
+        )
+        for kind, base, names in groups:
+            for name in names:
+                path = base / name
+                try:
+                    bf = BigFile(path)
+                    infos.append(FeatureInfo(name, kind, bf.nrows, bf.dim, _folder_size(path)))
+                except AvsbenchError as exc:
+                    infos.append(FeatureInfo(name, kind, None, None, _folder_size(path), str(exc)))
+        return infos
