@@ -22,7 +22,7 @@ def _emit(text: str) -> None:
 @click.option("--qrels", type=click.Path(dir_okay=False), help="Qrels file (scores one year); default: each year's own qrels.")
 @click.option("--rootpath", type=click.Path(file_okay=False), help="Data root holding <collection>/TextData/avs.qrels.tvNN.")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
-@click.option("--table", "csv_table", type=click.Choice(["per_year", "per_topic", "significance", "coverage", "wins_ties_losses"]),
+@click.option("--table", "csv_table", type=click.Choice(["per_year", "per_topic", "significance", "coverage", "coverage_summary", "wins_ties_losses"]),
               help="Table written by --format csv (default: per_topic, or per_year with --no-per-topic).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write per-topic bars and the 11-point precision curve to this PNG.")
 @click.option("--per-topic/--no-per-topic", default=True, show_default=True, help="Show the per-topic table.")

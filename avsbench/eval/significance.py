@@ -59,9 +59,9 @@ def _paired_differences(scores_a: Sequence[float] | np.ndarray, scores_b: Sequen
     return a - b
 
 
-def _all_sign_patterns(n: int) -> np.ndarray:
-    """All 2**n sign vectors, shape (2**n, n)."""
-    codes = np.arange(2**n, dtype=np.int64)[:, None]
+def _sign_patterns(start: int, stop: int, n: int) -> np.ndarray:
+    """Sign vectors number ``start`` .. ``stop - 1`` of all 2**n (bit i of the number -> sign of item i)."""
+    codes = np.arange(start, stop, dtype=np.int64)[:, None]
     bits = (codes >> np.arange(n, dtype=np.int64)) & 1
     return 1.0 - 2.0 * bits
 
@@ -90,9 +90,12 @@ def randomization_test(
     # keeps such patterns counted as "at least as extreme".
     threshold = abs(observed) - 1e-12 * max(1.0, float(np.abs(diffs).sum()))
     if n < 63 and 2**n <= permutations:
-        stats = _all_sign_patterns(n) @ diffs / n
-        p_value = float(np.count_nonzero(np.abs(stats) >= threshold)) / stats.size
-        return RandomizationResult(observed, p_value, int(stats.size), True, n)
+        total = 2**n
+        hits = 0
+        for start in range(0, total, _CHUNK_ROWS):
+            stats = _sign_patterns(start, min(total, start + _CHUNK_ROWS), n) @ diffs / n
+            hits += int(np.count_nonzero(np.abs(stats) >= threshold))
+        return RandomizationResult(observed, hits / total, total, True, n)
     rng = np.random.default_rng(seed)
     hits = 0
     remaining = permutations

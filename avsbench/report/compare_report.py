@@ -261,7 +261,8 @@ class ComparisonReport:
             f"Paired randomization test (sign flips, {permutations} permutations or exact enumeration, seed "
             f"{c.settings['seed']}), two-sided; bootstrap BCa CI of the mean difference "
             f"({c.settings['bootstrap_samples']} resamples). Holm correction over the runs compared "
-            f"within each scope; * = p (Holm) <= 0.05. Scope 'all' pools the topics of every year.",
+            f"within each scope; * = p (Holm) <= 0.05."
+            + (" Scope 'all' pools the topics of every year." if len(c.years) > 1 else ""),
         ]
         formats = {"topics": "d", "mean Δ": "+.4f", "p": ".4f", "p (Holm)": ".4f"}
         return ReportTable(f"Significance against the baseline {c.baseline}", frame, formats, notes)
