@@ -21,6 +21,7 @@ from avsbench.errors import ConfigError, EvaluationError, MissingDataError
 from avsbench.eval.compare import compare_runs as compute_comparison
 from avsbench.eval.leaderboard import leaderboard_entries, reference_entries
 from avsbench.eval.sample_eval import evaluate
+from avsbench.eval.scoring import score_runs
 from avsbench.eval.significance import bootstrap_ci, holm_adjust, randomization_test
 from avsbench.report.compare_report import ComparisonReport, compare_runs
 from avsbench.report.plots import plot_per_topic, plot_precision_curve, precision_curves
@@ -45,6 +46,11 @@ def test_compare_equals_score_on_the_real_2021_runs(real_report: ComparisonRepor
         per_topic = dict(zip(c.per_topic["topic"], c.per_topic[path.name]))
         assert per_topic == {t: r.inf_ap for t, r in scored.per_topic.items()}
         assert c.results[path.name]["2021"].iprec_at_recall == scored.iprec_at_recall
+    for scored_run in score_runs([RUCMM, GODSPEED]):  # the library call behind `avsbench score`
+        assert c.per_year.loc[scored_run.name, "2021"] == scored_run.result.inf_ap
+        assert dict(zip(c.per_topic["topic"], c.per_topic[scored_run.name])) == {
+            t: r.inf_ap for t, r in scored_run.result.per_topic.items()
+        }
     # ... and with NIST's printed values and the computed leaderboard entries
     assert f"{c.per_year.loc[RUCMM.name, '2021']:.4f}" == "0.3430"
     assert f"{c.per_year.loc[GODSPEED.name, '2021']:.4f}" == "0.3490"
@@ -126,6 +132,7 @@ def test_each_year_is_scored_with_its_own_qrels(two_years: tuple[Path, list[Path
             assert c.per_year.loc[path.name, year_key] == scored.inf_ap
             assert c.per_year.loc[path.name, f"{year_key} topics"] == scored.num_topics
     assert c.per_year.loc["mixed.txt", "topics"] == 4 and c.per_year.loc["good.txt", "topics"] == 5
+    assert len(c.warnings) == 1 and c.warnings[0].startswith("2020: mixed.txt: 1 qrels topic(s) missing from the run (1643)")
     assert c.per_year.loc["good.txt", "mean over years"] == pytest.approx(c.per_year.loc["good.txt", ["2019", "2020"]].mean())
     assert set(c.references) == {"2019"}  # nothing published is shipped for 2020
     assert c.references["2019"] == reference_entries(2019) and c.synthetic_years == []

@@ -15,13 +15,12 @@ import pandas as pd
 
 from avsbench.data.collection import SYNTHETIC_MARKER
 from avsbench.data.qrels import Qrels
-from avsbench.data.resources import bundled_qrels
-from avsbench.data.root import resolve_root
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import YEARS, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
-from avsbench.errors import ConfigError, EvaluationError, MissingDataError, UnknownIdError
+from avsbench.errors import ConfigError, EvaluationError, UnknownIdError
 from avsbench.eval.leaderboard import LeaderboardEntry, reference_entries
 from avsbench.eval.sample_eval import EvalResult, evaluate
+from avsbench.eval.scoring import find_qrels, run_warnings
 from avsbench.eval.significance import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_PERMUTATIONS,
@@ -54,6 +53,7 @@ class Comparison:
         judged pool (any judgment) and in the sampled part (judgment >= 0).
     references: published leaderboard rows per year (none for synthetic qrels).
     synthetic_years: years scored with the qrels of a generated (synthetic) collection.
+    warnings: the scorer's warnings per run and year (missing topics, duplicates, > 1000 shots).
     """
 
     runs: list[str]
@@ -68,6 +68,7 @@ class Comparison:
     coverage: pd.DataFrame
     references: dict[str, list[LeaderboardEntry]]
     synthetic_years: list[str]
+    warnings: list[str]
     results: dict[str, dict[str, EvalResult]]
     settings: dict[str, object] = field(default_factory=dict)
 
@@ -119,21 +120,6 @@ def _years_of_run_topics(topic_ids: Sequence[str]) -> list[Year]:
     return [get_year(k) for k in sorted(keys, key=lambda k: (k == "progress", k))]
 
 
-def default_qrels_path(year: Year, rootpath: str | Path | None = None) -> Path:
-    """``<root>/<collection>/TextData/avs.qrels.<edition>``, else the bundled qrels of the year
-    (never for a synthetic collection, whose judgments are its own)."""
-    collection_dir = resolve_root(rootpath) / year.collection
-    path = collection_dir / "TextData" / year.qrels_name
-    if path.is_file():
-        return path
-    bundled = None if (collection_dir / SYNTHETIC_MARKER).is_file() else bundled_qrels(year.edition)
-    if bundled is None:
-        raise MissingDataError(
-            f"no qrels for {year.key}", path=path, expected=f"{year.qrels_name} under <root>/{year.collection}/TextData or --qrels"
-        )
-    return bundled
-
-
 def is_synthetic_qrels(path: str | Path) -> bool:
     """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
     collection folder or the root above it): its scores are not comparable to published ones."""
@@ -162,7 +148,7 @@ def _qrels_by_year(
         years = _years_of_run_topics(sorted({t for r in runs for t in r.run.topic_ids}))
         if not years:
             raise ConfigError("cannot infer the AVS year from the runs' topic ids", expected="--year or --qrels")
-    return {y.key: Qrels.read(default_qrels_path(y, rootpath)) for y in years}
+    return {y.key: Qrels.read(find_qrels(y, rootpath)) for y in years}
 
 
 def _coverage_fractions(ranked: Sequence[tuple[str, float]], judgments: Mapping[str, float]) -> dict[str, float | int]:
@@ -223,9 +209,9 @@ def compare_runs(
 
     ``baseline`` is one of ``runs`` (path or file name) or another run file; without it, the
     first run is the reference for differences and significance when there are several runs.
-    Years are taken from ``year`` or inferred from the runs' topic ids; each year is scored
-    with ``qrels`` (one year only) or its default qrels (``<root>/<collection>/TextData``,
-    else the bundled ones).
+    Years are taken from ``year`` or inferred from the runs' topic ids (a run may cover several
+    years); each year is scored with ``qrels`` (one year only) or the qrels that ``score`` uses
+    (:func:`avsbench.eval.scoring.find_qrels`).
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}", expected=" or ".join(METRICS))
@@ -238,6 +224,7 @@ def compare_runs(
     results: dict[str, dict[str, EvalResult]] = {r.name: {} for r in loaded}
     topic_rows: dict[tuple[str, str], dict[str, object]] = {}
     coverage_rows: list[dict[str, object]] = []
+    warnings: list[str] = []
     for year_key, table in qrels_of_year.items():
         qrels_topics = set(table.topics)
         for entry in loaded:
@@ -245,6 +232,7 @@ def compare_runs(
                 continue
             result = evaluate(table, entry.run, max_results=max_results)
             results[entry.name][year_key] = result
+            warnings.extend(f"{year_key}: {w}" for w in run_warnings(result) if "not in the qrels" not in w)
             for topic_id, topic_result in result.per_topic.items():
                 key = (year_key, topic_id)
                 if key not in topic_rows:
@@ -318,6 +306,7 @@ def compare_runs(
         coverage=pd.DataFrame(coverage_rows, columns=["run", "year", "topic", "returned", *_coverage_columns()]),
         references=reference_rows,
         synthetic_years=synthetic_years,
+        warnings=warnings,
         results=results,
         settings={
             "permutations": permutations, "bootstrap_samples": bootstrap_samples, "seed": seed,

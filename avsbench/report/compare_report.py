@@ -189,6 +189,7 @@ class ComparisonReport:
             "baseline": c.baseline,
             "years": c.years,
             "synthetic_years": c.synthetic_years,
+            "warnings": c.warnings,
             "settings": c.settings,
             "per_year": _frame_records(c.per_year.reset_index()),
             "per_topic": _frame_records(c.per_topic),
@@ -239,6 +240,7 @@ class ComparisonReport:
             notes.append("'mean over years' is the mean of the per-year means; each year is scored with its own qrels.")
         else:
             frame = frame.drop(columns=[f"{c.years[0]} topics", "mean over years"])
+        notes += [f"warning: {w}" for w in c.warnings]
         title = f"Mean {c.metric} per year"
         if c.synthetic_years:
             title += " (SYNTHETIC: " + ", ".join(c.synthetic_years) + ")"
