@@ -186,6 +186,8 @@ class BigFile:
             raise InputFormatError(f"array has shape {matrix.shape}", path=npy_path, expected="a 2-d (rows, dim) array")
         if not np.issubdtype(matrix.dtype, np.number):
             raise InputFormatError(f"array dtype {matrix.dtype} is not numeric", path=npy_path)
+        if len(ids) != matrix.shape[0]:
+            raise InputFormatError(f"{matrix.shape[0]} rows but {len(ids)} ids", path=npy_path, expected="one id per row")
         with BigFileWriter(out, ids, matrix.shape[1]) as writer:
             for start in range(0, matrix.shape[0], 65536):
                 writer.append(matrix[start : start + 65536])

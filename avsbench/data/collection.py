@@ -225,3 +225,132 @@ class Collection:
                 except AvsbenchError as exc:
                     infos.append(FeatureInfo(name, kind, None, None, _folder_size(path), str(exc)))
         return infos
+
+
+@dataclass(frozen=True)
+class QrelsSummary:
+    """Pool statistics of one qrels file, as sample_eval sees them."""
+
+    edition: str
+    path: str
+    topics: int
+    pool_size_mean: float
+    estimated_relevant: tuple[float, float, float]  # min, median, max over topics
+    strata: tuple[tuple[str, int, int, int], ...]  # (stratum, pooled, sampled, judged relevant), summed over topics
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """Everything ``avsbench collection info`` shows; problems are listed, not raised."""
+
+    name: str
+    path: str
+    synthetic: bool
+    shots: int | None
+    dropped_in_list: int
+    features: tuple[FeatureInfo, ...]
+    captions: int | None
+    caption_videos: int | None
+    topic_files: tuple[tuple[str, str, int], ...]  # (edition, path, topics)
+    qrels: tuple[QrelsSummary, ...]
+    manifest: dict | None
+    problems: tuple[str, ...]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def summarize_qrels(edition: str, path: Path) -> QrelsSummary:
+    """Read a qrels file and sum its per-stratum pool statistics over topics."""
+    from avsbench.data.qrels import Qrels
+
+    qrels = Qrels.read(path)
+    pooled: dict[str, list[int]] = {}
+    estimates: list[float] = []
+    pool_sizes: list[int] = []
+    for topic_id in qrels.topic_ids:
+        topic = qrels[topic_id]
+        estimates.append(topic.estimated_relevant)
+        pool_sizes.append(sum(topic.pool_size.values()))
+        for stratum, size in topic.pool_size.items():
+            totals = pooled.setdefault(stratum, [0, 0, 0])
+            totals[0] += size
+            totals[1] += topic.sampled.get(stratum, 0)
+            totals[2] += topic.relevant.get(stratum, 0)
+    return QrelsSummary(
+        edition,
+        str(path),
+        len(estimates),
+        sum(pool_sizes) / max(1, len(pool_sizes)),
+        (min(estimates, default=0.0), _median(estimates) if estimates else 0.0, max(estimates, default=0.0)),
+        tuple((s, *pooled[s]) for s in sorted(pooled)),
+    )
+
+
+def summarize(collection: Collection) -> CollectionSummary:
+    """Gather shots, features, captions, topics, qrels and problems of a collection."""
+    problems: list[str] = []
+    shots: int | None = None
+    dropped_in_list = 0
+    try:
+        shots = len(collection.shots)
+        dropped_in_list = len(collection.dropped_shots.intersection(collection.shots))
+    except AvsbenchError as exc:
+        problems.append(str(exc))
+    features = tuple(collection.feature_infos())
+    for info in features:
+        if info.problem:
+            problems.append(f"{info.kind} feature {info.name}: {info.problem}")
+        elif shots is not None and info.kind in ("video", "frame"):
+            try:
+                feature = collection.feature(info.name) if info.kind == "video" else collection.frame_feature(info.name)
+                collection.check_feature_covers_shots(feature)
+            except AvsbenchError as exc:
+                problems.append(f"{info.kind} feature {info.name}: {exc}")
+    if not features:
+        problems.append(f"no features under {collection.feature_dir}")
+    captions = caption_videos = None
+    if collection.has_captions():
+        try:
+            caption_set = collection.captions()
+            captions, caption_videos = len(caption_set), len(caption_set.videos)
+        except AvsbenchError as exc:
+            problems.append(str(exc))
+    topic_files: list[tuple[str, str, int]] = []
+    qrels: list[QrelsSummary] = []
+    for year in collection.years():
+        path = collection.topic_path(year)
+        if path is not None:
+            try:
+                topic_files.append((year.edition, str(path), len(TopicSet.read(path, name=year.edition))))
+            except AvsbenchError as exc:
+                problems.append(str(exc))
+        qrels_path = collection.qrels_path(year)
+        if qrels_path is not None:
+            try:
+                qrels.append(summarize_qrels(year.edition, qrels_path))
+            except AvsbenchError as exc:
+                problems.append(str(exc))
+    manifest = None
+    if collection.is_synthetic:
+        try:
+            manifest = collection.manifest()
+        except AvsbenchError as exc:
+            problems.append(str(exc))
+    return CollectionSummary(
+        collection.name,
+        str(collection.path),
+        collection.is_synthetic,
+        shots,
+        dropped_in_list,
+        features,
+        captions,
+        caption_videos,
+        tuple(topic_files),
+        tuple(qrels),
+        manifest,
+        tuple(problems),
+    )
