@@ -17,13 +17,14 @@ avsbench drops those two fields: ``<class>_<trType>_<pid>.<yy>_<priority>`` (``F
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.resources import v3c1_dropped_shots
+from avsbench.data.runs import ranked_shots
 from avsbench.data.topics import V3C1, TopicSet, Year, get_year, plain_topic_id
 from avsbench.errors import ConfigError, MissingDataError
 
@@ -131,10 +132,8 @@ def nist_run_name(header: SubmissionHeader, dtd_year: int) -> str:
 def scorer_order(pairs: Iterable[tuple[str, float]]) -> list[str]:
     """Distinct shots in sample_eval's order: the later score of a repeated shot wins,
     then score descending and shot id descending (as bytes)."""
-    scores: dict[str, float] = {}
-    for shot, score in pairs:
-        scores[shot] = score
-    return sorted(scores, key=lambda s: (scores[s], s.encode()), reverse=True)
+    pairs = list(pairs)
+    return [shot for shot, _ in ranked_shots([p[0] for p in pairs], [p[1] for p in pairs])]
 
 
 def _attr(value: str) -> str:
@@ -213,14 +212,6 @@ class Problem:
         return f"line {self.line}: [{self.check}] {self.message}"
 
 
-def read_shot_list(path: str | Path) -> frozenset[str]:
-    """A collection's shot list (``VideoSets/<collection>.txt``, one id per line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingDataError("shot list not found", path=path, expected="VideoSets/<collection>.txt")
-    return frozenset(path.read_text(encoding="utf-8").split())
-
-
 def _int_value(text: str | None) -> int | None:
     if text is None or not _INT_RE.match(text):
         return None
@@ -249,14 +240,15 @@ def validate_submission(
     source: str | Path | bytes,
     *,
     year: Year | None = None,
-    shot_ids: Collection[str] | None = None,
+    shot_ids: Collection[str] | Callable[[str], Collection[str]] | None = None,
 ) -> list[Problem]:
     """Check a submission (a file path or the XML bytes) against our DTD and NIST's content
     rules; return every problem, sorted by line. An empty list means the submission is valid.
 
     The DTD is chosen from the year (``year``, else the DOCTYPE URL's tvYYYY, else the header:
     a ``task`` attribute means the 2019+ era); it is never fetched. ``shot_ids``, when given,
-    is the collection's shot list and every shot must be in it.
+    is the collection's shot list (or a function from the collection name to it) and every
+    shot must be in it.
     """
     from lxml import etree
 
@@ -309,6 +301,8 @@ def validate_submission(
         problems.append(Problem(root.sourceline or 1, "nist", f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)"))
     dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
     collection = year.collection if year is not None else ""
+    if callable(shot_ids):
+        shot_ids = shot_ids(collection) if collection else None
     for run in run_elems:
         problems.extend(_check_run(run, dtd_year, year, collection, shot_ids, dropped))
     return sorted(problems)

@@ -1,0 +1,92 @@
+"""``avsbench rank``: rank every shot of a collection for the topics of one or more years."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+import click
+
+from avsbench.data.topics import parse_years
+
+
+@contextlib.contextmanager
+def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
+    """A rich progress bar (shots/s) on a terminal; nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+
+        def factory(label: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(label, total=total, rate="")
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{speed:,.0f} shots/s" if speed else "")
+
+            return advance
+
+        yield factory
+
+
+@click.command()
+@click.option("--year", "years", required=True, help="Year(s) sharing a collection are ranked in one pass, e.g. 2019,2020,2021,progress.")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder (config.json + weights.safetensors).")
+@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@click.option("--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1).")
+@click.option("--topics", "topic_groups", default="main", show_default=True, help="main and/or progress (591-610, with a V3C1 year).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="bf16: bf16 encoding, then the candidates re-scored in fp32 (same top-k as fp32). auto: bf16 where the hardware is fast at it.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Shots per encoder call (default 1024 on CPU, 16384 on CUDA).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--rescore-margin", type=click.IntRange(min=0), default=None, help="bf16: extra candidates per topic re-scored in fp32 (default: top-k).")
+@click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--run-id", default=None, help="Run tag and file name stem (default: the model folder's name).")
+@click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False), help="Embedding cache folder (re-ranking new queries skips encoding).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--no-score", is_flag=True, help="Do not score the runs even when qrels are found.")
+def rank(
+    years: str, model_dir: str, rootpath: str | None, collection_name: str | None, topic_groups: str, device: str, precision: str,
+    batch_size: int | None, top_k: int, rescore_margin: int | None, out_dir: str, run_id: str | None, cache_dir: str | None,
+    seed: int, no_score: bool,
+) -> None:
+    """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
+    from avsbench.ranking.engine import RankSettings
+    from avsbench.ranking.pipeline import rank_years, select_years
+
+    chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])
+    settings = RankSettings(top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin)
+    with _progress_factory(sys.stderr.isatty()) as progress:
+        report = rank_years(
+            chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,
+            run_id=run_id, cache_dir=cache_dir, seed=seed, score=not no_score, progress=progress,
+        )
+    for name, outcome in report.outcomes.items():
+        cached = " (embeddings from cache)" if report.cache_hits.get(name) else ""
+        click.echo(
+            f"{name}: {outcome.shots:,} shots in {outcome.seconds:.1f} s ({outcome.shots_per_second:,.0f} shots/s), "
+            f"{outcome.device}, {outcome.precision}{cached}"
+        )
+        if outcome.precision == "bf16":
+            click.echo(f"  bf16: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score error {outcome.max_bf16_error:.2e})")
+            if outcome.uncertified_topics:
+                click.echo(f"  warning: {len(outcome.uncertified_topics)} topic(s) not certified equal to fp32; raise --rescore-margin", err=True)
+    for run in report.runs:
+        measure = f"infAP {run.inf_ap:.4f}" if run.inf_ap is not None else "no qrels"
+        if run.inf_ap is not None and run.synthetic:
+            measure += ", SYNTHETIC demo collection"
+        click.echo(f"{run.year.edition}: {len(run.topics)} topics -> {run.run_path}  [{measure}]")

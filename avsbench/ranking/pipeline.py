@@ -1,0 +1,237 @@
+"""``avsbench rank`` as a library call: model + collection + years -> TREC runs with provenance.
+
+Years that share a collection (2019, 2020, 2021 and progress on V3C1) are ranked in one pass:
+the collection is streamed and encoded once and scored against all their topics together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avsbench import __version__
+from avsbench.data.bigfile import BigFile
+from avsbench.data.collection import Collection
+from avsbench.data.topics import TopicSet, Year, get_year
+from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
+from avsbench.model.checkpoint import LoadedModel, load_model
+from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
+from avsbench.ranking.engine import RankOutcome, RankSettings, rank_shots, resolve_device, resolve_precision
+from avsbench.ranking.output import safe_run_id, write_provenance, write_trec_run
+from avsbench.ranking.stream import FeatureSource
+
+TOPIC_GROUPS = ("main", "progress")
+
+
+@dataclass
+class YearRun:
+    """One written run: the evaluation, its files and, when qrels were found, its infAP."""
+
+    year: Year
+    topics: TopicSet
+    run_path: Path
+    provenance_path: Path
+    qrels_path: Path | None = None
+    inf_ap: float | None = None
+    synthetic: bool = False
+
+
+@dataclass
+class RankReport:
+    """Everything ``rank_years`` did: the runs and the engine's outcome per collection."""
+
+    runs: list[YearRun] = field(default_factory=list)
+    outcomes: dict[str, RankOutcome] = field(default_factory=dict)
+    cache_hits: dict[str, bool] = field(default_factory=dict)
+
+
+def select_years(years: Sequence[Year], groups: Sequence[str]) -> list[Year]:
+    """Apply ``--topics main,progress``: keep the main topics and/or add the progress topics
+    (591-610, V3C1) when a V3C1 year is asked for."""
+    unknown = [g for g in groups if g not in TOPIC_GROUPS]
+    if unknown or not groups:
+        raise ConfigError(f"unknown topic group(s) {unknown or list(groups)}", expected="main and/or progress")
+    progress = get_year("progress")
+    out = [y for y in years if y.key == "progress" or "main" in groups]
+    if "progress" in groups and progress not in out and any(y.collection == progress.collection for y in years):
+        out.append(progress)
+    if not out:
+        raise ConfigError("no topics left to rank", expected="--topics main, or a V3C1 year with --topics progress")
+    return out
+
+
+def model_fingerprint(model_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file of the model folder (name -> hash) and of the whole."""
+    files = {p.name: sha256_file(p) for p in sorted(model_dir.iterdir()) if p.is_file()}
+    whole = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in files.items()).encode()).hexdigest()
+    return {"sha256": whole, **{f"file:{k}": v for k, v in files.items()}}
+
+
+def topic_embeddings(loaded: LoadedModel, collection: Collection, topic_sets: Sequence[TopicSet], device: torch.device) -> torch.Tensor:
+    """(topics, heads, head_dim) float32 text embeddings of every topic, in order.
+
+    Precomputed text features are read from ``<collection>/TextData/<name>/``, keyed by the
+    plain topic number.
+    """
+    topics = [t for ts in topic_sets for t in ts]
+    precomputed: dict[str, BigFile] = {}
+    for name in loaded.text_pipeline.precomputed_features:
+        path = collection.text_dir / name
+        if not path.is_dir():
+            raise MissingDataError(
+                f"the model's precomputed text feature {name!r} is missing for collection {collection.name}",
+                path=path,
+                expected="a BigFile of topic text features keyed by plain topic number",
+            )
+        precomputed[name] = BigFile(path)
+    try:
+        inputs = loaded.text_pipeline.featurize([t.text for t in topics], [str(t.number) for t in topics], precomputed)
+    except UnknownIdError as exc:
+        raise MissingDataError(f"{exc.message} (topics are keyed by plain topic number)", path=exc.path, expected="a row for every topic") from None
+    with torch.inference_mode():
+        return loaded.model.encode_texts({k: v.to(device) for k, v in inputs.items()}).float()
+
+
+def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]) -> tuple[list[FeatureSource], list[dict]]:
+    sources: list[FeatureSource] = []
+    described: list[dict] = []
+    for spec in loaded.config.video_features:
+        if spec.kind != "video":
+            raise ConfigError(f"feature {spec.name!r} is frame-level: avsbench rank streams video-level features only", expected="a LAFF model with video-level features")
+        bigfile = collection.feature(spec.name)
+        if bigfile.dim != spec.dim:
+            raise InputFormatError(f"feature is {bigfile.dim}-d but the model expects {spec.dim}", path=bigfile.path / "shape.txt")
+        sources.append(FeatureSource(spec.name, bigfile, shots))
+        described.append(feature_fingerprint(spec.name, bigfile) | {"path": str(bigfile.path), "aligned_with_shot_list": sources[-1].aligned})
+    return sources, described
+
+
+def rank_years(
+    years: Sequence[Year],
+    model_dir: str | Path,
+    *,
+    settings: RankSettings,
+    rootpath: str | Path | None = None,
+    collection_name: str | None = None,
+    out_dir: str | Path = "runs",
+    run_id: str | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    score: bool = True,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> RankReport:
+    """Rank the topics of ``years`` with the model in ``model_dir``; write one run (and sidecar) per year.
+
+    ``progress(label, total_shots)`` may return a callback that receives the shots done per chunk.
+    With ``score``, each run is scored (infAP) when the year's qrels are found.
+    """
+    started = time.perf_counter()
+    model_dir = Path(model_dir)
+    device = resolve_device(settings.device)
+    torch.manual_seed(seed)
+    loaded = load_model(model_dir, device, rootpath=rootpath)
+    model_hash = model_fingerprint(model_dir)
+    tag = safe_run_id(run_id or model_dir.resolve().name)
+    out_dir = Path(out_dir)
+    groups: dict[str, list[Year]] = {}
+    for y in years:
+        groups.setdefault(collection_name or y.collection, []).append(y)
+    report = RankReport()
+    for name, group in groups.items():
+        collection = Collection(rootpath, name)
+        shots = collection.shots
+        dropped = collection.dropped_shots
+        excluded = [i for i, s in enumerate(shots) if s in dropped]
+        topic_sets = [collection.topics(y) for y in group]
+        text = topic_embeddings(loaded, collection, topic_sets, device)
+        sources, features = _video_sources(loaded, collection, shots)
+        cache_source = writer = cache = None
+        try:
+            if cache_dir is not None:
+                cache = EmbeddingCache(
+                    cache_dir,
+                    {"model": model_hash["sha256"], "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
+                     "shots": sha256_lines(shots), "precision": resolve_precision(settings.precision, device)},
+                )
+                if cache.complete:
+                    cache_source = FeatureSource("embeddings", cache.open(), shots)
+                else:
+                    writer = cache.writer(shots, loaded.config.common_dim)
+            report.cache_hits[name] = cache_source is not None
+            callback = progress(f"{name}: {len(shots):,} shots x {text.shape[0]} topics", len(shots)) if progress else None
+            if writer is not None:
+                with writer:
+                    outcome = rank_shots(loaded.model, sources, shots, text, settings, excluded=excluded, cache_writer=writer.append, progress=callback)
+                cache.seal()
+            else:
+                outcome = rank_shots(loaded.model, sources, shots, text, settings, excluded=excluded, cache_source=cache_source, progress=callback)
+        finally:
+            for src in [*sources, *([cache_source] if cache_source else [])]:
+                src.close()
+        report.outcomes[name] = outcome
+        first = 0
+        for year, topic_set in zip(group, topic_sets):
+            last = first + len(topic_set)
+            rankings = outcome.rankings[first:last]
+            uncertified = [topic_set.numbers[t - first] for t in outcome.uncertified_topics if first <= t < last]
+            first = last
+            run_path = out_dir / f"{tag}.{year.edition}.txt"
+            write_trec_run(run_path, topic_set.numbers, [([shots[i] for i in r.rows.tolist()], r.scores) for r in rankings], tag)
+            record = _provenance(
+                year, topic_set, collection, shots, len(excluded), loaded, model_dir, model_hash, features, outcome, settings,
+                tag, run_path, seed, cache, cache_source is not None, uncertified, time.perf_counter() - started,
+            )
+            side = write_provenance(run_path, record)
+            year_run = YearRun(year, topic_set, run_path, side, collection.qrels_path(year), synthetic=collection.is_synthetic)
+            if score and year_run.qrels_path is not None:
+                year_run.inf_ap = _score(run_path, year_run.qrels_path)
+            report.runs.append(year_run)
+    return report
+
+
+def _score(run_path: Path, qrels_path: Path) -> float:
+    from avsbench.data.qrels import Qrels
+    from avsbench.data.runs import RunFile
+    from avsbench.eval.sample_eval import evaluate
+
+    return evaluate(Qrels.read(qrels_path), RunFile.read(run_path)).inf_ap
+
+
+def _provenance(
+    year: Year, topic_set: TopicSet, collection: Collection, shots: list[str], n_excluded: int, loaded: LoadedModel,
+    model_dir: Path, model_hash: dict[str, str], features: list[dict], outcome: RankOutcome, settings: RankSettings,
+    tag: str, run_path: Path, seed: int, cache: EmbeddingCache | None, cache_hit: bool, uncertified: list[int], wall: float,
+) -> dict:
+    cfg = loaded.config
+    return {
+        "format": "avsbench-rank-provenance",
+        "version": 1,
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run": {"file": run_path.name, "tag": tag, "year": year.key, "edition": year.edition, "top_k": settings.top_k,
+                "score_column": "float32 score, 10 decimals, ties kept strictly decreasing by 1e-10 steps (scorer order)"},
+        "topics": {"name": topic_set.name, "source": topic_set.source or "bundled", "sha256": topic_set.sha256,
+                   "count": len(topic_set), "numbers": topic_set.numbers},
+        "collection": {"name": collection.name, "path": str(collection.path), "synthetic": collection.is_synthetic,
+                       "shots": len(shots), "shot_list_sha256": sha256_lines(shots), "excluded_dropped_shots": n_excluded},
+        "model": {"dir": str(model_dir.resolve()), **model_hash, "heads": cfg.heads, "common_dim": cfg.common_dim,
+                  "video_features": [{"name": s.name, "dim": s.dim, "transform": s.transform} for s in cfg.video_features],
+                  "text_features": [{"name": s.name, "dim": s.dim, "kind": s.kind} for s in cfg.text_features]},
+        "features": features,
+        "engine": {"device": outcome.device, "precision": outcome.precision, "batch_size": outcome.batch_size,
+                   "chunk_rows": outcome.chunk_rows, "candidates_per_topic": outcome.candidates_per_topic,
+                   "rescored_shots": outcome.rescored_shots, "max_bf16_score_error": outcome.max_bf16_error,
+                   "uncertified_topics": uncertified, "ranked_shots": outcome.shots, "rank_seconds": round(outcome.seconds, 3),
+                   "shots_per_second": round(outcome.shots_per_second, 1)},
+        "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": cache_hit},
+        "software": {"avsbench": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "seed": seed,
+        "wall_time_s": round(wall, 3),
+    }

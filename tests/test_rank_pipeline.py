@@ -1,0 +1,173 @@
+"""`avsbench rank` end to end on a small generated demo collection, and the submit/validate/score round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from avsbench.cli import main
+from avsbench.data.bigfile import BigFile
+from avsbench.data.demo import generate_demo
+from avsbench.data.qrels import Qrels
+from avsbench.data.resources import v3c1_dropped_shots
+from avsbench.data.runs import RunFile
+from avsbench.eval.sample_eval import evaluate
+from avsbench.model.checkpoint import save_model
+from avsbench.model.config import FeatureSpec, ModelConfig
+from avsbench.model.laff import LaffModel
+
+N_SHOTS = 1500
+FEATURES = [("demo_clip512", 512), ("demo_partial768", 768), ("demo_noisy1024", 1024)]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A 1,500-shot synthetic V3C1 with the 8 dropped shots appended (copies of rows 0..7)."""
+    root = tmp_path_factory.mktemp("demo")
+    generate_demo(root, n_shots=N_SHOTS, n_train_videos=10, n_val_videos=10, frame_features=False)
+    coll = root / "v3c1"
+    shots = (coll / "VideoSets" / "v3c1.txt").read_text().split()
+    dropped = sorted(v3c1_dropped_shots())
+    (coll / "VideoSets" / "v3c1.txt").write_text("\n".join(shots + dropped) + "\n")
+    for name, _ in FEATURES:
+        bf = BigFile(coll / "FeatureData" / name)
+        matrix = bf.read(shots)
+        BigFile.write(coll / "FeatureData" / name, shots + dropped, np.vstack([matrix, matrix[: len(dropped)]]))
+    torch.manual_seed(0)
+    config = ModelConfig(
+        video_features=[FeatureSpec(n, d, "video", transform="tile" if d == 512 else "linear", dropout=0.0 if d == 512 else 0.2) for n, d in FEATURES],
+        text_features=[FeatureSpec("demo_clip512", 512, "precomputed", transform="tile", dropout=0.0)],
+        common_dim=1024,
+        heads=2,
+    )
+    model_dir = save_model(root / "model", LaffModel(config).eval())
+    return root, model_dir, shots, dropped
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def read_lines(path):
+    return [line.split() for line in path.read_text().splitlines()]
+
+
+def test_rank_several_years_in_one_pass(demo, tmp_path):
+    root, model_dir, shots, dropped = demo
+    out = tmp_path / "runs"
+    res = run_cli("rank", "--year", "2019,2021", "--topics", "main,progress", "--model", str(model_dir), "--rootpath", str(root),
+                  "--out", str(out), "--device", "cpu", "--precision", "fp32", "--top-k", str(N_SHOTS + 8), "--run-id", "my run")
+    assert res.exit_code == 0, res.output
+    assert res.output.count("v3c1: 1,500 shots") == 1  # one pass for three topic sets (8 dropped shots excluded)
+    for edition, n_topics in (("tv19", 30), ("tv21", 20), ("progress", 20)):
+        assert f"{edition}: {n_topics} topics -> {out}/my_run.{edition}.txt  [infAP 0." in res.output
+        lines = read_lines(out / f"my_run.{edition}.txt")
+        topics = list(dict.fromkeys(line[0] for line in lines))
+        assert len(topics) == n_topics and all(t.startswith("1") for t in topics)
+        assert {line[5] for line in lines} == {"my_run"} and {line[1] for line in lines} == {"0"}
+        for topic in topics:
+            rows = [line for line in lines if line[0] == topic]
+            assert [int(r[3]) for r in rows] == list(range(1, N_SHOTS + 1))
+            scores = [float(r[4]) for r in rows]
+            assert all(a > b for a, b in zip(scores, scores[1:]))
+            assert not set(dropped) & {r[2] for r in rows}
+        side = json.loads((out / f"my_run.{edition}.txt.provenance.json").read_text())
+        assert side["run"]["edition"] == edition and side["topics"]["count"] == n_topics
+        assert side["collection"] == {**side["collection"], "shots": N_SHOTS + 8, "excluded_dropped_shots": 8, "synthetic": True}
+        assert [f["name"] for f in side["features"]] == [n for n, _ in FEATURES]
+        assert side["features"][0]["shape"] == [N_SHOTS + 8, 512]
+        assert side["engine"]["precision"] == "fp32" and side["engine"]["device"] == "cpu"
+        assert len(side["model"]["sha256"]) == 64 and side["software"]["avsbench"] and side["wall_time_s"] > 0
+    # the scorer sees exactly our order: re-sorting by score changes nothing
+    run = RunFile.read(out / "my_run.tv19.txt")
+    for topic, lines in run.topics.items():
+        assert [s for s, _ in lines.ranked()] == lines.shots
+
+
+def test_round_trip_trec_xml_scores_identical(demo, tmp_path):
+    root, model_dir, _, _ = demo
+    out = tmp_path / "runs"
+    assert run_cli("rank", "--year", "2019", "--model", str(model_dir), "--rootpath", str(root), "--out", str(out),
+                   "--device", "cpu", "--precision", "fp32", "--no-score").exit_code == 0
+    trec = out / "model.tv19.txt"
+    res = run_cli("submit", str(trec), "--year", "2019", "--pid", "DEMO", "--priority", "1", "--class", "F",
+                  "--train-type", "D", "--desc", "round trip", "--rootpath", str(root))
+    assert res.exit_code == 0, res.output
+    xml = out / "F_M_C_D_DEMO.19_1"
+    assert xml.is_file()
+    assert run_cli("validate", str(xml), "--rootpath", str(root)).output.strip().endswith("valid")
+    qrels = Qrels.read(root / "v3c1" / "TextData" / "avs.qrels.tv19")
+    from_trec = evaluate(qrels, RunFile.read(trec)).to_dict()
+    from_xml = evaluate(qrels, RunFile.read(xml)).to_dict()
+    assert from_trec["summary"]["infAP"] > 0
+    assert from_trec["summary"] == from_xml["summary"]
+    assert from_trec["per_topic"] == from_xml["per_topic"]
+
+
+def test_bf16_and_cache_give_the_fp32_runs(demo, tmp_path):
+    root, model_dir, _, _ = demo
+    common = ["--year", "2021", "--model", str(model_dir), "--rootpath", str(root), "--device", "cpu", "--top-k", "200", "--no-score"]
+    assert run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "a")).exit_code == 0
+    res = run_cli("rank", *common, "--precision", "bf16", "--out", str(tmp_path / "b"))
+    assert res.exit_code == 0 and "re-scored in fp32" in res.output and "not certified" not in res.output
+    assert (tmp_path / "a" / "model.tv21.txt").read_bytes() == (tmp_path / "b" / "model.tv21.txt").read_bytes()
+    cache = tmp_path / "cache"
+    first = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "c"), "--cache", str(cache))
+    again = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "d"), "--cache", str(cache))
+    assert "from cache" not in first.output and "embeddings from cache" in again.output
+    for d in "cd":
+        assert (tmp_path / d / "model.tv21.txt").read_bytes() == (tmp_path / "a" / "model.tv21.txt").read_bytes()
+    assert json.loads((tmp_path / "d" / "model.tv21.txt.provenance.json").read_text())["cache"]["hit"] is True
+
+
+def test_missing_precomputed_text_feature_is_named(demo, tmp_path):
+    root, model_dir, _, _ = demo
+    text_dir = root / "v3c1" / "TextData" / "demo_clip512"
+    topics = BigFile(text_dir)
+    keep = [i for i in topics.ids if i != "611"]
+    BigFile.write(tmp_path / "partial", keep, topics.read(keep))
+    saved = tmp_path / "saved"
+    text_dir.rename(saved)
+    try:
+        res = CliRunner().invoke(main, ["rank", "--year", "2019", "--model", str(model_dir), "--rootpath", str(root), "--out", str(tmp_path)])
+        assert res.exit_code == 2
+        assert str(text_dir) in res.output and "precomputed text feature" in res.output
+        (tmp_path / "partial").rename(text_dir)
+        res = CliRunner().invoke(main, ["rank", "--year", "2019", "--model", str(model_dir), "--rootpath", str(root), "--out", str(tmp_path)])
+        assert res.exit_code == 2 and "'611'" in res.output and "id.txt" in res.output
+    finally:
+        if text_dir.exists():
+            import shutil
+
+            shutil.rmtree(text_dir)
+        saved.rename(text_dir)
+
+
+def test_submit_and_validate_errors(tmp_path):
+    run = tmp_path / "run.txt"
+    run.write_text("1611 0 shot00001_1 1 0.5 x\n")
+    res = CliRunner().invoke(main, ["submit", str(run), "--year", "2019", "--pid", "T", "--priority", "1", "--class", "F", "--train-type", "D", "--desc", "d"])
+    assert res.exit_code == 2 and "--elapsed-time" in res.output
+    res = CliRunner().invoke(main, ["submit", str(run), "--year", "2018", "--pid", "T", "--priority", "1", "--class", "F", "--train-type", "D",
+                                    "--desc", "d", "--elapsed-time", "1"])
+    assert res.exit_code == 2 and "not a topic of tv18" in res.output
+    res = CliRunner().invoke(main, ["submit", str(run), "--year", "2019", "--pid", "T", "--priority", "1", "--class", "F", "--train-type", "D",
+                                    "--desc", "d", "--elapsed-time", "1", "--out", str(tmp_path / "x.xml")])
+    assert res.exit_code == 0 and "no results for topic(s) 612" in res.output
+    bad = tmp_path / "bad.xml"
+    bad.write_text((tmp_path / "x.xml").read_text().replace('seqNum="1"', 'seqNum="0"').replace('elapsedTime="1"', 'elapsedTime="1.0"', 2))
+    res = CliRunner().invoke(main, ["validate", str(bad)])
+    assert res.exit_code == 1
+    reported = [line for line in res.output.splitlines() if line.startswith(str(bad) + ":") and ": [" in line]
+    assert len(reported) == 3 and f"{bad}:6: [nist] seqNum '0'" in res.output
+
+
+def test_submit_and_validate_do_not_import_torch():
+    code = "import sys, avsbench.cli.submit; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
