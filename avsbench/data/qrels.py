@@ -17,6 +17,9 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from avsbench.data.textrecords import RecordTokens, perl_number, read_file_bytes, split_records, topic_sort_key
 from avsbench.errors import InputFormatError, UnknownIdError
@@ -31,10 +34,19 @@ def discount(rank: float) -> float:
     return math.log(rank + 1) / _LOG2
 
 
+class ShotCodes(NamedTuple):
+    """A topic's pool as small integer codes (see :attr:`QrelsTopic.shot_codes`)."""
+
+    code: dict[str, int]  # shot -> code
+    stratum: np.ndarray  # code -> stratum index (-1: not in the pool)
+    judgment: np.ndarray  # code -> numeric judgment (0 for shots outside the pool)
+    outside_pool: int  # the code of every shot not in the qrels
+
+
 class QrelsTopic:
     """The judgments of one topic with sample_eval's per-stratum statistics."""
 
-    __slots__ = ("topic", "judgment", "stratum", "pool_size", "sampled", "relevant", "grade_counts", "_derived", "_idcg")
+    __slots__ = ("topic", "judgment", "stratum", "pool_size", "sampled", "relevant", "grade_counts", "_derived", "_codes", "_idcg")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
@@ -44,13 +56,14 @@ class QrelsTopic:
         self.sampled: dict[str, int] = {}  # n: records with j >= 0
         self.relevant: dict[str, int] = {}  # r: records with j > 0
         self.grade_counts: dict[str, dict[str, int]] = {}  # stratum -> judgment string -> records (j > 0)
-        self._derived: tuple[tuple[str, ...], float, dict[str, int]] | None = None
+        self._derived: tuple[tuple[str, ...], float] | None = None
+        self._codes: ShotCodes | None = None
         self._idcg: dict[int, float] = {}
 
     def __repr__(self) -> str:
         return f"QrelsTopic({self.topic!r}, {len(self.judgment)} shots, strata {list(self.strata)})"
 
-    def _derive(self) -> tuple[tuple[str, ...], float, dict[str, int]]:
+    def _derive(self) -> tuple[tuple[str, ...], float]:
         if self._derived is None:
             strata = tuple(sorted(self.pool_size))
             estimate = 0
@@ -58,9 +71,7 @@ class QrelsTopic:
                 n = self.sampled.get(s, 0)
                 if n != 0:
                     estimate += self.relevant.get(s, 0) * self.pool_size[s] / n
-            index = {s: i for i, s in enumerate(strata)}
-            shot_index = dict(zip(self.stratum, map(index.__getitem__, self.stratum.values())))
-            self._derived = (strata, float(estimate), shot_index)
+            self._derived = (strata, float(estimate))
         return self._derived
 
     @property
@@ -74,9 +85,20 @@ class QrelsTopic:
         return self._derive()[1]
 
     @property
-    def stratum_index(self) -> dict[str, int]:
-        """shot -> index of its stratum in :attr:`strata`."""
-        return self._derive()[2]
+    def shot_codes(self) -> ShotCodes:
+        """One lookup per shot for the scorer: shot -> code, code -> (stratum index, judgment)."""
+        if self._codes is None:
+            index = {s: i for i, s in enumerate(self.strata)}
+            pairs = list(zip(map(index.__getitem__, self.stratum.values()), map(self.judgment.__getitem__, self.stratum)))
+            unique = {pair: code for code, pair in enumerate(dict.fromkeys(pairs))}
+            codes = dict(zip(self.stratum, map(unique.__getitem__, pairs)))
+            self._codes = ShotCodes(
+                codes,
+                np.array([s for s, _ in unique] + [-1], dtype=np.intp),
+                np.array([j for _, j in unique] + [0.0], dtype=np.float64),
+                len(unique),
+            )
+        return self._codes
 
     def stratum_weight(self, stratum: str) -> float:
         """r * N / n of a stratum (its share of R-hat); 0 when nothing of it was sampled."""
@@ -183,7 +205,11 @@ class Qrels:
     @classmethod
     def from_bytes(cls, data: bytes, path: str | Path = "<qrels>", *, lenient: bool = False) -> Qrels:
         records = split_records(data, path, fields=5, what="qrels", layout=QRELS_LAYOUT, lenient=lenient)
-        return cls(_build_topics(records), str(path))
+        topics = _build_topics(records)
+        for qt in topics.values():  # build the scorer's lookup tables now, not on the first evaluation
+            qt.shot_codes  # noqa: B018
+            qt.ideal_dcg()
+        return cls(topics, str(path))
 
 
 def _judgment_values(records: RecordTokens, judgments: list[str]) -> dict[str, float]:
@@ -212,7 +238,7 @@ def _build_topics(records: RecordTokens) -> dict[str, QrelsTopic]:
     start = 0
     # consecutive records of one topic are merged in bulk; later blocks update earlier ones
     for topic, block in groupby(topic_col):
-        end = start + sum(1 for _ in block)
+        end = start + len(list(block))
         qt = topics.get(topic)
         if qt is None:
             qt = topics[topic] = QrelsTopic(topic)

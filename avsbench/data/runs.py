@@ -57,6 +57,17 @@ def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[st
     return sorted(final.items(), key=_SCORE_AND_SHOT, reverse=True)
 
 
+def scorer_order(shots: list[str], scores: list[float]) -> tuple[list[str], int]:
+    """Shot ids in scorer order (as :func:`ranked_shots`) and the number of distinct shots.
+
+    Returns ``shots`` itself (not a copy) when the lines are already in that order.
+    """
+    if len(set(shots)) == len(shots) and all(map(operator.gt, scores, scores[1:])):
+        return shots, len(shots)
+    ranked = ranked_shots(shots, scores)
+    return [shot for shot, _ in ranked], len(ranked)
+
+
 @dataclass
 class TopicLines:
     """One topic's run lines in file order."""
@@ -186,7 +197,7 @@ def _build_trec_run(records: RecordTokens, name: str) -> RunFile:
     run = RunFile(name=name, tag=tags[0] if tags else name, path=records.path, source_format="trec")
     start = 0
     for topic, block in groupby(topic_col):
-        end = start + sum(1 for _ in block)
+        end = start + len(list(block))
         lines = run.topics.get(topic)
         if lines is None:
             lines = run.topics[topic] = TopicLines()

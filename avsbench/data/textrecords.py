@@ -21,6 +21,7 @@ from avsbench.errors import InputFormatError, MissingDataError
 
 PERL_WHITESPACE = b" \t\n\r\x0b\x0c"  # Perl's \s on byte strings; also what bytes.split() splits on
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _CONTROL_BYTES.match(bytes([b])))
 _PERL_NUMBER = re.compile(r"\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))", re.IGNORECASE)
 
 
@@ -123,13 +124,13 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
             path=path,
             line=1,
         )
-    bad = _CONTROL_BYTES.search(data)
-    if bad is not None:
+    if data.translate(None, _NOT_CONTROL_BYTES):
+        bad = _CONTROL_BYTES.search(data)
         raise InputFormatError(
             f"binary data (byte 0x{data[bad.start()]:02x}) in a text {what} file", path=path, line=line_at(data, bad.start())
         )
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line_at(data, exc.start)) from None
     lines = data.split(b"\n")
@@ -137,4 +138,6 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
     if not set(counts) <= {0, fields}:
         lineno, count = next((i + 1, c) for i, c in enumerate(counts) if c not in (0, fields))
         raise InputFormatError(f"line has {count} fields", path=path, line=lineno, expected=expected)
-    return RecordTokens(_decode_tokens(data.split(), "strict"), fields, data, path, lenient=False)
+    # ASCII without control bytes: str.split() splits exactly where Perl's \s+ does
+    tokens = text.split() if text.isascii() else _decode_tokens(data.split(), "strict")
+    return RecordTokens(tokens, fields, data, path, lenient=False)

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from avsbench.data.qrels import Qrels, QrelsTopic, discount
-from avsbench.data.runs import RunFile, TopicLines
+from avsbench.data.runs import RunFile, TopicLines, scorer_order
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError, EvaluationError
 
@@ -35,9 +34,6 @@ DEFAULT_MAX_RESULTS = 1000
 RECALL_LEVELS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 REL_EPSILON = 0.00001  # added to the relevant count of a stratum
 SAMPLED_EPSILON = 0.00003  # added to the sampled count of a stratum
-
-_SHOT = itemgetter(0)
-
 
 @dataclass(frozen=True)
 class TopicResult:
@@ -51,15 +47,21 @@ class TopicResult:
     inum_rel: float  # R-hat, estimated relevant shots in the collection
     num_ret: int  # run lines of the topic, duplicates and lines past max_results included
     num_ranked: int  # distinct shots scored (at most max_results)
+    num_distinct: int  # distinct shots listed
     iprec_at_recall: tuple[float, ...]  # this topic's 11 interpolated precisions
     in_run: bool = True  # False: absent from the run, scored 0 (missing_as_zero)
 
     def measures(self) -> dict[str, float | int]:
-        """Measures under sample_eval's names, in its output order."""
-        out: dict[str, float | int] = {"infAP": self.inf_ap, "infNDCG": self.inf_ndcg}
-        out.update({f"iP{c}": v for c, v in self.precision_at.items()})
-        out.update({"inum_rel_ret": self.inum_rel_ret, "inum_rel": self.inum_rel, "num_ret": self.num_ret})
-        return out
+        """Measures under sample_eval's names (iprec@rec: this topic's interpolated precisions)."""
+        return _measures(self.inf_ap, self.inf_ndcg, self.iprec_at_recall, self.precision_at, self.inum_rel_ret, self.inum_rel, self.num_ret)
+
+
+def _measures(ap, ndcg, iprec, precision_at, rel_ret, rel, ret) -> dict[str, float | int]:
+    out: dict[str, float | int] = {"infAP": ap, "infNDCG": ndcg}
+    out.update({f"iprec@rec{level:4.2f}": v for level, v in zip(RECALL_LEVELS, iprec)})
+    out.update({f"iP{c}": v for c, v in precision_at.items()})
+    out.update({"inum_rel_ret": rel_ret, "inum_rel": rel, "num_ret": ret})
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,7 @@ class EvalResult:
 
     def measures(self) -> dict[str, float | int]:
         """Summary measures under sample_eval's names, in its output order."""
-        out: dict[str, float | int] = {"infAP": self.inf_ap, "infNDCG": self.inf_ndcg}
-        out.update({f"iprec@rec{level:4.2f}": v for level, v in zip(RECALL_LEVELS, self.iprec_at_recall)})
-        out.update({f"iP{c}": v for c, v in self.precision_at.items()})
-        out.update({"inum_rel_ret": self.inum_rel_ret, "inum_rel": self.inum_rel, "num_ret": self.num_ret})
-        return out
+        return _measures(self.inf_ap, self.inf_ndcg, self.iprec_at_recall, self.precision_at, self.inum_rel_ret, self.inum_rel, self.num_ret)
 
     def to_dict(self, per_topic: bool = True) -> dict[str, Any]:
         """JSON-ready dict (floats at full precision)."""
@@ -132,79 +130,85 @@ def _rank_numbers(max_results: int) -> np.ndarray:
 
 def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFAULT_MAX_RESULTS, cutoffs: Sequence[int] = DEFAULT_CUTOFFS) -> TopicResult:
     """Score one topic's run lines against its qrels exactly as sample_eval.pl does."""
-    ranked = lines.ranked()
-    shots = list(map(_SHOT, ranked[:max_results]))
+    order, num_distinct = scorer_order(lines.shots, lines.scores)
+    shots = order[:max_results]
     k_max = len(shots)
-    num_strata = len(qt.strata)
-
-    stratum_of = np.fromiter(map(qt.stratum_index.get, shots, repeat(-1)), dtype=np.int64, count=k_max)
-    gain = np.fromiter(map(qt.judgment.get, shots, repeat(0.0)), dtype=np.float64, count=k_max)
+    if k_max == 0:
+        return _zero_topic(qt, cutoffs, in_run=True)
+    strata = qt.strata
+    codes = qt.shot_codes
+    code = np.array(list(map(codes.code.get, shots, repeat(codes.outside_pool))), dtype=np.intp)
+    stratum_of = codes.stratum[code]
+    gain = codes.judgment[code]
     relevant = gain > 0
-    sampled = gain >= 0
-    pool_seen = np.cumsum(stratum_of >= 0)  # D after each rank
     ranks = _rank_numbers(max_results)[:k_max]
 
+    # counters after each rank (columns) per stratum (rows, string order); exact integers held as floats
+    num_strata = len(strata)
+    in_stratum = stratum_of == np.arange(num_strata)[:, None]
+    flags = np.concatenate((in_stratum, in_stratum & (gain >= 0), in_stratum & relevant))
+    counts = np.cumsum(flags, axis=1, dtype=np.float64)
+    docs, samp, relr = counts[:num_strata], counts[num_strata : 2 * num_strata], counts[2 * num_strata :]
+    pool_seen = np.cumsum(stratum_of >= 0, dtype=np.float64)  # D
+
+    # RR_k: estimated relevant retrieved down to rank k (sum over strata in order)
+    terms = docs * (relr + REL_EPSILON) / (samp + SAMPLED_EPSILON)
+    est_rel_ret = terms[0]
+    for c in range(1, num_strata):
+        est_rel_ret = est_rel_ret + terms[c]
+
+    # estimated precision at each relevant rank, from the counters of the ranks above it
     rel_pos = np.flatnonzero(relevant)
-    rel_stratum = stratum_of[rel_pos]
-    pool_above = pool_seen[rel_pos] - 1  # D over the ranks above each relevant shot
-    pool_above_nz = np.where(pool_above != 0, pool_above, 1)
-
-    est_rel_ret = np.zeros(k_max)  # RR_k
-    prec_above = np.zeros(rel_pos.size)
-    docs_final: list[int] = []
-    sampled_final: list[int] = []
-    for c in range(num_strata):
-        in_c = stratum_of == c
-        docs_c = np.cumsum(in_c)
-        samp_c = np.cumsum(in_c & sampled)
-        relr_c = np.cumsum(in_c & relevant)
-        est_rel_ret = est_rel_ret + docs_c * (relr_c + REL_EPSILON) / (samp_c + SAMPLED_EPSILON)
-        if rel_pos.size:
-            own = rel_stratum == c  # counters above rank k exclude the shot at k itself
-            docs_above = docs_c[rel_pos] - own
-            term = (docs_above / pool_above_nz) * (relr_c[rel_pos] - own + REL_EPSILON) / (samp_c[rel_pos] - own + SAMPLED_EPSILON)
-            prec_above = prec_above + np.where((pool_above != 0) & (docs_above != 0), term, 0.0)
-        docs_final.append(int(docs_c[-1]) if k_max else 0)
-        sampled_final.append(int(samp_c[-1]) if k_max else 0)
-
     rel_ranks = ranks[rel_pos]
-    precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above  # estimated precision at each relevant rank
+    own = in_stratum[:, rel_pos]
+    docs_above = docs[:, rel_pos] - own
+    pool_above = pool_seen[rel_pos] - 1
+    pool_divisor = np.where(pool_above != 0, pool_above, 1.0)
+    terms = (docs_above / pool_divisor) * (relr[:, rel_pos] - own + REL_EPSILON) / (samp[:, rel_pos] - own + SAMPLED_EPSILON)
+    terms = np.where((pool_above != 0) & (docs_above != 0), terms, 0.0)
+    prec_above = terms[0]
+    for c in range(1, num_strata):
+        prec_above = prec_above + terms[c]
+    precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above
     dcg_gain = gain[rel_pos] / _discount_table(max_results)[rel_ranks]
-    sum_prec = [0.0] * num_strata
+
+    sum_prec = [0.0] * num_strata  # SAP per stratum, summed down the ranking
     sum_gain = [0.0] * num_strata
-    for s, p, g in zip(rel_stratum.tolist(), precision.tolist(), dcg_gain.tolist()):
+    for s, p, g in zip(stratum_of[rel_pos].tolist(), precision.tolist(), dcg_gain.tolist()):
         sum_prec[s] += p
         sum_gain[s] += g
 
     estimate = qt.estimated_relevant
     ap = 0.0
     if estimate != 0:
-        for i, s in enumerate(qt.strata):
+        for i, s in enumerate(strata):
             if qt.sampled.get(s, 0) != 0:
                 r = qt.relevant.get(s, 0)
                 ap += (qt.stratum_weight(s) / estimate) * (sum_prec[i] / r if r != 0 else 0)
     if estimate > max_results:
         ap = ap * estimate / max_results
 
-    pool_final = int(pool_seen[-1]) if k_max else 0
+    pool_final = int(pool_seen[-1])
+    docs_final = [int(x) for x in docs[:, -1].tolist()]
+    samp_final = [int(x) for x in samp[:, -1].tolist()]
     dcg = 0.0
     for c in range(num_strata):
-        if pool_final != 0 and sampled_final[c] != 0:
-            dcg += (docs_final[c] / pool_final) * sum_gain[c] / sampled_final[c]
+        if pool_final != 0 and samp_final[c] != 0:
+            dcg += (docs_final[c] / pool_final) * sum_gain[c] / samp_final[c]
     idcg = qt.ideal_dcg(max_results)
     ndcg = pool_final * dcg / idcg if idcg != 0 else 0.0
 
-    rr_final = float(est_rel_ret[-1]) if k_max else 0.0
-    precision_at = {c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs}
+    rr_final = float(est_rel_ret[-1])
     return TopicResult(
         topic=qt.topic,
         inf_ap=ap,
         inf_ndcg=ndcg,
-        precision_at=precision_at,
+        precision_at={c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs},
         inum_rel_ret=rr_final,
         inum_rel=estimate,
         num_ret=lines.num_lines,
         num_ranked=k_max,
+        num_distinct=num_distinct,
         iprec_at_recall=_interpolated_precision(est_rel_ret, ranks, estimate, rr_final),
     )
 
@@ -236,8 +240,9 @@ def _interpolated_precision(est_rel_ret: np.ndarray, ranks: np.ndarray, estimate
     return tuple(values)
 
 
-def _absent_topic(qt: QrelsTopic, cutoffs: Sequence[int]) -> TopicResult:
-    return TopicResult(qt.topic, 0.0, 0.0, {c: 0.0 for c in cutoffs}, 0.0, qt.estimated_relevant, 0, 0, (0.0,) * len(RECALL_LEVELS), in_run=False)
+def _zero_topic(qt: QrelsTopic, cutoffs: Sequence[int], in_run: bool) -> TopicResult:
+    zeros = (0.0,) * len(RECALL_LEVELS)
+    return TopicResult(qt.topic, 0.0, 0.0, dict.fromkeys(cutoffs, 0.0), 0.0, qt.estimated_relevant, 0, 0, 0, zeros, in_run=in_run)
 
 
 def evaluate(
@@ -268,13 +273,15 @@ def evaluate(
     in_run = set(run_topics)
     missing = tuple(t for t in qrels.topic_ids if t not in in_run)
 
+    scored_set = set(scored)
     per_topic = {t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored}
     if missing_as_zero and missing:
-        per_topic.update((t, _absent_topic(qrels.topics[t], cutoffs)) for t in missing)
+        per_topic.update((t, _zero_topic(qrels.topics[t], cutoffs, in_run=False)) for t in missing)
         per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
 
-    duplicates = {t: run.topics[t].num_lines - len(set(run.topics[t].shots)) for t in run_topics}
-    over_limit = {t: n for t in run_topics if (n := len(set(run.topics[t].shots))) > max_results}
+    distinct = {t: per_topic[t].num_distinct if t in scored_set else len(set(run.topics[t].shots)) for t in run_topics}
+    duplicates = {t: run.topics[t].num_lines - distinct[t] for t in run_topics}
+    over_limit = {t: n for t, n in distinct.items() if n > max_results}
     count = len(per_topic)
     if count == 0 and not lenient:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
