@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from avsbench.cli import main
@@ -146,3 +148,29 @@ def test_cli_fuse_writes_atomically_and_reports_errors(tmp_path: Path) -> None:
     missing = runner.invoke(main, ["fuse", a, str(tmp_path / "nope.txt"), "--method", "rrf", "--out", str(tmp_path / "y.run")])
     assert missing.exit_code == 2 and "nope.txt" in missing.output
     assert sorted(os.listdir(tmp_path)) == ["fused.run"]
+
+
+_shot_ids = st.sampled_from([f"shot{v}_{s}" for v in range(1, 6) for s in range(1, 5)])
+_topic_lines = st.lists(st.tuples(_shot_ids, st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2))), min_size=1, max_size=15)
+_runs = st.lists(st.dictionaries(st.sampled_from(["1611", "1612", "1640"]), _topic_lines, min_size=1, max_size=3), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    run_lists=_runs,
+    method_norm=st.sampled_from([("rrf", None), ("combsum", "minmax"), ("combsum", "zscore"), ("combmnz", "rank")]),
+    depth=st.integers(1, 20),
+)
+def test_fusion_output_is_always_a_valid_run(run_lists: list[dict], method_norm: tuple[str, str | None], depth: int) -> None:
+    runs = [_run(f"r{i}", topics) for i, topics in enumerate(run_lists)]
+    method, norm = method_norm
+    fused = fuse(runs, method=method, norm=norm, depth=depth)
+    expected_topics = sorted({t for topics in run_lists for t in topics})
+    assert fused.topic_ids == expected_topics
+    for topic in expected_topics:
+        ranked = fused.topics[topic].ranked()
+        scores = [score for _, score in ranked]
+        assert all(a > b for a, b in zip(scores, scores[1:]))
+        assert len({s for s, _ in ranked}) == len(ranked) == fused.topics[topic].num_lines
+        pooled = {s for r in runs if topic in r.topics for s, _ in r.topics[topic].ranked()[:depth]}
+        assert {s for s, _ in ranked} == pooled
