@@ -291,3 +291,17 @@ def test_synthetic_qrels_get_no_published_reference_rows(two_years: tuple[Path, 
     assert json.loads(report.to_json())["synthetic_years"] == ["2019"]
     with pytest.raises(MissingDataError):  # a synthetic collection never falls back to bundled qrels
         compute_comparison([RUCMM], rootpath=root)
+
+
+def test_run_objects_in_memory_compare_like_their_files(tmp_path: Path) -> None:
+    from avsbench.eval.fusion import fuse
+
+    fused = fuse([RunFile.read(RUCMM), RunFile.read(GODSPEED)], method="rrf", tag="rrf")
+    fused.write(tmp_path / "rrf.txt")
+    in_memory = compute_comparison([fused, RUCMM], baseline=RUCMM.name, permutations=500, bootstrap_samples=500)
+    on_disk = compute_comparison([tmp_path / "rrf.txt", RUCMM], baseline=RUCMM, permutations=500, bootstrap_samples=500)
+    assert in_memory.runs == ["rrf", RUCMM.name] and in_memory.baseline == RUCMM.name
+    assert in_memory.per_year.loc["rrf", "2021"] == on_disk.per_year.loc["rrf.txt", "2021"]
+    assert in_memory.significance["p"].tolist() == on_disk.significance["p"].tolist()
+    with pytest.raises(ConfigError, match="same name"):
+        compute_comparison([RUCMM, RUCMM])

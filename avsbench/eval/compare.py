@@ -80,33 +80,42 @@ class _LoadedRun:
     run: RunFile
 
 
-def _run_names(paths: Sequence[Path]) -> list[str]:
-    """File names, made unique with their parent folders where needed."""
-    names = [p.name for p in paths]
-    for i, path in enumerate(paths):
-        if names.count(names[i]) > 1:
-            names[i] = str(Path(path.parent.name) / path.name)
+RunInput = str | Path | RunFile
+
+
+def _is_baseline(item: RunInput, baseline: RunInput) -> bool:
+    if isinstance(baseline, RunFile) or isinstance(item, RunFile):
+        return item is baseline or (isinstance(item, RunFile) and item.name == str(baseline))
+    return Path(item).resolve() == Path(baseline).resolve() or Path(item).name == str(baseline)
+
+
+def _run_names(items: Sequence[RunInput]) -> list[str]:
+    """Run names (file names), made unique with their parent folders where needed."""
+    plain = [item.name if isinstance(item, RunFile) else Path(item).name for item in items]
+    names = [
+        str(Path(Path(item).parent.name) / Path(item).name) if plain.count(plain[i]) > 1 and not isinstance(item, RunFile) else plain[i]
+        for i, item in enumerate(items)
+    ]
     if len(set(names)) != len(names):
-        raise ConfigError("the same run file is given twice", expected="distinct run files")
+        raise ConfigError("two runs to compare have the same name: " + ", ".join(names), expected="distinct runs")
     return names
 
 
-def _load_runs(runs: Sequence[str | Path], baseline: str | Path | None) -> tuple[list[_LoadedRun], str | None]:
-    paths = [Path(p) for p in runs]
-    if not paths:
+def _load_runs(runs: Sequence[RunInput], baseline: RunInput | None) -> tuple[list[_LoadedRun], str | None]:
+    items = list(runs)
+    if not items:
         raise ConfigError("no run to compare", expected="one or more run files")
     baseline_index: int | None = None
     if baseline is not None:
-        wanted = Path(baseline)
-        for i, path in enumerate(paths):
-            if path.resolve() == wanted.resolve() or path.name == str(baseline):
-                baseline_index = i
-                break
-        else:
-            paths.insert(0, wanted)
+        baseline_index = next((i for i, item in enumerate(items) if _is_baseline(item, baseline)), None)
+        if baseline_index is None:
+            items.insert(0, baseline)
             baseline_index = 0
-    names = _run_names(paths)
-    loaded = [_LoadedRun(name, str(path), RunFile.read(path)) for name, path in zip(names, paths)]
+    names = _run_names(items)
+    loaded = []
+    for name, item in zip(names, items):
+        run = item if isinstance(item, RunFile) else RunFile.read(item)
+        loaded.append(_LoadedRun(name, run.path or "", run))
     return loaded, names[baseline_index] if baseline_index is not None else None
 
 
@@ -191,8 +200,8 @@ def _significance_rows(
 
 
 def compare_runs(
-    runs: Sequence[str | Path],
-    baseline: str | Path | None = None,
+    runs: Sequence[RunInput],
+    baseline: RunInput | None = None,
     year: str | int | Sequence[str | int] | None = None,
     qrels: str | Path | None = None,
     rootpath: str | Path | None = None,
@@ -207,7 +216,8 @@ def compare_runs(
 ) -> Comparison:
     """Score every run on every year it covers and compare them (see :class:`Comparison`).
 
-    ``baseline`` is one of ``runs`` (path or file name) or another run file; without it, the
+    ``runs`` are run files (TREC or XML) or :class:`RunFile` objects. ``baseline`` is one of
+    ``runs`` (the object, its path or its name) or another run; without it, the
     first run is the reference for differences and significance when there are several runs.
     Years are taken from ``year`` or inferred from the runs' topic ids (a run may cover several
     years); each year is scored with ``qrels`` (one year only) or the qrels that ``score`` uses

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -323,7 +323,7 @@ class ComparisonReport:
         raise ConfigError(f"unknown format {fmt!r}", expected=" or ".join(FORMATS))
 
 
-def compare_runs(runs: Sequence[str | Path], baseline: str | Path | None = None, **options: object) -> ComparisonReport:
+def compare_runs(runs: Sequence[Any], baseline: Any = None, **options: Any) -> ComparisonReport:
     """Score and compare run files; see :func:`avsbench.eval.compare.compare_runs` for options."""
     from avsbench.eval.compare import compare_runs as compute_comparison
 
