@@ -293,12 +293,12 @@ def evaluate(
         )
 
     sum_ap = sum_ndcg = sum_rr = 0.0
-    sum_prec = dict.fromkeys(cutoffs, 0.0)
+    sum_prec = dict.fromkeys(cutoffs, 0.0)  # a repeated cut-off (RUC's copy lists 1000 twice) is summed once
     num_ranked = 0
     for r in per_topic.values():
         sum_ap += r.inf_ap
         sum_ndcg += r.inf_ndcg
-        for c in cutoffs:
+        for c in sum_prec:
             sum_prec[c] += r.precision_at[c]
         sum_rr += r.inum_rel_ret
         num_ranked += r.num_ranked
