@@ -146,6 +146,8 @@ class BigFile:
             return np.empty((0, self.dim), dtype=np.float32)
         if rows.min() < 0 or rows.max() >= self.nrows:
             raise UnknownIdError(f"row index out of range 0..{self.nrows - 1}", path=self.feature_path)
+        if rows.size == 1 or bool(np.all(rows[1:] > rows[:-1])):
+            return np.asarray(self.data[rows], dtype=np.float32)
         unique_rows, inverse = np.unique(rows, return_inverse=True)
         block = np.asarray(self.data[unique_rows], dtype=np.float32)
         return block[inverse]
