@@ -31,6 +31,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
+def tv21_qrels() -> Qrels:
+    return Qrels.read(bundled_qrels("tv21"))
+
+
+@pytest.fixture(scope="module")
 def real_report() -> ComparisonReport:
     return compare_runs([RUCMM, GODSPEED], permutations=2000)
 
@@ -189,12 +194,16 @@ def test_baseline_outside_the_runs_is_added_first(two_years: tuple[Path, list[Pa
     assert by_name.baseline == "mixed.txt" and set(by_name.significance["run"]) == {"base.txt", "good.txt"}
 
 
-def test_significance_is_reproducible_with_the_seed() -> None:
-    first = compute_comparison([RUCMM, GODSPEED], permutations=3000, bootstrap_samples=2000, seed=7).significance
-    again = compute_comparison([RUCMM, GODSPEED], permutations=3000, bootstrap_samples=2000, seed=7).significance
-    other = compute_comparison([RUCMM, GODSPEED], permutations=3000, bootstrap_samples=2000, seed=8).significance
-    assert first.equals(again)
-    assert first["p"].iloc[0] != other["p"].iloc[0]
+def test_significance_is_reproducible_with_the_seed(tv21_qrels: Qrels) -> None:
+    def significance(seed: int):
+        return compute_comparison(
+            [RUCMM, GODSPEED], qrels=tv21_qrels, permutations=3000, bootstrap_samples=2000, seed=seed
+        ).significance
+
+    first = significance(7)
+    assert first.equals(significance(7))
+    other = significance(8)
+    assert first["p"].iloc[0] != other["p"].iloc[0] and first["ci low"].iloc[0] != other["ci low"].iloc[0]
 
 
 # --- renderings -------------------------------------------------------------------------------
@@ -218,17 +227,31 @@ def test_renderings_parse(real_report: ComparisonReport) -> None:
         real_report.to_dataframe("nope")
 
 
-def test_cli_formats_and_plot(tmp_path: Path) -> None:
+def test_cli_json_equals_the_library_on_the_real_runs(real_report: ComparisonReport) -> None:
+    result = CliRunner().invoke(main, ["compare", str(RUCMM), str(GODSPEED), "--permutations", "2000", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["baseline"] == RUCMM.name
+    assert data["per_year"] == json.loads(real_report.to_json())["per_year"]
+    assert data["significance"] == json.loads(real_report.to_json())["significance"]
+
+
+def test_cli_formats_and_plot(two_years: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    root, runs = two_years
     runner = CliRunner()
-    base = ["compare", str(RUCMM), str(GODSPEED), "--permutations", "1000"]
-    as_json = runner.invoke(main, [*base, "--format", "json"])
-    assert as_json.exit_code == 0, as_json.output
-    assert json.loads(as_json.output)["baseline"] == RUCMM.name
+    base = ["compare", *map(str, runs), "--rootpath", str(root), "--permutations", "500"]
     as_csv = runner.invoke(main, [*base, "--format", "csv", "--no-per-topic"])
+    assert as_csv.exit_code == 0, as_csv.output
     rows = list(csv.DictReader(io.StringIO(as_csv.output)))
-    assert [r["run"] for r in rows] == [RUCMM.name, GODSPEED.name] and round(float(rows[1]["2021"]), 4) == 0.349
-    as_latex = runner.invoke(main, [*base, "--format", "latex", "--baseline", str(GODSPEED)])
-    assert as_latex.exit_code == 0 and "(baseline)" in as_latex.output
+    assert [r["run"] for r in rows] == ["base.txt", "good.txt", "mixed.txt"]
+    assert {"2019", "2020", "mean over years"} <= set(rows[0])
+    per_topic = list(csv.DictReader(io.StringIO(runner.invoke(main, [*base, "--format", "csv"]).output)))
+    assert len(per_topic) == 5 and "Δ good.txt" in per_topic[0]
+    as_latex = runner.invoke(main, [*base, "--format", "latex", "--baseline", str(runs[1])])
+    assert as_latex.exit_code == 0 and "good.txt (baseline)" in as_latex.output
+    assert as_latex.output.count("\\begin{tabular}") == as_latex.output.count("\\end{tabular}") == 5
+    as_markdown = runner.invoke(main, [*base, "--format", "markdown", "--year", "2020"])
+    assert "### Mean infAP per year" in as_markdown.output and "| 641 |" in as_markdown.output
     plot = tmp_path / "cmp.png"
     table = runner.invoke(main, [*base, "--plot", str(plot)])
     assert table.exit_code == 0 and "Mean infAP per year" in table.output
@@ -265,21 +288,25 @@ def test_missing_matplotlib_is_a_clear_error(real_report: ComparisonReport, tmp_
     assert not (tmp_path / "x.png").exists()
 
 
-def test_comparison_commands_do_not_import_torch() -> None:
+def test_comparison_commands_do_not_import_torch(two_years: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    root, runs = two_years
     code = (
         "import sys\n"
         "import avsbench.cli.compare, avsbench.eval.compare, avsbench.eval.fusion, avsbench.eval.significance\n"
         "import avsbench.eval.leaderboard, avsbench.report.compare_report, avsbench.report.plots\n"
         "from click.testing import CliRunner\n"
         "from avsbench.cli import main\n"
-        "from avsbench.data.resources import bundled_runs\n"
-        "r = CliRunner().invoke(main, ['compare', *map(str, bundled_runs()), '--permutations', '100', '--format', 'json'])\n"
+        "root, plot, fused, *runs = sys.argv[1:]\n"
+        "r = CliRunner().invoke(main, ['compare', *runs, '--rootpath', root, '--permutations', '100', '--plot', plot])\n"
         "assert r.exit_code == 0, r.output\n"
+        "assert CliRunner().invoke(main, ['fuse', *runs, '--method', 'rrf', '--out', fused]).exit_code == 0\n"
         "assert CliRunner().invoke(main, ['leaderboard']).exit_code == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    argv = [str(root), str(tmp_path / "p.png"), str(tmp_path / "fused.txt"), *map(str, runs)]
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "p.png").is_file() and (tmp_path / "fused.txt").is_file()
 
 
 def test_synthetic_qrels_get_no_published_reference_rows(two_years: tuple[Path, list[Path]]) -> None:
@@ -293,13 +320,14 @@ def test_synthetic_qrels_get_no_published_reference_rows(two_years: tuple[Path, 
         compute_comparison([RUCMM], rootpath=root)
 
 
-def test_run_objects_in_memory_compare_like_their_files(tmp_path: Path) -> None:
+def test_run_objects_in_memory_compare_like_their_files(tv21_qrels: Qrels, tmp_path: Path) -> None:
     from avsbench.eval.fusion import fuse
 
     fused = fuse([RunFile.read(RUCMM), RunFile.read(GODSPEED)], method="rrf", tag="rrf")
     fused.write(tmp_path / "rrf.txt")
-    in_memory = compute_comparison([fused, RUCMM], baseline=RUCMM.name, permutations=500, bootstrap_samples=500)
-    on_disk = compute_comparison([tmp_path / "rrf.txt", RUCMM], baseline=RUCMM, permutations=500, bootstrap_samples=500)
+    options = {"qrels": tv21_qrels, "permutations": 500, "bootstrap_samples": 500}
+    in_memory = compute_comparison([fused, RUCMM], baseline=RUCMM.name, **options)
+    on_disk = compute_comparison([tmp_path / "rrf.txt", RUCMM], baseline=RUCMM, **options)
     assert in_memory.runs == ["rrf", RUCMM.name] and in_memory.baseline == RUCMM.name
     assert in_memory.per_year.loc["rrf", "2021"] == on_disk.per_year.loc["rrf.txt", "2021"]
     assert in_memory.significance["p"].tolist() == on_disk.significance["p"].tolist()

@@ -32,7 +32,10 @@ def _emit(text: str) -> None:
 def compare(runs, baseline, year, qrels, rootpath, fmt, csv_table, plot_path, per_topic, metric, permutations, seed) -> None:
     """Compare runs per year and per topic, with significance and judged coverage."""
     from avsbench.report.compare_report import compare_runs
+    from avsbench.report.plots import image_format, plot_comparison
 
+    if plot_path:
+        image_format(plot_path)  # a bad file name fails before any scoring
     report = compare_runs(
         list(runs), baseline, year=year, qrels=qrels, rootpath=rootpath,
         metric=metric, permutations=permutations, seed=seed,
@@ -42,8 +45,6 @@ def compare(runs, baseline, year, qrels, rootpath, fmt, csv_table, plot_path, pe
     else:
         _emit(report.render(fmt, per_topic=per_topic, table=csv_table))
     if plot_path:
-        from avsbench.report.plots import plot_comparison
-
         plot_comparison(report.comparison, plot_path)
         click.echo(f"plot written to {plot_path}", err=True)
 

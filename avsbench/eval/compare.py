@@ -132,16 +132,19 @@ def _years_of_run_topics(topic_ids: Sequence[str]) -> list[Year]:
 def is_synthetic_qrels(path: str | Path) -> bool:
     """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
     collection folder or the root above it): its scores are not comparable to published ones."""
-    text_dir = Path(path).resolve().parent
+    path = Path(path)
+    if not path.is_file():
+        return False
+    text_dir = path.resolve().parent
     return any((folder / SYNTHETIC_MARKER).is_file() for folder in (text_dir.parent, text_dir.parent.parent))
 
 
 def _qrels_by_year(
-    runs: Sequence[_LoadedRun], year: str | int | Sequence[str | int] | None, qrels: str | Path | None, rootpath: str | Path | None
+    runs: Sequence[_LoadedRun], year: str | int | Sequence[str | int] | None, qrels: str | Path | Qrels | None, rootpath: str | Path | None
 ) -> dict[str, Qrels]:
     """The qrels of each year to score: ``qrels`` for one year, else each year's default qrels."""
     if qrels is not None:
-        table = Qrels.read(qrels)
+        table = qrels if isinstance(qrels, Qrels) else Qrels.read(qrels)
         if year is not None:
             chosen = parse_years(str(year) if isinstance(year, (str, int)) else year)
             if len(chosen) != 1:
@@ -203,7 +206,7 @@ def compare_runs(
     runs: Sequence[RunInput],
     baseline: RunInput | None = None,
     year: str | int | Sequence[str | int] | None = None,
-    qrels: str | Path | None = None,
+    qrels: str | Path | Qrels | None = None,
     rootpath: str | Path | None = None,
     *,
     metric: str = "infAP",
@@ -220,7 +223,8 @@ def compare_runs(
     ``runs`` (the object, its path or its name) or another run; without it, the
     first run is the reference for differences and significance when there are several runs.
     Years are taken from ``year`` or inferred from the runs' topic ids (a run may cover several
-    years); each year is scored with ``qrels`` (one year only) or the qrels that ``score`` uses
+    years); each year is scored with ``qrels`` (a file or a loaded :class:`Qrels`; one year
+    only) or the qrels that ``score`` uses
     (:func:`avsbench.eval.scoring.find_qrels`).
     """
     if metric not in METRICS:
@@ -297,7 +301,7 @@ def compare_runs(
             permutations=permutations, bootstrap_samples=bootstrap_samples, seed=seed, confidence=confidence,
         )
 
-    synthetic_years = [y for y in years if is_synthetic_qrels(qrels_of_year[y].path or "")]
+    synthetic_years = [y for y in years if qrels_of_year[y].path and is_synthetic_qrels(qrels_of_year[y].path)]
     reference_rows: dict[str, list[LeaderboardEntry]] = {}
     if references and metric == "infAP":
         for y in years:

@@ -38,11 +38,17 @@ def _comparison(obj: Any) -> Comparison:
     return getattr(obj, "comparison", obj)
 
 
+def image_format(path: str | Path) -> str:
+    """The image format named by a file's suffix (png, svg or pdf)."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in IMAGE_FORMATS:
+        raise ConfigError(f"cannot tell the image format of {Path(path).name!r}", path=path, expected="a .png, .svg or .pdf file name")
+    return fmt
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in IMAGE_FORMATS:
-        raise ConfigError(f"cannot tell the image format of {path.name!r}", path=path, expected="a .png, .svg or .pdf file name")
+    fmt = image_format(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
