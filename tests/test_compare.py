@@ -218,10 +218,12 @@ def test_renderings_parse(real_report: ComparisonReport) -> None:
     assert len(rows) == 20 and float(rows[0][RUCMM.name]) == real_report.comparison.per_topic[RUCMM.name].iloc[0]
     markdown = real_report.to_markdown()
     assert "| 661 | a hang glider floating in the sky on a sunny day |" in markdown
+    assert "a parachutist descending towards a field on the ground in the daytime" in markdown  # full text
     latex = real_report.to_latex(per_topic=False)
     assert latex.count("\\begin{tabular}") == 4 and "test\\_run.tv21.RUCMM.txt" in latex
     table = real_report.to_table()
     assert "0.3430" in table and "0.3490" in table and "Judged coverage" in table
+    assert "in the daytime" not in table and "…" in table  # long topic texts are cut on a terminal
     assert real_report.to_dataframe("coverage_summary")["topics"].tolist() == [20, 20]
     with pytest.raises(ConfigError):
         real_report.to_dataframe("nope")

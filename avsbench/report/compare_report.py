@@ -207,15 +207,16 @@ class ComparisonReport:
         return self.to_dataframe(table).to_csv(index=False, lineterminator="\n")
 
     # display -----------------------------------------------------------------------------
-    def tables(self, per_topic: bool = True) -> list[ReportTable]:
+    def tables(self, per_topic: bool = True, shorten_text: bool = False) -> list[ReportTable]:
         """The displayed tables: per year (with reference rows), significance, wins/ties/losses,
-        judged coverage, and (optionally) per topic."""
+        judged coverage, and (optionally) per topic (topic texts cut to 48 characters with
+        ``shorten_text``, as on a terminal)."""
         out = [self._per_year_table()]
         if self.comparison.baseline is not None:
             out += [self._significance_table(), self._wins_table()]
         out.append(self._coverage_table())
         if per_topic:
-            out.append(self._per_topic_table())
+            out.append(self._per_topic_table(shorten_text))
         return out
 
     def _per_year_table(self) -> ReportTable:
@@ -286,21 +287,22 @@ class ComparisonReport:
         ]
         return ReportTable("Judged coverage", frame, formats, notes)
 
-    def _per_topic_table(self) -> ReportTable:
+    def _per_topic_table(self, shorten_text: bool) -> ReportTable:
         c = self.comparison
         frame = c.per_topic.drop(columns=["topic"]).rename(columns={"number": "topic"})
-        frame["text"] = [t if len(t) <= 48 else t[:47] + "…" for t in frame["text"]]
+        if shorten_text:
+            frame["text"] = [t if len(t) <= 48 else t[:47] + "…" for t in frame["text"]]
         formats = {n: ".4f" for n in c.runs} | {col: "+.4f" for col in frame.columns if str(col).startswith("Δ ")}
         formats["topic"] = "d"
         return ReportTable(f"{c.metric} per topic", frame, formats)
 
     def to_table(self, per_topic: bool = True, width: int = 120) -> str:
         """Plain-text rendering of the rich tables."""
-        return render_text(self.tables(per_topic), width=width)
+        return render_text(self.tables(per_topic, shorten_text=True), width=width)
 
     def print(self, per_topic: bool = True, console=None) -> None:
         """Print the rich tables on a terminal."""
-        render_rich(self.tables(per_topic), console)
+        render_rich(self.tables(per_topic, shorten_text=True), console)
 
     def to_markdown(self, per_topic: bool = True) -> str:
         return render_markdown(self.tables(per_topic))
