@@ -125,3 +125,10 @@ def test_cli_formats() -> None:
 
     bad = runner.invoke(main, ["leaderboard", "--year", "1999"])
     assert bad.exit_code == 2 and "unknown AVS year" in bad.output
+
+
+def test_cli_year_without_entries() -> None:
+    result = CliRunner().invoke(main, ["leaderboard", "--year", "2020"])
+    assert result.exit_code == 0 and "no published result for 2020" in result.output
+    as_json = CliRunner().invoke(main, ["leaderboard", "--year", "2020", "--format", "json"])
+    assert json.loads(as_json.stdout) == []
