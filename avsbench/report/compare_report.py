@@ -238,7 +238,7 @@ class ComparisonReport:
             levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
             notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, not here.")
         if len(c.years) > 1:
-            notes.append("'mean over years' is the mean of the per-year means; each year is scored with its own qrels.")
+            notes.append("'mean over years' is the mean of the per-year means over the years a run covers; each year is scored with its own qrels.")
         else:
             frame = frame.drop(columns=[f"{c.years[0]} topics", "mean over years"])
         notes += [f"warning: {w}" for w in c.warnings]
