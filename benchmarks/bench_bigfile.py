@@ -10,7 +10,7 @@ then times, on the same bytes and in the same process:
 It also times gathering random ids (``BigFile.read``) against naive per-id reads. Each figure is
 the best of ``--repeats`` runs.
 
-    .venv/bin/python benchmarks/bench_bigfile.py [--size-gb 2] [--dim 2048] [--chunk-rows 65536] [--repeats 2]
+    .venv/bin/python benchmarks/bench_bigfile.py [--size-gb 2] [--dim 2048] [--chunk-rows N] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def drop_from_page_cache(path: Path) -> bool:
     return True
 
 
-def read_chunked(bigfile: BigFile, rows_per_chunk: int) -> float:
+def read_chunked(bigfile: BigFile, rows_per_chunk: int | None) -> float:
     """Seconds to read every row through ``iter_chunks``."""
     started = time.perf_counter()
     checksum = 0.0
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, default=2.0, help="file size in GB (1e9 bytes), at least this much")
     parser.add_argument("--dim", type=int, default=2048)
-    parser.add_argument("--chunk-rows", type=int, default=65536)
+    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: BigFile's, about 32 MiB)")
     parser.add_argument("--random-ids", type=int, default=20000, help="ids gathered in the random-access test")
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions; the best is reported")
     parser.add_argument("--tmpdir", default=None, help="where to write the temporary file (default: system temp)")
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         bigfile = make_bigfile(workdir / "feature", nrows, args.dim)
         write_s = time.perf_counter() - started
         gb = bigfile.nbytes / 1e9
+        chunk_rows = args.chunk_rows or bigfile.default_chunk_rows()
         print(f"BigFile {nrows:,} x {args.dim} float32 = {gb:.2f} GB, written in {write_s:.1f} s ({gb / write_s:.2f} GB/s) under {workdir}")
 
         all_rows = np.arange(nrows)
@@ -100,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "cold" and not drop_from_page_cache(bigfile.feature_path):
                 continue
             if mode == "warm":
-                read_chunked(bigfile, args.chunk_rows)  # make sure every page is cached
+                read_chunked(bigfile, chunk_rows)  # make sure every page is cached
             chunked = naive = float("inf")
+            print(f"{mode:>4}: reading {chunk_rows:,} rows ({chunk_rows * args.dim * 4 / 2**20:.0f} MiB) per chunk")
             for _ in range(args.repeats):
                 if mode == "cold":
                     drop_from_page_cache(bigfile.feature_path)
-                chunked = min(chunked, read_chunked(bigfile, args.chunk_rows))
+                chunked = min(chunked, read_chunked(bigfile, chunk_rows))
                 if mode == "cold":
                     drop_from_page_cache(bigfile.feature_path)
                 naive_s, last_row = read_naive(bigfile.feature_path, all_rows, args.dim)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cpu count {os.cpu_count()}, numpy {np.__version__}, python {sys.version.split()[0]}")
         print(
             "reproduce: .venv/bin/python benchmarks/bench_bigfile.py "
-            f"--size-gb {args.size_gb:g} --dim {args.dim} --chunk-rows {args.chunk_rows} --random-ids {args.random_ids} --repeats {args.repeats}"
+            f"--size-gb {args.size_gb:g} --dim {args.dim} --chunk-rows {chunk_rows} --random-ids {args.random_ids} --repeats {args.repeats}"
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

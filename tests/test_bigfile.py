@@ -75,6 +75,8 @@ def test_iter_chunks_covers_the_file_contiguously(five: BigFile, matrix: np.ndar
     assert [(a, b) for a, b, _ in chunks] == [(0, 2), (2, 4), (4, 5)]
     np.testing.assert_array_equal(np.concatenate([c for _, _, c in chunks]), matrix)
     assert not isinstance(chunks[0][2], np.memmap)
+    assert five.default_chunk_rows() == 32 * 2**20 // 12
+    assert [(a, b) for a, b, _ in five.iter_chunks()] == [(0, 5)]
     with pytest.raises(ValueError):
         list(five.iter_chunks(0))
 

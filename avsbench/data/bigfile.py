@@ -28,6 +28,8 @@ DTYPE = np.dtype("<f4")
 FEATURE_FILE = "feature.bin"
 ID_FILE = "id.txt"
 SHAPE_FILE = "shape.txt"
+CHUNK_BYTES = 32 * 1024 * 1024
+GATHER_BLOCK_ROWS = 2048
 
 
 def read_shape(path: Path) -> tuple[int, int]:
@@ -140,24 +142,38 @@ class BigFile:
         return rows
 
     def read_rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows ``indices`` (in the order given) as a new float32 array; reads the file in row order."""
+        """Rows ``indices`` (in the order given) as a new float32 array.
+
+        The file is read in ascending row order, in blocks, straight into the result (no big temporaries).
+        """
         rows = np.asarray(indices, dtype=np.int64).reshape(-1)
         if rows.size == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         if rows.min() < 0 or rows.max() >= self.nrows:
             raise UnknownIdError(f"row index out of range 0..{self.nrows - 1}", path=self.feature_path)
-        if rows.size == 1 or bool(np.all(rows[1:] > rows[:-1])):
-            return np.asarray(self.data[rows], dtype=np.float32)
-        unique_rows, inverse = np.unique(rows, return_inverse=True)
-        block = np.asarray(self.data[unique_rows], dtype=np.float32)
-        return block[inverse]
+        out = np.empty((rows.size, self.dim), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        for start in range(0, rows.size, GATHER_BLOCK_ROWS):
+            block = slice(start, start + GATHER_BLOCK_ROWS)
+            out[order[block]] = self.data[sorted_rows[block]]
+        return out
 
     def read(self, ids: Iterable[str]) -> np.ndarray:
         """Features of ``ids`` in the order given, as an (n, dim) float32 array."""
         return self.read_rows(self.index_of(ids))
 
-    def iter_chunks(self, rows_per_chunk: int = 65536) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start, stop, array)`` for consecutive contiguous row blocks; each array is an in-memory copy."""
+    def default_chunk_rows(self) -> int:
+        """Rows per chunk of about CHUNK_BYTES (32 MiB): large reads, without huge fresh allocations."""
+        return max(1, CHUNK_BYTES // (self.dim * DTYPE.itemsize))
+
+    def iter_chunks(self, rows_per_chunk: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, stop, array)`` for consecutive contiguous row blocks; each array is an in-memory copy.
+
+        ``rows_per_chunk`` defaults to :meth:`default_chunk_rows`.
+        """
+        if rows_per_chunk is None:
+            rows_per_chunk = self.default_chunk_rows()
         if rows_per_chunk <= 0:
             raise ValueError("rows_per_chunk must be positive")
         for start in range(0, self.nrows, rows_per_chunk):
