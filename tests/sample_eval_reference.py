@@ -20,6 +20,11 @@ def _num(s: str) -> float:
 
 def reference_evaluate(qrels_text: str, run_text: str, max_results: int = 1000, cutoffs=CUTOFFS) -> dict:
     """{"per_topic": {topic: measures}, "summary": measures} with sample_eval's measure names (None if no topic)."""
+    return reference_score(reference_qrels(qrels_text, max_results), run_text, max_results, cutoffs)
+
+
+def reference_qrels(qrels_text: str, max_results: int = 1000) -> tuple:
+    """The qrels tables: judgments, strata, per-stratum counts, R-hat and ideal DCG per topic."""
     q = qrels_text.split()
     rel: dict = {}
     strat: dict = {}
@@ -65,7 +70,12 @@ def reference_evaluate(qrels_text: str, run_text: str, max_results: int = 1000, 
                 k += 1
             start += per_grade[g]
         idcg[t] = total
+    return rel, strat, N, n, r, R, idcg
 
+
+def reference_score(tables: tuple, run_text: str, max_results: int = 1000, cutoffs=CUTOFFS) -> dict:
+    """Score a run's text against :func:`reference_qrels` tables."""
+    rel, strat, N, n, r, R, idcg = tables
     toks = run_text.split()
     score: dict = {}
     lines: dict = {}

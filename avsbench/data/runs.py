@@ -42,7 +42,6 @@ from avsbench.errors import InputFormatError
 
 TREC_LAYOUT = "topic Q0 shotId rank score tag"
 _NUMBER_CHARS = str.maketrans("", "", "0123456789+-.eE")
-_SCORE_AND_SHOT = operator.itemgetter(1, 0)
 
 
 def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[str, float]]:
@@ -52,9 +51,7 @@ def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[st
     the later line's score counts (as in sample_eval.pl).
     """
     final = dict(zip(shots, scores))
-    if len(final) == len(shots) and all(map(operator.gt, scores, scores[1:])):
-        return list(final.items())  # already strictly decreasing: no sort needed
-    return sorted(final.items(), key=_SCORE_AND_SHOT, reverse=True)
+    return [(shot, score) for score, shot in sorted(zip(final.values(), final), reverse=True)]
 
 
 def scorer_order(shots: list[str], scores: list[float]) -> tuple[list[str], int]:
@@ -62,10 +59,15 @@ def scorer_order(shots: list[str], scores: list[float]) -> tuple[list[str], int]
 
     Returns ``shots`` itself (not a copy) when the lines are already in that order.
     """
-    if len(set(shots)) == len(shots) and all(map(operator.gt, scores, scores[1:])):
-        return shots, len(shots)
-    ranked = ranked_shots(shots, scores)
-    return [shot for shot, _ in ranked], len(ranked)
+    if len(set(shots)) == len(shots):
+        if all(map(operator.gt, scores, scores[1:])):
+            return shots, len(shots)
+        pairs = zip(scores, shots)
+    else:
+        final = dict(zip(shots, scores))
+        pairs = zip(final.values(), final)
+    ranked = [shot for _, shot in sorted(pairs, reverse=True)]  # (score, shot) tuples: ties by shot id desc
+    return ranked, len(ranked)
 
 
 @dataclass
