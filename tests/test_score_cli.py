@@ -155,6 +155,8 @@ def test_xml_runs_are_scored(tmp_path):
         ({"run": "\n7 Q0 a 1 3 t\n"}, "bad.run:1: run file starts with whitespace"),
         ({"run": b"7 Q0 a 1 3 t\n\x00\x00\xff\x13garbage\n"}, "bad.run:2: binary data"),
         ({"run": "8 Q0 a 1 3 t\n"}, "none of the run's topics (8) is a topic of the qrels"),
+        ({"run": "7 Q0 a 1 3 t\n", "qrels": "17 0 a 1 1\n"}, 'the run uses plain topic numbers, the qrels "1" + number'),
+        ({"run": b"\xef\xbb\xbf7 Q0 a 1 3 t\n"}, "bad.run:1: run file starts with a UTF-8 byte-order mark"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": "7 0 a 1 1\n7 0 b 1 yes\n"}, "bad.qrels:2: judgment 'yes' is not an integer"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": "\n7 0 a 1 1\n"}, "bad.qrels:1: qrels file starts with whitespace"),
         ({"run": '<videoAdhocSearchResults><videoAdhocSearchRunResult>\n<oops></videoAdhocSearchResults>'}, "bad.run:2: XML not well-formed"),

@@ -117,6 +117,10 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
     expected = f"{fields} whitespace-separated fields per line: {layout}"
     if not data.strip(PERL_WHITESPACE):
         raise InputFormatError(f"empty {what} file", path=path, expected=expected)
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise InputFormatError(
+            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id", path=path, line=1
+        )
     if _starts_with_whitespace(data):
         raise InputFormatError(
             f"{what} file starts with whitespace (blank line or leading blank); sample_eval.pl would shift "

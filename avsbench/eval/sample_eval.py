@@ -285,9 +285,12 @@ def evaluate(
     count = len(per_topic)
     if count == 0 and not lenient:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        hint = ""
+        if any("1" + t in qrels.topics for t in foreign):
+            hint = '; the run uses plain topic numbers, the qrels "1" + number (e.g. 661 -> 1661)'
         raise EvaluationError(
             f"none of the run's topics ({shown or 'none'}) is a topic of the qrels {qrels.path} "
-            f"({', '.join(qrels.topic_ids[:3])}, ...); nothing to average (sample_eval.pl dies dividing by zero here)",
+            f"({', '.join(qrels.topic_ids[:3])}, ...){hint}; nothing to average (sample_eval.pl dies dividing by zero here)",
             path=run.path,
             expected='qrels-style topic ids ("1" + topic number, e.g. 1611) matching the qrels',
         )
