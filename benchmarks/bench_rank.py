@@ -103,7 +103,7 @@ def run_ours(root: Path, out: Path, device: str, precision: str, batch: int | No
 
     t0 = time.perf_counter()
     report = rank_years([get_year(YEAR)], root / "model", settings=RankSettings(device=device, precision=precision, batch_size=batch),
-                        rootpath=root, out_dir=out, run_id=f"ours-{precision}", score=False)
+                        rootpath=root, out_dir=out, run_id=f"ours-{precision}")
     wall = time.perf_counter() - t0
     outcome = report.outcomes["v3c1"]
     return {"wall_s": wall, "engine_s": outcome.seconds, "run": str(report.runs[0].run_path), "rescored": outcome.rescored_shots,

@@ -108,6 +108,9 @@ def test_round_trip_trec_xml_scores_identical(demo, tmp_path):
     assert from_trec["summary"]["infAP"] > 0
     assert from_trec["summary"] == from_xml["summary"]
     assert from_trec["per_topic"] == from_xml["per_topic"]
+    # and through `avsbench score`, NIST's exact text per topic: byte-identical
+    outputs = [run_cli("score", str(p), "--rootpath", str(root), "--format", "sample-eval", "--per-topic").output for p in (trec, xml)]
+    assert outputs[0] == outputs[1] and "infAP\t\tall" in outputs[0]
 
 
 def test_bf16_and_cache_give_the_fp32_runs(demo, tmp_path):

@@ -73,7 +73,7 @@ def rank(
     with _progress_factory(sys.stderr.isatty()) as progress:
         report = rank_years(
             chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,
-            run_id=run_id, cache_dir=cache_dir, seed=seed, score=not no_score, progress=progress,
+            run_id=run_id, cache_dir=cache_dir, seed=seed, progress=progress,
         )
     for name, outcome in report.outcomes.items():
         cached = " (embeddings from cache)" if report.cache_hits.get(name) else ""
@@ -86,7 +86,14 @@ def rank(
             if outcome.uncertified_topics:
                 click.echo(f"  warning: {len(outcome.uncertified_topics)} topic(s) not certified equal to fp32; raise --rescore-margin", err=True)
     for run in report.runs:
-        measure = f"infAP {run.inf_ap:.4f}" if run.inf_ap is not None else "no qrels"
-        if run.inf_ap is not None and run.synthetic:
-            measure += ", SYNTHETIC demo collection"
+        if no_score:
+            measure = "not scored"
+        elif run.qrels_path is None:
+            measure = "no qrels"
+        else:
+            from avsbench.eval.scoring import score_runs
+
+            measure = f"infAP {score_runs([run.run_path], qrels=run.qrels_path)[0].result.inf_ap:.4f}"
+            if run.synthetic:
+                measure += ", SYNTHETIC demo collection"
         click.echo(f"{run.year.edition}: {len(run.topics)} topics -> {run.run_path}  [{measure}]")

@@ -33,14 +33,13 @@ TOPIC_GROUPS = ("main", "progress")
 
 @dataclass
 class YearRun:
-    """One written run: the evaluation, its files and, when qrels were found, its infAP."""
+    """One written run: the evaluation, its files and the qrels to score it with, if any."""
 
     year: Year
     topics: TopicSet
     run_path: Path
     provenance_path: Path
-    qrels_path: Path | None = None
-    inf_ap: float | None = None
+    qrels_path: Path | None = None  # the year's qrels when found (under the root, or bundled)
     synthetic: bool = False
 
 
@@ -125,13 +124,11 @@ def rank_years(
     run_id: str | None = None,
     cache_dir: str | Path | None = None,
     seed: int = 0,
-    score: bool = True,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> RankReport:
     """Rank the topics of ``years`` with the model in ``model_dir``; write one run (and sidecar) per year.
 
     ``progress(label, total_shots)`` may return a callback that receives the shots done per chunk.
-    With ``score``, each run is scored (infAP) when the year's qrels are found.
     """
     started = time.perf_counter()
     model_dir = Path(model_dir)
@@ -190,19 +187,8 @@ def rank_years(
                 tag, run_path, seed, cache, cache_source is not None, uncertified, time.perf_counter() - started,
             )
             side = write_provenance(run_path, record)
-            year_run = YearRun(year, topic_set, run_path, side, collection.qrels_path(year), synthetic=collection.is_synthetic)
-            if score and year_run.qrels_path is not None:
-                year_run.inf_ap = _score(run_path, year_run.qrels_path)
-            report.runs.append(year_run)
+            report.runs.append(YearRun(year, topic_set, run_path, side, collection.qrels_path(year), synthetic=collection.is_synthetic))
     return report
-
-
-def _score(run_path: Path, qrels_path: Path) -> float:
-    from avsbench.data.qrels import Qrels
-    from avsbench.data.runs import RunFile
-    from avsbench.eval.sample_eval import evaluate
-
-    return evaluate(Qrels.read(qrels_path), RunFile.read(run_path)).inf_ap
 
 
 def _provenance(
