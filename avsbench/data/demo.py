@@ -72,11 +72,11 @@ STOPWORDS = frozenset(
 )
 # Scene words that never occur in a topic: the background of shots.
 FILLER_WORDS = tuple(
-    """lamp cloud grass hill river mountain road_sign fence bench flower leaf rock sand wave
-    window_frame shelf desk pillow carpet lamp_post bottle_cap poster_wall traffic light
-    pole wire roof chimney garden lawn bush_path forest lake valley desert cliff coast harbor
-    bus taxi van tractor bird insect cow sheep goat chicken pig tray plate bowl spoon fork
-    clock vase painting_frame statue fountain_base tower bridge_rail tunnel escalator corridor""".replace("_", " ").split()
+    """lamp cloud grass hill river mountain road sign fence bench flower leaf rock sand wave window
+    frame shelf desk pillow carpet lamp post bottle cap poster wall traffic light pole wire roof
+    chimney garden lawn bush path forest lake valley desert cliff coast harbor bus taxi van
+    tractor bird insect cow sheep goat chicken pig tray plate bowl spoon fork clock vase
+    painting frame statue fountain base tower bridge rail tunnel escalator corridor""".split()
 )
 SYNONYMS = {
     "person": ("someone", "individual"),
