@@ -1,0 +1,505 @@
+"""Training LAFF on a captioned collection (laff.md §3.8).
+
+Loss: per head, the hardest-negative triplet loss (margin 0.2, text-to-video, summed over the
+batch), summed over heads. RMSprop (lr 1e-4), StepLR (x0.99 per epoch), ReduceLROnPlateau (max,
+x0.5, patience 2) on the validation metric, gradient clipping at 2, early stopping, seeds.
+
+Everything is prepared once per dataset and kept on the device: the text features of every
+caption (:class:`~avsbench.model.text.TextCorpus`) and the video features of every captioned
+video (read from the memory-mapped BigFiles in bulk, sorted rows). A training step gathers its
+batch with tensor indexing; no per-step Python text processing, no per-head Python loops.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avsbench.data.collection import Collection
+from avsbench.errors import ConfigError, InputFormatError, MissingDataError
+from avsbench.model.checkpoint import resolve_w2v, save_model
+from avsbench.model.config import FeatureSpec, ModelConfig
+from avsbench.model.laff import LaffModel
+from avsbench.model.text import GRU_SPECIALS, TextCorpus, TextPipeline, WordVectors, build_gru_vocab, build_vocab
+
+TRAIN_STATE_FILE = "train_state.pt"
+VAL_METRICS = ("r1", "r5", "r10", "medr", "mir", "rsum")
+
+
+@dataclass
+class TrainSettings:
+    """Hyper-parameters (defaults: the reference's LAFF settings)."""
+
+    epochs: int = 80
+    batch_size: int = 256
+    lr: float = 1e-4
+    margin: float = 0.2
+    grad_clip: float = 2.0
+    lr_decay: float = 0.99
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    early_stop_patience: int = 10
+    val_metric: str = "mir"
+    seed: int = 2
+    common_dim: int = 4096
+    heads: int = 8
+    dropout: float = 0.2
+    batch_norm: bool = False
+    fusion: str = "attention"
+    tile_features: list[str] = field(default_factory=list)
+    vocab_threshold: int = 5
+    gru_hidden: int = 1024
+    word_dim: int = 500
+    w2v: str = "word2vec/flickr/vec500flickr30m"
+    max_frames: int = 50
+    frame_mask: bool = True
+    amp: bool = False
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainSettings:
+        """Read settings from a JSON object (unknown keys are an error)."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingDataError("training config not found", path=path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(f"not valid JSON ({exc})", path=path) from None
+        if not isinstance(data, dict):
+            raise InputFormatError("not a JSON object", path=path)
+        return cls().updated(data, path)
+
+    def updated(self, values: dict[str, Any], path: str | Path | None = None) -> TrainSettings:
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting(s) {unknown}", expected=", ".join(sorted(known)))
+        merged = dataclasses.replace(self, **values)
+        if merged.val_metric not in VAL_METRICS:
+            raise ConfigError(f"unknown validation metric {merged.val_metric!r}", expected=", ".join(VAL_METRICS))
+        if merged.epochs < 1 or merged.batch_size < 2:
+            raise ConfigError("epochs must be >= 1 and batch_size >= 2")
+        return merged
+
+
+# Demo settings: a small common space and few epochs, so that training on the demo collection
+# takes well under 3 minutes on 2 CPU cores (the synthetic task saturates within a few epochs).
+DEMO_SETTINGS = TrainSettings(
+    epochs=5,
+    batch_size=128,
+    lr=1e-3,
+    common_dim=256,
+    heads=4,
+    vocab_threshold=2,
+    gru_hidden=256,
+    w2v="word2vec/demo500",
+    early_stop_patience=3,
+)
+
+
+def parse_text_features(spec: str) -> list[tuple[str, str]]:
+    """``bow,w2v,gru,clip:<feat>`` -> [(kind, name)]: kinds bow, w2v, gru and precomputed (``clip:`` / ``precomputed:``)."""
+    out: list[tuple[str, str]] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if part in ("bow", "w2v", "gru"):
+            out.append((part, part))
+        elif ":" in part and part.split(":", 1)[0] in ("clip", "precomputed") and part.split(":", 1)[1]:
+            out.append(("precomputed", part.split(":", 1)[1]))
+        else:
+            raise ConfigError(f"unknown text feature {part!r}", expected="bow, w2v, gru, clip:<feature> or precomputed:<feature>")
+    if not out:
+        raise ConfigError("no text feature given", expected="e.g. bow,w2v,clip:<feature>")
+    order = {"gru": 0, "bow": 1, "w2v": 2, "precomputed": 3}
+    return sorted(out, key=lambda kn: order[kn[0]])
+
+
+def parse_video_features(spec: str | Sequence[str]) -> list[tuple[str, str]]:
+    """``a,b,frame:c`` -> [(kind, name)] with kinds ``video`` and ``frame`` (LAFF-ml)."""
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
+    if not parts:
+        raise ConfigError("no video feature given", expected="e.g. feat_a,feat_b,frame:feat_c")
+    return [("frame", p.split(":", 1)[1]) if p.startswith("frame:") else ("video", p) for p in parts]
+
+
+@dataclass
+class SplitData:
+    """One collection prepared for training or validation, on the device."""
+
+    corpus: TextCorpus
+    caption_video: Tensor  # (n_captions,) row of each caption's video
+    video_inputs: dict[str, Tensor]  # per feature (n_videos, dim) or (n_videos, F, dim) + ".mask"
+    n_videos: int
+
+    def video_batch(self, rows: Tensor) -> dict[str, Tensor]:
+        return {k: v[rows] for k, v in self.video_inputs.items()}
+
+
+def _video_inputs(collection: Collection, videos: list[str], specs: list[FeatureSpec], max_frames: int) -> dict[str, Tensor]:
+    out: dict[str, Tensor] = {}
+    for spec in specs:
+        if spec.kind == "frame":
+            frames, mask = collection.frame_feature(spec.name, max_frame=max_frames).read(videos)
+            out[spec.name] = torch.from_numpy(frames)
+            out[spec.name + ".mask"] = torch.from_numpy(mask)
+        else:
+            out[spec.name] = torch.from_numpy(collection.feature(spec.name).read(videos))
+    return out
+
+
+def prepare_split(collection: Collection, pipeline: TextPipeline, device: torch.device, max_frames: int) -> SplitData:
+    """Featurize every caption once and load the features of every captioned video (bulk reads)."""
+    captions = collection.captions()
+    if len(captions) == 0:
+        raise InputFormatError("no captions", path=collection.caption_path)
+    videos = captions.videos
+    row_of = {v: i for i, v in enumerate(videos)}
+    precomputed = {name: collection.text_feature(name) for name in pipeline.precomputed_features}
+    corpus = pipeline.corpus(list(captions.texts), list(captions.ids), precomputed).to(device)
+    caption_video = torch.tensor([row_of[v] for v in captions.video_ids], dtype=torch.long, device=device)
+    inputs = {k: v.to(device) for k, v in _video_inputs(collection, videos, pipeline.config.video_features, max_frames).items()}
+    return SplitData(corpus, caption_video, inputs, len(videos))
+
+
+def triplet_loss(text_emb: Tensor, video_emb: Tensor, video_rows: Tensor, margin: float) -> Tensor:
+    """Per head, hardest-negative triplet loss text-to-video summed over the batch; summed over heads.
+
+    Pairs of a caption with another copy of its own video in the batch are not negatives.
+    """
+    scores = torch.einsum("bhd,chd->hbc", text_emb.float(), video_emb.float())
+    positive = scores.diagonal(dim1=1, dim2=2)
+    cost = (margin + scores - positive[..., None]).clamp(min=0)
+    same_video = video_rows[:, None] == video_rows[None, :]
+    cost = cost.masked_fill(same_video[None], 0.0)
+    return cost.max(dim=2).values.sum()
+
+
+@torch.no_grad()
+def encode_split(model: LaffModel, data: SplitData, batch_size: int = 1024) -> tuple[Tensor, Tensor, Tensor]:
+    """(text embeddings, video embeddings, video attention (n_videos, heads, k)) of a split, in eval mode."""
+    model.eval()
+    videos, attention = [], []
+    for start in range(0, data.n_videos, batch_size):
+        rows = torch.arange(start, min(start + batch_size, data.n_videos), device=data.caption_video.device)
+        emb, att = model.encode_videos(data.video_batch(rows), return_attention=True)
+        videos.append(emb)
+        attention.append(att)
+    texts = []
+    for start in range(0, data.corpus.size, batch_size):
+        rows = torch.arange(start, min(start + batch_size, data.corpus.size), device=data.caption_video.device)
+        texts.append(model.encode_texts(data.corpus.batch(rows)))
+    return torch.cat(texts), torch.cat(videos), torch.cat(attention)
+
+
+@torch.no_grad()
+def retrieval_metrics(model: LaffModel, data: SplitData) -> dict[str, float]:
+    """Text-to-video R@1/5/10 (%), median rank, mean inverted rank and rsum over the split's videos."""
+    texts, videos, _ = encode_split(model, data)
+    ranks = []
+    for start in range(0, texts.shape[0], 2048):
+        sims = model.similarity(texts[start : start + 2048], videos)
+        own = data.caption_video[start : start + 2048]
+        true = sims.gather(1, own[:, None])
+        ranks.append(1 + (sims > true).sum(dim=1))
+    rank = torch.cat(ranks).double()
+    r1, r5, r10 = (float((rank <= k).double().mean() * 100) for k in (1, 5, 10))
+    return {"r1": r1, "r5": r5, "r10": r10, "medr": float(rank.median()), "mir": float((1.0 / rank).mean()), "rsum": r1 + r5 + r10}
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def build_model_config(
+    train: Collection,
+    video_features: list[tuple[str, str]],
+    text_features: list[tuple[str, str]],
+    settings: TrainSettings,
+    bow_size: int,
+    w2v_dim: int,
+) -> ModelConfig:
+    """The model config for features read from ``train`` (dims from the BigFiles)."""
+    head_dim = settings.common_dim // max(settings.heads, 1)
+    video_specs = []
+    for kind, name in video_features:
+        dim = train.frame_feature(name).dim if kind == "frame" else train.feature(name).dim
+        tile = name in settings.tile_features
+        if tile and dim != head_dim:
+            raise ConfigError(f"feature {name!r} ({dim}-d) cannot take the tile path", expected=f"{head_dim}-d (common_dim / heads)")
+        video_specs.append(
+            FeatureSpec(name, dim, kind, "tile" if tile else "linear", batch_norm=tile or settings.batch_norm, dropout=0.0 if tile else settings.dropout)
+        )
+    text_specs = []
+    for kind, name in text_features:
+        if kind == "bow":
+            dim = bow_size
+        elif kind == "w2v":
+            dim = w2v_dim
+        elif kind == "gru":
+            dim = settings.gru_hidden
+        else:
+            dim = train.text_feature(name).dim
+        tile = name in settings.tile_features and kind == "precomputed"
+        text_specs.append(
+            FeatureSpec(name, dim, kind, "tile" if tile else "linear", batch_norm=tile or settings.batch_norm, dropout=0.0 if tile else settings.dropout)
+        )
+    config = ModelConfig(
+        video_features=video_specs,
+        text_features=text_specs,
+        common_dim=settings.common_dim,
+        heads=settings.heads,
+        fusion=settings.fusion,
+        word_dim=settings.word_dim,
+        frame_mask=settings.frame_mask,
+        max_frames=settings.max_frames,
+        w2v=settings.w2v if any(k == "w2v" for k, _ in text_features) else None,
+    )
+    config.validate()
+    return config
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    model: LaffModel
+    pipeline: TextPipeline
+    best_metrics: dict[str, float]
+    best_epoch: int
+    history: list[dict[str, Any]]
+    seconds: float
+    captions_per_second: float
+    out_dir: Path | None
+
+
+class _Progress:
+    """Rich progress on a terminal, silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def task(self, description: str, total: int) -> Callable[[str | None], None]:
+        if self.bar is None:
+            return lambda _description=None: None
+        task_id = self.bar.add_task(description, total=total)
+
+        def advance(new_description: str | None = None) -> None:
+            self.bar.advance(task_id)
+            if new_description:
+                self.bar.update(task_id, description=new_description)
+
+        return advance
+
+    def log(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(message)
+
+
+def train_model(
+    train_collection: str,
+    video_features: str | Sequence[str],
+    text_features: str,
+    *,
+    val_collection: str | None = None,
+    settings: TrainSettings | None = None,
+    rootpath: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a LAFF model; with ``out_dir`` the best model is saved there (our format) with a resumable state."""
+    settings = settings or TrainSettings()
+    started = time.perf_counter()
+    torch_device = torch.device(device)
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    generator = _seed_everything(settings.seed)
+    train = Collection(rootpath, train_collection)
+    val = Collection(rootpath, val_collection) if val_collection else None
+    videos = parse_video_features(video_features)
+    texts = parse_text_features(text_features)
+    kinds = {k for k, _ in texts}
+    captions = train.captions()
+    bow_vocab = build_vocab(captions.texts, settings.vocab_threshold, drop_stopwords=True) if "bow" in kinds else None
+    gru_vocab = build_gru_vocab(captions.texts, settings.vocab_threshold) if "gru" in kinds else None
+    if bow_vocab is not None and not bow_vocab:
+        raise ConfigError(f"no word reaches the vocabulary threshold {settings.vocab_threshold}", path=train.caption_path)
+    word_vectors = None
+    if "w2v" in kinds or "gru" in kinds:
+        w2v_path = resolve_w2v(ModelConfig([], [], w2v=settings.w2v), rootpath=rootpath)
+        if w2v_path is None or not w2v_path.is_dir():
+            if "w2v" in kinds:
+                raise MissingDataError("word-vector BigFile not found", path=w2v_path, expected="the 'w2v' training setting (relative to the data root)")
+        else:
+            word_vectors = WordVectors(w2v_path)
+    config = build_model_config(train, videos, texts, settings, len(bow_vocab or []), word_vectors.dim if word_vectors else settings.word_dim)
+    if "gru" in kinds and word_vectors is not None:
+        config.word_dim = word_vectors.dim
+    config.training = {
+        "train_collection": train_collection,
+        "val_collection": val_collection,
+        "settings": dataclasses.asdict(settings),
+        "device": str(torch_device),
+    }
+    pipeline = TextPipeline(config, bow_vocab=bow_vocab, gru_vocab=gru_vocab, word_vectors=word_vectors)
+    model = LaffModel(config, gru_vocab_size=len(gru_vocab) if gru_vocab else None)
+    if model.gru is not None:
+        _init_word_embeddings(model, gru_vocab or [], word_vectors, generator)
+    model.to(torch_device)
+    train_data = prepare_split(train, pipeline, torch_device, settings.max_frames)
+    val_data = prepare_split(val, pipeline, torch_device, settings.max_frames) if val is not None else None
+
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=settings.lr)
+    step_lr = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.lr_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience)
+    state: dict[str, Any] = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []}
+    best_state = copy.deepcopy(model.state_dict())
+    out_path = Path(out_dir) if out_dir is not None else None
+    if resume:
+        if out_path is None or not (out_path / TRAIN_STATE_FILE).is_file():
+            raise MissingDataError("nothing to resume", path=None if out_path is None else out_path / TRAIN_STATE_FILE)
+        saved = torch.load(out_path / TRAIN_STATE_FILE, map_location=torch_device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        best_state = saved["best_model"]
+        optimizer.load_state_dict(saved["optimizer"])
+        step_lr.load_state_dict(saved["step_lr"])
+        plateau.load_state_dict(saved["plateau"])
+        generator.set_state(saved["generator"])
+        state = json.loads(saved["progress"])
+
+    n = train_data.corpus.size
+    use_amp = settings.amp and torch_device.type == "cuda"
+    trained_captions, train_seconds = 0, 0.0
+    with _Progress(progress) as bar:
+        epochs = bar.task("epochs", settings.epochs - state["epoch"])
+        for epoch in range(state["epoch"] + 1, settings.epochs + 1):
+            model.train()
+            order = torch.randperm(n, generator=generator).to(torch_device)
+            epoch_loss, epoch_start = 0.0, time.perf_counter()
+            steps = [order[i : i + settings.batch_size] for i in range(0, n, settings.batch_size)]
+            steps = [s for s in steps if s.numel() >= 2]
+            batches = bar.task(f"epoch {epoch}", len(steps))
+            for rows in steps:
+                video_rows = train_data.caption_video[rows]
+                with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    text_emb = model.encode_texts(train_data.corpus.batch(rows))
+                    video_emb = model.encode_videos(train_data.video_batch(video_rows))
+                loss = triplet_loss(text_emb, video_emb, video_rows, settings.margin)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                epoch_loss += float(loss.detach())
+                batches(None)
+            if torch_device.type == "cuda":
+                torch.cuda.synchronize()
+            train_seconds += time.perf_counter() - epoch_start
+            trained_captions += sum(int(s.numel()) for s in steps)
+            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss / max(len(steps), 1), "lr": optimizer.param_groups[0]["lr"]}
+            if val_data is not None:
+                record.update(retrieval_metrics(model, val_data))
+                value = record[settings.val_metric] if settings.val_metric != "medr" else -record["medr"]
+            else:
+                value = -record["loss"]
+            step_lr.step()
+            plateau.step(value)
+            state["history"].append(record)
+            state["epoch"] = epoch
+            if value > state["best_value"]:
+                state.update(best_value=value, best_epoch=epoch, stale=0)
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                state["stale"] += 1
+            bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            if out_path is not None:
+                _save_progress(out_path, model, best_state, optimizer, step_lr, plateau, generator, state, pipeline)
+            epochs(None)
+            if state["stale"] >= settings.early_stop_patience:
+                break
+
+    model.load_state_dict(best_state)
+    model.eval()
+    best_record = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
+    best_metrics = {k: best_record[k] for k in VAL_METRICS if k in best_record}
+    config.metrics = {"best_epoch": state["best_epoch"], "val": best_metrics, "history": state["history"]}
+    if out_path is not None:
+        save_model(out_path, model, bow_vocab=bow_vocab, gru_vocab=gru_vocab)
+    return TrainResult(
+        model,
+        pipeline,
+        best_metrics,
+        state["best_epoch"],
+        state["history"],
+        time.perf_counter() - started,
+        trained_captions / train_seconds if train_seconds else 0.0,
+        out_path,
+    )
+
+
+def _init_word_embeddings(model: LaffModel, gru_vocab: list[str], word_vectors: WordVectors | None, generator: torch.Generator) -> None:
+    """GRU word embeddings: the word vector where the table has the word, else U(-1, 1) (as the reference)."""
+    assert model.gru is not None
+    weight = model.gru.embedding.weight
+    with torch.no_grad():
+        weight.uniform_(-1.0, 1.0, generator=generator)
+        if word_vectors is None or word_vectors.dim != weight.shape[1]:
+            return
+        row_of = word_vectors.bigfile.row_of
+        found = [(i, w) for i, w in enumerate(gru_vocab) if w in row_of and w not in GRU_SPECIALS]
+        if found:
+            vectors = word_vectors.bigfile.read([w for _, w in found])
+            weight[torch.tensor([i for i, _ in found])] = torch.from_numpy(vectors)
+
+
+def _save_progress(out_path: Path, model: LaffModel, best_state: dict, optimizer, step_lr, plateau, generator, state: dict, pipeline: TextPipeline) -> None:
+    """Save the best model so far (our format) and the resumable training state (tensors and JSON only)."""
+    from avsbench.data.atomic import atomic_write
+
+    current = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    best_record = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
+    model.config.metrics = {"best_epoch": state["best_epoch"], "val": {k: best_record[k] for k in VAL_METRICS if k in best_record}, "history": state["history"]}
+    save_model(out_path, model, bow_vocab=pipeline.bow_vocab, gru_vocab=pipeline.gru_vocab)
+    model.load_state_dict(current)
+    payload = {
+        "model": current,
+        "best_model": best_state,
+        "optimizer": optimizer.state_dict(),
+        "step_lr": step_lr.state_dict(),
+        "plateau": plateau.state_dict(),
+        "generator": generator.get_state(),
+        "progress": json.dumps(state),
+    }
+    with atomic_write(out_path / TRAIN_STATE_FILE, "wb") as fh:
+        torch.save(payload, fh)
