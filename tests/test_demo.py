@@ -42,13 +42,13 @@ SHOT_LISTS = {
     "demoval": (100, "video500", "video550", "video599"),
 }
 FEATURE_VALUES = {
-    ("v3c1", "demo_clip512"): [0.03721, -0.19765, -0.05633],
-    ("v3c1", "demo_partial768"): [-0.08648, -0.0049, -0.00129],
-    ("v3c1", "demo_noisy1024"): [-0.12768, 0.15926, 0.04992],
-    ("v3c1", "frame/demo_clip512"): [-0.01473, -0.18515, 0.05172],
-    ("demotrain", "demo_clip512"): [0.19425, 0.05258, -0.13627],
-    ("demotrain", "frame/demo_clip512"): [-0.01128, 0.08879, -0.07355],
-    ("demoval", "demo_noisy1024"): [0.14862, 0.19654, 0.04561],
+    ("v3c1", "demo_clip512"): [0.01624, -0.2215, -0.02634],
+    ("v3c1", "demo_partial768"): [-0.04028, -0.03847, 0.02421],
+    ("v3c1", "demo_noisy1024"): [0.09337, 0.23231, 0.00709],
+    ("v3c1", "frame/demo_clip512"): [-0.17101, 0.12757, 0.00537],
+    ("demotrain", "demo_clip512"): [0.17398, 0.06549, -0.10091],
+    ("demotrain", "frame/demo_clip512"): [0.17626, 0.15666, 0.15041],
+    ("demoval", "demo_noisy1024"): [-0.1321, -0.01815, -0.10214],
 }
 FRAME_IDS = {
     "v3c1": (10533, "shot00001_1_1", "shot00013_117_2", "shot00021_375_3"),
@@ -75,10 +75,10 @@ CAPTIONS = {
     ),
 }
 QRELS = {
-    "tv19": (37080, "1611 0 shot00001_10 3 -1", "1626 0 shot00003_106 3 0", "1640 0 shot00021_99 3 -1"),
-    "tv20": (24367, "1641 0 shot00001_100 3 0", "1650 0 shot00021_187 3 -1", "1660 0 shot00021_96 1 1"),
-    "tv21": (24956, "1661 0 shot00001_1 1 0", "1671 0 shot00001_62 1 0", "1680 0 shot00021_98 3 0"),
-    "progress": (24197, "1591 0 shot00001_103 3 0", "1600 0 shot00019_20 1 0", "1610 0 shot00021_98 1 0"),
+    "tv19": (37098, "1611 0 shot00001_101 3 -1", "1626 0 shot00002_56 1 0", "1640 0 shot00021_98 3 -1"),
+    "tv20": (24324, "1641 0 shot00001_1 3 -1", "1650 0 shot00019_8 3 -1", "1660 0 shot00021_98 2 -1"),
+    "tv21": (25039, "1661 0 shot00001_10 2 0", "1670 0 shot00021_75 3 0", "1680 0 shot00021_99 3 0"),
+    "progress": (24055, "1591 0 shot00001_10 1 0", "1600 0 shot00018_78 3 -1", "1610 0 shot00021_96 3 -1"),
 }
 
 
@@ -287,7 +287,7 @@ def test_cli_info_shows_synthetic_and_statistics(small_demo_root: Path) -> None:
     out = result.output
     assert "SYNTHETIC" in out and "shots: 3,000" in out
     assert "demo_partial768" in out and "3,000 x 768" in out
-    assert "stratum 1: 4,166 pooled, 4,166 sampled (100%), 366 judged relevant" in out
+    assert "stratum 1: 4,207 pooled, 4,207 sampled (100%), 369 judged relevant" in out
     assert "true relevant shots/topic (generator): min 1 median 10 max 39" in out
     assert "problems: none" in out
 

@@ -296,7 +296,7 @@ class BigFileWriter:
             raise InputFormatError(f"block of shape {block.shape}", path=self.path, expected=f"(rows, {self.dim})")
         if self.rows_written + block.shape[0] > len(self.ids):
             raise InputFormatError(f"more than {len(self.ids)} rows written", path=self.path, expected=f"{len(self.ids)} rows, one per id")
-        self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).tobytes())
+        self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).data)
         self.rows_written += block.shape[0]
 
     def adopt_feature_file(self, feature_path: Path) -> None:

@@ -296,6 +296,14 @@ def _train_concepts(m: int, space: ConceptSpace, all_topic_concepts: list[np.nda
     return matrix
 
 
+def _uniform_noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """Zero-mean uniform noise with standard deviation ``std`` (4x cheaper to draw than Gaussian noise)."""
+    noise = rng.random(shape, dtype=np.float32)
+    noise -= 0.5
+    noise *= std * np.sqrt(12.0)
+    return noise
+
+
 def _video_features(matrix: np.ndarray, space: ConceptSpace, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Every video feature of the shots whose concept saliences are ``matrix``."""
     out: dict[str, np.ndarray] = {}
@@ -303,7 +311,7 @@ def _video_features(matrix: np.ndarray, space: ConceptSpace, rng: np.random.Gene
         latent = matrix @ space.feature_codes[spec.name]
         latent += spec.latent_noise * rng.standard_normal(latent.shape, dtype=np.float32)
         features = latent @ space.projection[spec.name]
-        features += spec.output_noise * rng.standard_normal(features.shape, dtype=np.float32)
+        features += _uniform_noise(rng, features.shape, spec.output_noise)
         out[spec.name] = features
     return out
 
@@ -316,7 +324,7 @@ def _frame_features(matrix: np.ndarray, n_frames: np.ndarray, space: ConceptSpac
     latent = frame_matrix @ space.feature_codes[spec.name]
     latent += 1.5 * spec.latent_noise * rng.standard_normal(latent.shape, dtype=np.float32)
     features = latent @ space.projection[spec.name]
-    features += spec.output_noise * rng.standard_normal(features.shape, dtype=np.float32)
+    features += _uniform_noise(rng, features.shape, spec.output_noise)
     return features
 
 
