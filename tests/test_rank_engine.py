@@ -169,3 +169,49 @@ def test_topk_boundary_ties_across_pushes():
     assert top.rows[0].tolist() == [1, 3, 2]
     top.push_chunk(torch.tensor([[0.5, 0.5, -torch.inf, 0.2, 0.5]]), 5)  # 0.5-ties with larger ids enter
     assert top.rows[0].tolist() == [1, 9, 6]
+
+
+def test_frame_level_feature_laff_ml(tmp_path):
+    """A LAFF-ml model (one frame-level + one video-level feature): streaming equals encoding
+    everything at once, shots with more than max_frames frames are truncated, bf16 == fp32."""
+    from avsbench.data.frames import FrameFeature
+    from avsbench.ranking.stream import FrameSource
+
+    rng = np.random.default_rng(4)
+    shots = [f"shot{v:05d}_{s}" for v in range(1, 11) for s in range(1, 31)]
+    counts = rng.integers(1, 9, size=len(shots))
+    frame_ids = [f"{shot}_{f}" for shot, c in zip(shots, counts) for f in range(1, c + 1)]
+    order = rng.permutation(len(frame_ids))
+    frame_matrix = rng.standard_normal((len(frame_ids), 8)).astype(np.float32)
+    BigFile.write(tmp_path / "frames", [frame_ids[i] for i in order], frame_matrix[order])
+    BigFile.write(tmp_path / "fb", shots, rng.standard_normal((len(shots), 16)).astype(np.float32))
+    torch.manual_seed(2)
+    config = ModelConfig(
+        video_features=[FeatureSpec("fr", 8, "frame"), FeatureSpec("fb", 16, "video")],
+        text_features=[FeatureSpec("tx", 12, "precomputed")],
+        common_dim=32,
+        heads=4,
+        max_frames=5,
+    )
+    model = LaffModel(config).eval()
+    frames = FrameFeature(tmp_path / "frames", max_frame=5)
+
+    def srcs():
+        return [FrameSource("fr", frames, shots, 5), FeatureSource("fb", BigFile(tmp_path / "fb"), shots)]
+
+    text = text_embeddings(model, n=3)
+    settings = RankSettings(top_k=len(shots), precision="fp32", device="cpu", batch_size=16, chunk_rows=48)
+    out = rank_shots(model, srcs(), shots, text, settings)
+    x, mask = frames.read(shots)
+    with torch.inference_mode():
+        emb = model.encode_videos({"fr": torch.from_numpy(x), "fr.mask": torch.from_numpy(mask), "fb": torch.from_numpy(BigFile(tmp_path / "fb").read(shots))})
+        expected = model.similarity(text, emb).numpy()
+    assert x.shape[1] == 5  # truncated to max_frames
+    for t, ranking in enumerate(out.rankings):
+        np.testing.assert_allclose(ranking.scores, expected[t, ranking.rows], rtol=0, atol=1e-6)
+        assert np.all(np.diff(expected[t, ranking.rows]) <= 1e-6)
+    bf16 = rank_shots(model, srcs(), shots, text, RankSettings(top_k=20, precision="bf16", device="cpu", batch_size=16, chunk_rows=48))
+    for a, b in zip(out.rankings, bf16.rankings):
+        assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
+    with pytest.raises(UnknownIdError, match="no frames"):
+        FrameSource("fr", frames, shots + ["shot00099_1"], 5)

@@ -133,6 +133,7 @@ class _Encoder:
     """Encode feature rows to flattened embeddings and score them, in fixed-size batches."""
 
     def __init__(self, model: VideoScorer, names: Sequence[str], text: torch.Tensor, batch: int, device: torch.device) -> None:
+        """``names``: the model input of each tensor given to :meth:`embed` (``<frame feature>.mask`` for masks)."""
         self.model = model
         self.names = list(names)
         self.text = text
@@ -140,10 +141,10 @@ class _Encoder:
         self.device = device
 
     def embed(self, inputs: Sequence[torch.Tensor], bf16: bool) -> torch.Tensor:
-        """(n, heads, head_dim) float32 embeddings of rows given per feature (n <= batch)."""
+        """(n, heads, head_dim) float32 embeddings of rows given per input (n <= batch)."""
         n = inputs[0].shape[0]
-        if n < self.batch:  # zero-pad so every GEMM has the same shape
-            inputs = [torch.cat([x, x.new_zeros((self.batch - n, x.shape[1]))]) for x in inputs]
+        if n < self.batch:  # pad so every GEMM has the same shape (zero features, all-True masks)
+            inputs = [torch.cat([x, (x.new_ones if x.dtype == torch.bool else x.new_zeros)((self.batch - n, *x.shape[1:]))]) for x in inputs]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             emb = self.model.encode_videos(dict(zip(self.names, inputs)))
         return emb[:n].float()
@@ -195,7 +196,7 @@ def rank_shots(
     top = TopK(n_topics, keep, keys)
     excluded_rows = np.unique(np.asarray(excluded, dtype=np.int64))
     text = text_emb.to(device).float()
-    enc = _Encoder(model, [s.name for s in sources], text, batch, device)
+    enc = _Encoder(model, [name for s in sources for name in s.input_names], text, batch, device)
     stream = [cache_source] if cache_source is not None else list(sources)
     cuda = device.type == "cuda"
     io_threads = settings.io_threads or (min(8, os.cpu_count() or 1) if cuda else 1)  # GPU: page-cache copies are the bound
@@ -261,9 +262,9 @@ def _rescore_fp32(enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, to
         positions = union[a : a + enc.batch]
         rows = []
         for src in sources:
-            out = np.empty((positions.size, src.dim), dtype=np.float32)
-            src.read_positions(positions, out)
-            rows.append(torch.from_numpy(out).to(enc.device))
+            outs = [torch.empty(shape, dtype=dtype).numpy() for shape, dtype in src.buffer_shapes(positions.size)]
+            src.fill_positions(positions, outs)
+            rows += [torch.from_numpy(o).to(enc.device) for o in outs]
         exact[:, a : a + positions.size] = enc.score(enc.embed(rows, bf16=False)).cpu().numpy()
     outcome.rescored_shots = int(union.size)
     max_err = 0.0

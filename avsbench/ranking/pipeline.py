@@ -26,7 +26,7 @@ from avsbench.model.checkpoint import LoadedModel, load_model
 from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
 from avsbench.ranking.engine import RankOutcome, RankSettings, rank_shots, resolve_device, resolve_precision
 from avsbench.ranking.output import safe_run_id, write_provenance, write_trec_run
-from avsbench.ranking.stream import FeatureSource
+from avsbench.ranking.stream import FeatureSource, FrameSource
 
 TOPIC_GROUPS = ("main", "progress")
 
@@ -103,13 +103,21 @@ def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]
     sources: list[FeatureSource] = []
     described: list[dict] = []
     for spec in loaded.config.video_features:
-        if spec.kind != "video":
-            raise ConfigError(f"feature {spec.name!r} is frame-level: avsbench rank streams video-level features only", expected="a LAFF model with video-level features")
-        bigfile = collection.feature(spec.name)
+        if spec.kind == "frame":
+            frames = collection.frame_feature(spec.name, max_frame=loaded.config.max_frames)
+            bigfile = frames.bigfile
+        else:
+            bigfile = collection.feature(spec.name)
         if bigfile.dim != spec.dim:
             raise InputFormatError(f"feature is {bigfile.dim}-d but the model expects {spec.dim}", path=bigfile.path / "shape.txt")
-        sources.append(FeatureSource(spec.name, bigfile, shots))
-        described.append(feature_fingerprint(spec.name, bigfile) | {"path": str(bigfile.path), "aligned_with_shot_list": sources[-1].aligned})
+        if spec.kind == "frame":
+            sources.append(FrameSource(spec.name, frames, shots, loaded.config.max_frames))
+        else:
+            sources.append(FeatureSource(spec.name, bigfile, shots))
+        described.append(
+            feature_fingerprint(spec.name, bigfile)
+            | {"kind": spec.kind, "path": str(bigfile.path), "aligned_with_shot_list": sources[-1].aligned}
+        )
     return sources, described
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from avsbench.data.bigfile import BigFile
+from avsbench.data.frames import FrameFeature
 from avsbench.errors import InputFormatError
 
 ROW_BYTES = 4  # float32
@@ -41,6 +42,23 @@ class FeatureSource:
     def aligned(self) -> bool:
         """True when the file's rows are the shot list in order (contiguous reads)."""
         return self.file_rows is None
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model inputs this source fills (one buffer each)."""
+        return [self.name]
+
+    def buffer_shapes(self, rows: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of each buffer for ``rows`` shots."""
+        return [((rows, self.dim), torch.float32)]
+
+    def fill(self, start: int, stop: int, outs: Sequence[np.ndarray]) -> None:
+        """Fill the buffers with shot-list positions start..stop-1."""
+        self.read_range(start, stop, outs[0])
+
+    def fill_positions(self, positions: np.ndarray, outs: Sequence[np.ndarray]) -> None:
+        """Fill the buffers with arbitrary shot-list positions, in the order given."""
+        self.read_positions(positions, outs[0])
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -84,9 +102,55 @@ class FeatureSource:
         out[order] = scratch
 
 
+class FrameSource(FeatureSource):
+    """A frame-level feature (LAFF-ml): per shot its first ``max_frames`` frames, zero-padded to
+    exactly ``max_frames`` (fixed shapes keep float32 results independent of batching), and a
+    mask (True = real frame). The per-shot frame rows are held as one int64 index (CSR)."""
+
+    def __init__(self, name: str, frames: FrameFeature, shot_ids: Sequence[str], max_frames: int) -> None:
+        self.name = name
+        self.dim = frames.dim
+        self.path = frames.bigfile.feature_path
+        self.max_frames = max_frames
+        missing = [s for s in shot_ids if s not in frames]
+        if missing:
+            frames.frame_rows(missing[0])  # raises UnknownIdError naming the file
+        per_shot = [frames.frame_rows(s)[:max_frames] for s in shot_ids]
+        self.counts = np.fromiter((len(r) for r in per_shot), dtype=np.int64, count=len(per_shot))
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        self.frame_rows = np.concatenate(per_shot) if per_shot else np.empty(0, dtype=np.int64)
+        self.file_rows = None
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    @property
+    def aligned(self) -> bool:
+        return False
+
+    @property
+    def input_names(self) -> list[str]:
+        return [self.name, self.name + ".mask"]
+
+    def buffer_shapes(self, rows: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
+        return [((rows, self.max_frames, self.dim), torch.float32), ((rows, self.max_frames), torch.bool)]
+
+    def fill_positions(self, positions: np.ndarray, outs: Sequence[np.ndarray]) -> None:
+        frames_out, mask_out = outs
+        counts = self.counts[positions]
+        mask = np.arange(self.max_frames)[None, :] < counts[:, None]
+        rows = np.concatenate([self.frame_rows[self.offsets[p] : self.offsets[p + 1]] for p in positions.tolist()]) if len(positions) else np.empty(0, dtype=np.int64)
+        values = np.empty((rows.size, self.dim), dtype=np.float32)
+        self.read_file_rows(rows, values)
+        frames_out[...] = 0.0
+        frames_out[mask] = values
+        mask_out[...] = mask
+
+    def fill(self, start: int, stop: int, outs: Sequence[np.ndarray]) -> None:
+        self.fill_positions(np.arange(start, stop), outs)
+
+
 @dataclass
 class Chunk:
-    """One block of shot-list positions start..stop-1 and its feature rows (one buffer per source)."""
+    """One block of shot-list positions start..stop-1 and its buffers (every source's, in order)."""
 
     start: int
     stop: int
@@ -115,7 +179,7 @@ class ChunkReader:
         self.n_rows = n_rows
         self.chunk_rows = chunk_rows
         self._buffers = [
-            [torch.empty((chunk_rows, s.dim), dtype=torch.float32, pin_memory=pin_memory) for s in self.sources]
+            [[torch.empty(shape, dtype=dtype, pin_memory=pin_memory) for shape, dtype in s.buffer_shapes(chunk_rows)] for s in self.sources]
             for _ in range(slots)
         ]
         self._events: list[object | None] = [None] * slots
@@ -132,18 +196,18 @@ class ChunkReader:
     def _fill(self, slot: int, start: int, stop: int) -> None:
         n = stop - start
         jobs = []
-        for src, buf in zip(self.sources, self._buffers[slot]):
-            out = buf[:n].numpy()
+        for src, bufs in zip(self.sources, self._buffers[slot]):
+            outs = [b[:n].numpy() for b in bufs]
             if self._pool is None or not src.aligned:
-                jobs.append((src, start, stop, out))
+                jobs.append((src, start, stop, outs))
             else:  # split contiguous reads so several threads copy from the page cache at once
                 step = max(1024, -(-n // self.io_threads))
-                jobs += [(src, start + a, min(start + a + step, stop), out[a : a + step]) for a in range(0, n, step)]
+                jobs += [(src, start + a, min(start + a + step, stop), [o[a : a + step] for o in outs]) for a in range(0, n, step)]
         if self._pool is None:
-            for src, a, b, out in jobs:
-                src.read_range(a, b, out)
+            for src, a, b, outs in jobs:
+                src.fill(a, b, outs)
         else:
-            for f in [self._pool.submit(src.read_range, a, b, out) for src, a, b, out in jobs]:
+            for f in [self._pool.submit(src.fill, a, b, outs) for src, a, b, outs in jobs]:
                 f.result()
 
     def _produce(self) -> None:
@@ -157,7 +221,7 @@ class ChunkReader:
                     event.synchronize()  # the previous host-to-device copy from this slot is done
                 stop = min(start + self.chunk_rows, self.n_rows)
                 self._fill(slot, start, stop)
-                self._ready.put(Chunk(start, stop, [b[: stop - start] for b in self._buffers[slot]], slot))
+                self._ready.put(Chunk(start, stop, [b[: stop - start] for bufs in self._buffers[slot] for b in bufs], slot))
             self._ready.put(None)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._ready.put(exc)
