@@ -17,7 +17,7 @@ gains) are accumulated sequentially.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
 from typing import Any
@@ -34,6 +34,7 @@ DEFAULT_MAX_RESULTS = 1000
 RECALL_LEVELS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 REL_EPSILON = 0.00001  # added to the relevant count of a stratum
 SAMPLED_EPSILON = 0.00003  # added to the sampled count of a stratum
+
 
 @dataclass(frozen=True)
 class TopicResult:
