@@ -69,8 +69,8 @@ class TrainSettings:
     amp: bool = False
 
     @classmethod
-    def from_json(cls, path: str | Path) -> TrainSettings:
-        """Read settings from a JSON object (unknown keys are an error)."""
+    def from_json(cls, path: str | Path, base: TrainSettings | None = None) -> TrainSettings:
+        """Settings from a JSON object over ``base`` (default: the reference's); unknown keys are an error."""
         path = Path(path)
         if not path.is_file():
             raise MissingDataError("training config not found", path=path)
@@ -80,13 +80,13 @@ class TrainSettings:
             raise InputFormatError(f"not valid JSON ({exc})", path=path) from None
         if not isinstance(data, dict):
             raise InputFormatError("not a JSON object", path=path)
-        return cls().updated(data, path)
+        return (base or cls()).updated(data, path)
 
     def updated(self, values: dict[str, Any], path: str | Path | None = None) -> TrainSettings:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown training setting(s) {unknown}", expected=", ".join(sorted(known)))
+            raise ConfigError(f"unknown training setting(s) {unknown}", path=path, expected=", ".join(sorted(known)))
         merged = dataclasses.replace(self, **values)
         if merged.val_metric not in VAL_METRICS:
             raise ConfigError(f"unknown validation metric {merged.val_metric!r}", expected=", ".join(VAL_METRICS))
@@ -205,19 +205,23 @@ def encode_split(model: LaffModel, data: SplitData, batch_size: int = 1024) -> t
     return torch.cat(texts), torch.cat(videos), torch.cat(attention)
 
 
+def rank_metrics(ranks: Tensor) -> dict[str, float]:
+    """R@1/5/10 (%), median rank, mean inverted rank and rsum from 1-based ranks."""
+    rank = ranks.double()
+    r1, r5, r10 = (float((rank <= k).double().mean() * 100) for k in (1, 5, 10))
+    return {"r1": r1, "r5": r5, "r10": r10, "medr": float(rank.median()), "mir": float((1.0 / rank).mean()), "rsum": r1 + r5 + r10}
+
+
 @torch.no_grad()
 def retrieval_metrics(model: LaffModel, data: SplitData) -> dict[str, float]:
-    """Text-to-video R@1/5/10 (%), median rank, mean inverted rank and rsum over the split's videos."""
+    """Text-to-video metrics over the split's videos; the rank of a caption's video counts the videos scoring higher."""
     texts, videos, _ = encode_split(model, data)
     ranks = []
     for start in range(0, texts.shape[0], 2048):
         sims = model.similarity(texts[start : start + 2048], videos)
-        own = data.caption_video[start : start + 2048]
-        true = sims.gather(1, own[:, None])
+        true = sims.gather(1, data.caption_video[start : start + 2048, None])
         ranks.append(1 + (sims > true).sum(dim=1))
-    rank = torch.cat(ranks).double()
-    r1, r5, r10 = (float((rank <= k).double().mean() * 100) for k in (1, 5, 10))
-    return {"r1": r1, "r5": r5, "r10": r10, "medr": float(rank.median()), "mir": float((1.0 / rank).mean()), "rsum": r1 + r5 + r10}
+    return rank_metrics(torch.cat(ranks))
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -396,6 +400,7 @@ def train_model(
         step_lr.load_state_dict(saved["step_lr"])
         plateau.load_state_dict(saved["plateau"])
         generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
         state = json.loads(saved["progress"])
 
     n = train_data.corpus.size
@@ -499,7 +504,64 @@ def _save_progress(out_path: Path, model: LaffModel, best_state: dict, optimizer
         "step_lr": step_lr.state_dict(),
         "plateau": plateau.state_dict(),
         "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
         "progress": json.dumps(state),
     }
     with atomic_write(out_path / TRAIN_STATE_FILE, "wb") as fh:
         torch.save(payload, fh)
+
+
+@dataclass
+class FusionComparison:
+    """LAFF against its two baselines on one validation set (same settings, same seed)."""
+
+    metric: str
+    laff: dict[str, float]
+    mean_fusion: dict[str, float]
+    singles: dict[str, dict[str, float]]
+    average_video_weights: dict[str, float]  # LAFF's mean attention per video feature on the validation videos
+    laff_seconds: float
+
+    @property
+    def best_single(self) -> str:
+        return max(self.singles, key=lambda name: self.singles[name][self.metric])
+
+    @property
+    def laff_beats_baselines(self) -> bool:
+        value = self.laff[self.metric]
+        return value > self.mean_fusion[self.metric] and value > self.singles[self.best_single][self.metric]
+
+    @property
+    def features_by_weight(self) -> list[str]:
+        return sorted(self.average_video_weights, key=lambda name: -self.average_video_weights[name])
+
+
+def compare_fusion(
+    train_collection: str,
+    val_collection: str,
+    video_features: str | Sequence[str],
+    text_features: str,
+    *,
+    settings: TrainSettings = DEMO_SETTINGS,
+    rootpath: str | Path | None = None,
+    device: str = "cpu",
+    out_dir: str | Path | None = None,
+    progress: bool = False,
+) -> FusionComparison:
+    """Train LAFF (attention fusion), the attention-free mean fusion and one model per single video
+    feature; return their validation metrics and LAFF's average attention per video feature.
+    With ``out_dir`` the LAFF model is saved there."""
+    names = [name for _, name in parse_video_features(video_features)]
+    if settings.val_metric == "medr":
+        raise ConfigError("compare_fusion needs a metric where higher is better", expected="mir, r1, r5, r10 or rsum")
+    common = dict(val_collection=val_collection, rootpath=rootpath, device=device, progress=progress)
+    laff = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="attention"), out_dir=out_dir, **common)
+    mean = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="mean"), **common)
+    singles = {}
+    for kind_name in video_features.split(",") if isinstance(video_features, str) else video_features:
+        single = train_model(train_collection, [kind_name], text_features, settings=dataclasses.replace(settings, fusion="attention"), **common)
+        singles[kind_name.split(":", 1)[-1]] = single.best_metrics
+    val = Collection(rootpath, val_collection)
+    _, _, attention = encode_split(laff.model, prepare_split(val, laff.pipeline, laff.model.device, settings.max_frames))
+    weights = attention.float().mean(dim=(0, 1)).cpu().tolist()
+    return FusionComparison(settings.val_metric, laff.best_metrics, mean.best_metrics, singles, dict(zip(names, weights)), laff.seconds)

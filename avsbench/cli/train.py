@@ -1,0 +1,65 @@
+"""``avsbench train``: train a LAFF model on a captioned collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--train-collection", required=True, help="Captioned training collection (TextData/<name>.caption.txt).")
+@click.option("--val-collection", default=None, help="Validation collection (captioned); picks the best epoch.")
+@click.option("--video-features", required=True, help="Comma-separated video features; frame:<name> for a LAFF-ml frame feature.")
+@click.option("--text-features", default="bow,w2v", show_default=True, help="Comma-separated: bow, w2v, gru, clip:<TextData feature>.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON file of training settings.")
+@click.option("--demo-settings", is_flag=True, help="Start from the small demo settings instead of the reference's.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder to write (default: runs/models/<train>_<features>).")
+@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--seed", type=int, default=None)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+def train(
+    train_collection: str,
+    val_collection: str | None,
+    video_features: str,
+    text_features: str,
+    config_file: Path | None,
+    demo_settings: bool,
+    out_dir: Path | None,
+    rootpath: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    device: str,
+    seed: int | None,
+    resume: bool,
+) -> None:
+    """Train LAFF (hardest-negative triplet loss, RMSprop, early stopping on the validation mir)."""
+    from avsbench.model.train import DEMO_SETTINGS, TrainSettings, train_model
+
+    settings = DEMO_SETTINGS if demo_settings else TrainSettings()
+    if config_file is not None:
+        settings = TrainSettings.from_json(config_file, base=settings)
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed}.items() if v is not None}
+    settings = settings.updated(overrides)
+    if out_dir is None:
+        out_dir = Path("runs") / "models" / f"{train_collection}_{video_features.replace(',', '+').replace(':', '-')}"
+    result = train_model(
+        train_collection,
+        video_features,
+        text_features,
+        val_collection=val_collection,
+        settings=settings,
+        rootpath=rootpath,
+        out_dir=out_dir,
+        device=device,
+        resume=resume,
+    )
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.best_metrics.items())
+    click.echo(
+        f"trained in {result.seconds:.1f}s ({result.captions_per_second:,.0f} captions/s); best epoch {result.best_epoch}"
+        + (f": {metrics}" if metrics else "")
+        + f"; model in {out_dir}"
+    )
