@@ -202,3 +202,9 @@ def test_score_does_not_import_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_score_runs_reports_progress_per_file():
+    calls = []
+    scored = score_runs([RUCMM, GODSPEED], on_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)] and [s.name for s in scored] == ["test_run.tv21.RUCMM.txt", "F_M_C_D_GodSpeed.21_1"]

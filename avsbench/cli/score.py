@@ -60,7 +60,16 @@ def score(runs, qrels, year, rootpath, per_topic, fmt, missing_as_zero, lenient)
 
     Warnings (missing or unknown topics, duplicate shots, more than 1000 shots) go to stderr.
     """
-    scored = score_runs(list(runs), qrels=qrels, year=year, rootpath=rootpath, missing_as_zero=missing_as_zero, lenient=lenient)
+    options = {"qrels": qrels, "year": year, "rootpath": rootpath, "missing_as_zero": missing_as_zero, "lenient": lenient}
+    if len(runs) > 1 and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("scoring", total=len(runs))
+            scored = score_runs(list(runs), **options, on_progress=lambda done, total: progress.update(task, completed=done))
+    else:
+        scored = score_runs(list(runs), **options)
     for s in scored:
         for warning in s.warnings:
             click.echo(f"avsbench: warning: {warning}", err=True)

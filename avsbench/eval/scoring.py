@@ -9,7 +9,7 @@ qrels bundled with the package, only 2021 ships), scores it with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +106,6 @@ def run_warnings(result: EvalResult) -> list[str]:
     return out
 
 
-def _read_runs(runs: Sequence[str | Path | RunFile], lenient: bool) -> list[RunFile]:
-    out: list[RunFile] = []
-    for run in runs:
-        out.extend([run] if isinstance(run, RunFile) else RunFile.read_all(run, lenient=lenient))
-    return out
-
-
 def score_runs(
     runs: Sequence[str | Path | RunFile],
     *,
@@ -123,6 +116,7 @@ def score_runs(
     lenient: bool = False,
     max_results: int = DEFAULT_MAX_RESULTS,
     cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[ScoredRun]:
     """Score every run (paths or :class:`RunFile`); an XML file may hold several runs.
 
@@ -130,6 +124,7 @@ def score_runs(
     from its topic ids) selects the qrels via :func:`find_qrels`. Each qrels file is read once.
     ``lenient`` reads files and handles a run without qrels topics like sample_eval.pl (silently);
     bad input otherwise raises an :class:`avsbench.errors.AvsbenchError` naming file and line.
+    ``on_progress(done, total)`` is called after each run file is scored.
     """
     if not runs:
         raise ConfigError("no run to score", expected="one or more run files")
@@ -140,8 +135,11 @@ def score_runs(
     elif qrels is not None:
         given_qrels = Qrels.read(qrels, lenient=lenient)
     loaded: dict[Path, Qrels] = {}
-    scored: list[ScoredRun] = []
-    for run in _read_runs(runs, lenient):
+
+    def score_file(item: str | Path | RunFile) -> list[ScoredRun]:
+        return [score_run(run) for run in ([item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient))]
+
+    def score_run(run: RunFile) -> ScoredRun:
         run_year = fixed_year
         if run_year is None:
             try:
@@ -161,16 +159,19 @@ def score_runs(
                 loaded[path] = Qrels.read(path, lenient=lenient)
             table = loaded[path]
         result = evaluate(table, run, max_results=max_results, cutoffs=cutoffs, missing_as_zero=missing_as_zero, lenient=lenient)
-        qrels_path = table.path or "<qrels>"
-        scored.append(
-            ScoredRun(
-                name=run.name,
-                path=run.path,
-                year=run_year,
-                qrels_path=qrels_path,
-                synthetic_qrels=table.path is not None and _is_synthetic(Path(table.path)),
-                result=result,
-                warnings=tuple(run_warnings(result)),
-            )
+        return ScoredRun(
+            name=run.name,
+            path=run.path,
+            year=run_year,
+            qrels_path=table.path or "<qrels>",
+            synthetic_qrels=table.path is not None and _is_synthetic(Path(table.path)),
+            result=result,
+            warnings=tuple(run_warnings(result)),
         )
+
+    scored: list[ScoredRun] = []
+    for done, item in enumerate(runs, 1):
+        scored.extend(score_file(item))
+        if on_progress is not None:
+            on_progress(done, len(runs))
     return scored
