@@ -186,6 +186,14 @@ def test_lenient_reproduces_the_perl_script_silently(tmp_path):
     result = cli("--lenient", "--format", "sample-eval", "--qrels", str(GOLDEN / "qrels" / "toy.qrels"), str(run))
     assert result.exit_code == 0 and result.stdout == ""  # Perl prints nothing (and dies)
     assert "no topic of the run is in the qrels" in result.stderr
+    toy_qrels = (GOLDEN / "qrels" / "toy.qrels").read_text()
+    blank_first = tmp_path / "blank.qrels"
+    blank_first.write_text("\n" + toy_qrels)
+    for run_text, qrels in (("", GOLDEN / "qrels" / "toy.qrels"), (" 7 Q0 x 1 4 demo\n", GOLDEN / "qrels" / "toy.qrels"),
+                            ((GOLDEN / "runs" / "toy_spec.run").read_text(), blank_first)):
+        run.write_text(run_text)  # golden README: Perl dies dividing by zero, nothing on stdout
+        result = cli("--lenient", "--format", "sample-eval", "--qrels", str(qrels), str(run))
+        assert (result.exit_code, result.stdout) == (0, "")
     run.write_text("7 Q0 x 1 4 demo\n7 Q0 a 2 abc demo\n7 Q0 e 3 2 demo\n7 Q0 c 4 1 demo\n")
     result = cli("--lenient", "--format", "sample-eval", "--per-topic", "--qrels", str(GOLDEN / "qrels" / "toy.qrels"), str(run))
     assert result.stdout.startswith("infAP\t\t7\t\t0.5463\ninfNDCG\t\t7\t\t0.6714\n")
