@@ -52,6 +52,7 @@ def test_scorer_order_score_desc_then_shot_id_desc_and_last_duplicate_wins():
         ("1 Q0 a 1 inf t\n", 1, "not a number"),
         ("1 Q0 a 1 nan t\n", 1, "not a number"),
         ("1 Q0 a 1 1e t\n", 1, "not a number"),
+        ("1 Q0 a 1 2 t\n1 Q0 b 2 -1e999 t\n", 2, "'-1e999' is out of range"),
         ("1 Q0 a 1 -- t\n", 1, "not a number"),
         (" 1 Q0 a 1 3 t\n", 1, "starts with whitespace"),
         ("\n1 Q0 a 1 3 t\n", 1, "starts with whitespace"),

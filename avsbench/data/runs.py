@@ -181,7 +181,7 @@ def _parse_scores(records: RecordTokens, texts: list[str]) -> list[float]:
         record = next(i for i, t in enumerate(texts) if t.translate(_NUMBER_CHARS))
         raise InputFormatError(f"score {texts[record]!r} is not a number", path=records.path, line=records.line_of(record), expected=expected)
     try:
-        return list(map(float, texts))
+        scores = list(map(float, texts))
     except ValueError:
         for i, t in enumerate(texts):
             try:
@@ -189,6 +189,10 @@ def _parse_scores(records: RecordTokens, texts: list[str]) -> list[float]:
             except ValueError:
                 raise InputFormatError(f"score {t!r} is not a number", path=records.path, line=records.line_of(i), expected=expected) from None
         raise
+    if not all(map(math.isfinite, scores)):
+        i = next(i for i, x in enumerate(scores) if not math.isfinite(x))
+        raise InputFormatError(f"score {texts[i]!r} is out of range", path=records.path, line=records.line_of(i), expected=expected)
+    return scores
 
 
 def _build_trec_run(records: RecordTokens, name: str) -> RunFile:
