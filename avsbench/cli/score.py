@@ -51,7 +51,8 @@ def render_delimited(scored: list[ScoredRun], per_topic: bool, delimiter: str) -
 @click.option("--per-topic", is_flag=True, help="Per-topic values too (with --format sample-eval: like sample_eval.pl -q).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table (rich), sample-eval (NIST's exact text, per run), json, csv, tsv (full precision).")
-@click.option("--missing-as-zero", is_flag=True, help="Count qrels topics absent from a run as 0 in its means (NIST leaves them out).")
+@click.option("--missing-as-zero", is_flag=True, help="Count qrels topics absent from a run as 0 in its means (NIST leaves them out; "
+                   "sample-eval text then differs from the Perl script's).")
 @click.option("--lenient", is_flag=True,
               help="Read files like sample_eval.pl does (whitespace tokens, short lines shift later records, non-numeric "
                    "scores are 0) and give zero scores instead of an error when no run topic is in the qrels.")
