@@ -30,7 +30,7 @@ FEATURES = [("demo_clip512", 512), ("demo_partial768", 768), ("demo_noisy1024", 
 def demo(tmp_path_factory):
     """A 1,500-shot synthetic V3C1 with the 8 dropped shots appended (copies of rows 0..7)."""
     root = tmp_path_factory.mktemp("demo")
-    generate_demo(root, n_shots=N_SHOTS, n_train_videos=10, n_val_videos=10, frame_features=False)
+    generate_demo(root, n_shots=N_SHOTS, n_train_videos=10, n_val_videos=10, frame_features=True)
     coll = root / "v3c1"
     shots = (coll / "VideoSets" / "v3c1.txt").read_text().split()
     dropped = sorted(v3c1_dropped_shots())
@@ -63,8 +63,9 @@ def test_rank_several_years_in_one_pass(demo, tmp_path):
     out = tmp_path / "runs"
     res = run_cli("rank", "--year", "2019,2021", "--topics", "main,progress", "--model", str(model_dir), "--rootpath", str(root),
                   "--out", str(out), "--device", "cpu", "--precision", "fp32", "--top-k", str(N_SHOTS + 8), "--run-id", "my run")
+    # --top-k above the number of shots: every searchable shot is ranked, the dropped ones never
     assert res.exit_code == 0, res.output
-    assert res.output.count("v3c1: 1,500 shots") == 1  # one pass for three topic sets (8 dropped shots excluded)
+    assert res.output.count("v3c1: 1,500 shots") == 1  # one pass for three topic sets (8 dropped shots left out)
     for edition, n_topics in (("tv19", 30), ("tv21", 20), ("progress", 20)):
         assert f"{edition}: {n_topics} topics -> {out}/my_run.{edition}.txt  [infAP 0." in res.output
         lines = read_lines(out / f"my_run.{edition}.txt")
@@ -79,7 +80,7 @@ def test_rank_several_years_in_one_pass(demo, tmp_path):
             assert not set(dropped) & {r[2] for r in rows}
         side = json.loads((out / f"my_run.{edition}.txt.provenance.json").read_text())
         assert side["run"]["edition"] == edition and side["topics"]["count"] == n_topics
-        assert side["collection"] == {**side["collection"], "shots": N_SHOTS + 8, "excluded_dropped_shots": 8, "synthetic": True}
+        assert side["collection"] == {**side["collection"], "ranked_shots": N_SHOTS, "excluded_dropped_shots": 8, "synthetic": True}
         assert [f["name"] for f in side["features"]] == [n for n, _ in FEATURES]
         assert side["features"][0]["shape"] == [N_SHOTS + 8, 512]
         assert side["engine"]["precision"] == "fp32" and side["engine"]["device"] == "cpu"
@@ -174,3 +175,23 @@ def test_submit_and_validate_errors(tmp_path):
 def test_submit_and_validate_do_not_import_torch():
     code = "import sys, avsbench.cli.submit; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_rank_laff_ml_with_frame_feature(demo, tmp_path):
+    root, _, shots, _ = demo
+    torch.manual_seed(1)
+    config = ModelConfig(
+        video_features=[FeatureSpec("demo_clip512", 512, "frame", transform="tile", dropout=0.0, batch_norm=True),
+                        FeatureSpec("demo_partial768", 768, "video", batch_norm=True)],
+        text_features=[FeatureSpec("demo_clip512", 512, "precomputed", transform="tile", dropout=0.0)],
+        common_dim=1024,
+        heads=2,
+        max_frames=4,
+    )
+    model_dir = save_model(tmp_path / "laffml", LaffModel(config).eval())
+    res = run_cli("rank", "--year", "2020", "--model", str(model_dir), "--rootpath", str(root), "--out", str(tmp_path / "runs"),
+                  "--device", "cpu", "--precision", "fp32", "--top-k", "50")
+    assert res.exit_code == 0, res.output
+    assert "tv20: 20 topics" in res.output and "infAP 0." in res.output
+    side = json.loads((tmp_path / "runs" / "laffml.tv20.txt.provenance.json").read_text())
+    assert side["features"][0]["kind"] == "frame" and side["features"][0]["path"].endswith("FeatureData/frame/demo_clip512")

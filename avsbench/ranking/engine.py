@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -247,25 +248,30 @@ def rank_shots(
             candidates_per_topic=keep,
         )
         if bf16:
-            _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome)
+            _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome, io_threads)
         else:
             outcome.rankings = [TopicRanking(r[: settings.top_k], s[: settings.top_k]) for r, s in zip(top.rows, top.scores)]
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
 
-def _rescore_fp32(enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome) -> None:
+def _rescore_fp32(
+    enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome, io_threads: int
+) -> None:
     """Re-encode every topic's candidates in float32, re-score, take the exact top-k, certify."""
     union = np.unique(np.concatenate(top.rows)) if top.rows else np.empty(0, dtype=np.int64)
     exact = np.empty((len(top.rows), union.size), dtype=np.float32)
-    for a in range(0, union.size, enc.batch):
-        positions = union[a : a + enc.batch]
-        rows = []
-        for src in sources:
-            outs = [torch.empty(shape, dtype=dtype).numpy() for shape, dtype in src.buffer_shapes(positions.size)]
-            src.fill_positions(positions, outs)
-            rows += [torch.from_numpy(o).to(enc.device) for o in outs]
-        exact[:, a : a + positions.size] = enc.score(enc.embed(rows, bf16=False)).cpu().numpy()
+
+    def read(positions: np.ndarray) -> list[torch.Tensor]:
+        per_source = [[torch.empty(shape, dtype=dtype) for shape, dtype in src.buffer_shapes(positions.size)] for src in sources]
+        jobs = [(src, [b.numpy() for b in bufs]) for src, bufs in zip(sources, per_source)]
+        list(pool.map(lambda job: job[0].fill_positions(positions, job[1]), jobs))
+        return [b.to(enc.device) for bufs in per_source for b in bufs]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(io_threads, len(sources)))) as pool:
+        for a in range(0, union.size, enc.batch):
+            positions = union[a : a + enc.batch]
+            exact[:, a : a + positions.size] = enc.score(enc.embed(read(positions), bf16=False)).cpu().numpy()
     outcome.rescored_shots = int(union.size)
     max_err = 0.0
     finals: list[tuple[np.ndarray, np.ndarray]] = []

@@ -152,9 +152,8 @@ def rank_years(
     report = RankReport()
     for name, group in groups.items():
         collection = Collection(rootpath, name)
-        shots = collection.shots
-        dropped = collection.dropped_shots
-        excluded = [i for i, s in enumerate(shots) if s in dropped]
+        listed = len(collection.shots)
+        shots = collection.searchable_shots  # without V3C1's dropped shots: never encoded, never returned
         topic_sets = [collection.topics(y) for y in group]
         text = topic_embeddings(loaded, collection, topic_sets, device)
         sources, features = _video_sources(loaded, collection, shots)
@@ -174,10 +173,10 @@ def rank_years(
             callback = progress(f"{name}: {len(shots):,} shots x {text.shape[0]} topics", len(shots)) if progress else None
             if writer is not None:
                 with writer:
-                    outcome = rank_shots(loaded.model, sources, shots, text, settings, excluded=excluded, cache_writer=writer.append, progress=callback)
+                    outcome = rank_shots(loaded.model, sources, shots, text, settings, cache_writer=writer.append, progress=callback)
                 cache.seal()
             else:
-                outcome = rank_shots(loaded.model, sources, shots, text, settings, excluded=excluded, cache_source=cache_source, progress=callback)
+                outcome = rank_shots(loaded.model, sources, shots, text, settings, cache_source=cache_source, progress=callback)
         finally:
             for src in [*sources, *([cache_source] if cache_source else [])]:
                 src.close()
@@ -191,7 +190,7 @@ def rank_years(
             run_path = out_dir / f"{tag}.{year.edition}.txt"
             write_trec_run(run_path, topic_set.numbers, [([shots[i] for i in r.rows.tolist()], r.scores) for r in rankings], tag)
             record = _provenance(
-                year, topic_set, collection, shots, len(excluded), loaded, model_dir, model_hash, features, outcome, settings,
+                year, topic_set, collection, shots, listed - len(shots), loaded, model_dir, model_hash, features, outcome, settings,
                 tag, run_path, seed, cache, cache_source is not None, uncertified, time.perf_counter() - started,
             )
             side = write_provenance(run_path, record)
@@ -214,7 +213,7 @@ def _provenance(
         "topics": {"name": topic_set.name, "source": topic_set.source or "bundled", "sha256": topic_set.sha256,
                    "count": len(topic_set), "numbers": topic_set.numbers},
         "collection": {"name": collection.name, "path": str(collection.path), "synthetic": collection.is_synthetic,
-                       "shots": len(shots), "shot_list_sha256": sha256_lines(shots), "excluded_dropped_shots": n_excluded},
+                       "ranked_shots": len(shots), "ranked_shots_sha256": sha256_lines(shots), "excluded_dropped_shots": n_excluded},
         "model": {"dir": str(model_dir.resolve()), **model_hash, "heads": cfg.heads, "common_dim": cfg.common_dim,
                   "video_features": [{"name": s.name, "dim": s.dim, "transform": s.transform} for s in cfg.video_features],
                   "text_features": [{"name": s.name, "dim": s.dim, "kind": s.kind} for s in cfg.text_features]},
