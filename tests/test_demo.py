@@ -42,13 +42,13 @@ SHOT_LISTS = {
     "demoval": (100, "video500", "video550", "video599"),
 }
 FEATURE_VALUES = {
-    ("v3c1", "demo_clip512"): [0.01624, -0.2215, -0.02634],
-    ("v3c1", "demo_partial768"): [-0.04028, -0.03847, 0.02421],
-    ("v3c1", "demo_noisy1024"): [0.09337, 0.23231, 0.00709],
-    ("v3c1", "frame/demo_clip512"): [-0.17101, 0.12757, 0.00537],
-    ("demotrain", "demo_clip512"): [0.17398, 0.06549, -0.10091],
-    ("demotrain", "frame/demo_clip512"): [0.17626, 0.15666, 0.15041],
-    ("demoval", "demo_noisy1024"): [-0.1321, -0.01815, -0.10214],
+    ("v3c1", "demo_clip512"): [0.0038, -0.19389, -0.0506],
+    ("v3c1", "demo_partial768"): [0.01791, 0.06185, 0.00893],
+    ("v3c1", "demo_noisy1024"): [-0.25382, 0.15026, 0.19147],
+    ("v3c1", "frame/demo_clip512"): [0.1557, 0.06687, -0.00267],
+    ("demotrain", "demo_clip512"): [0.21069, 0.03595, -0.11915],
+    ("demotrain", "frame/demo_clip512"): [0.15592, -0.08399, -0.03029],
+    ("demoval", "demo_noisy1024"): [-0.38249, -0.06195, -0.03749],
 }
 FRAME_IDS = {
     "v3c1": (10533, "shot00001_1_1", "shot00013_117_2", "shot00021_375_3"),
@@ -75,10 +75,10 @@ CAPTIONS = {
     ),
 }
 QRELS = {
-    "tv19": (37098, "1611 0 shot00001_101 3 -1", "1626 0 shot00002_56 1 0", "1640 0 shot00021_98 3 -1"),
-    "tv20": (24324, "1641 0 shot00001_1 3 -1", "1650 0 shot00019_8 3 -1", "1660 0 shot00021_98 2 -1"),
-    "tv21": (25039, "1661 0 shot00001_10 2 0", "1670 0 shot00021_75 3 0", "1680 0 shot00021_99 3 0"),
-    "progress": (24055, "1591 0 shot00001_10 1 0", "1600 0 shot00018_78 3 -1", "1610 0 shot00021_96 3 -1"),
+    "tv19": (36745, "1611 0 shot00001_1 3 -1", "1626 0 shot00002_64 3 -1", "1640 0 shot00021_97 3 -1"),
+    "tv20": (24268, "1641 0 shot00001_1 3 0", "1650 0 shot00020_14 3 -1", "1660 0 shot00021_98 3 -1"),
+    "tv21": (24632, "1661 0 shot00001_1 3 -1", "1671 0 shot00003_1 3 0", "1680 0 shot00021_98 3 -1"),
+    "progress": (23316, "1591 0 shot00001_10 3 -1", "1600 0 shot00021_192 3 -1", "1610 0 shot00021_98 3 -1"),
 }
 
 
@@ -287,7 +287,7 @@ def test_cli_info_shows_synthetic_and_statistics(small_demo_root: Path) -> None:
     out = result.output
     assert "SYNTHETIC" in out and "shots: 3,000" in out
     assert "demo_partial768" in out and "3,000 x 768" in out
-    assert "stratum 1: 4,207 pooled, 4,207 sampled (100%), 369 judged relevant" in out
+    assert "stratum 1: 4,134 pooled, 4,134 sampled (100%), 373 judged relevant" in out
     assert "true relevant shots/topic (generator): min 1 median 10 max 39" in out
     assert "problems: none" in out
 

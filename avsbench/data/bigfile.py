@@ -323,13 +323,13 @@ class BigFileWriter:
                     )
                 (tmpdir / ID_FILE).write_text("".join(i + "\n" for i in self.ids), encoding="utf-8")
                 (tmpdir / SHAPE_FILE).write_text(f"{len(self.ids)} {self.dim}\n", encoding="utf-8")
-                _replace_dir(tmpdir, self.path)
+                replace_dir(tmpdir, self.path)
         finally:
             if tmpdir.exists():
                 shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
+def replace_dir(src: Path, dst: Path) -> None:
     """Move folder ``src`` to ``dst``, replacing an existing ``dst`` (old one removed after the swap)."""
     if dst.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
