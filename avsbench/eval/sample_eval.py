@@ -138,7 +138,11 @@ def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFA
         return _zero_topic(qt, cutoffs, in_run=True)
     strata = qt.strata
     codes = qt.shot_codes
-    code = np.array(list(map(codes.code.get, shots, repeat(codes.outside_pool))), dtype=np.intp)
+    looked_up = map(codes.code.get, shots, repeat(codes.outside_pool))
+    if codes.outside_pool < 256:  # few distinct (stratum, judgment) pairs: bytes() converts in C
+        code = np.frombuffer(bytes(looked_up), dtype=np.uint8)
+    else:
+        code = np.array(list(looked_up), dtype=np.intp)
     stratum_of = codes.stratum[code]
     gain = codes.judgment[code]
     relevant = gain > 0
