@@ -96,7 +96,7 @@ class RankSettings:
 
     def chunk_for(self, device: torch.device, batch: int) -> int:
         # CPU: encoding is ~1000x slower than reading a page-cached row, so small chunks (less RSS)
-        rows = self.chunk_rows or (65536 if device.type == "cuda" else 2048)
+        rows = self.chunk_rows or (65536 if device.type == "cuda" else 1024)
         return max(batch, rows // batch * batch)  # a whole number of batches
 
 
