@@ -215,3 +215,50 @@ def test_frame_level_feature_laff_ml(tmp_path):
         assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
     with pytest.raises(UnknownIdError, match="no frames"):
         FrameSource("fr", frames, shots + ["shot00099_1"], 5)
+
+
+def test_strictly_decreasing_score_column():
+    from avsbench.ranking.output import strictly_decreasing_scores
+
+    scores = np.array([0.5, 0.25, 0.25, 0.25, 1e-12, -0.1, -0.1], dtype=np.float32)
+    text = strictly_decreasing_scores(scores)
+    assert text == ["0.5000000000", "0.2500000000", "0.2499999999", "0.2499999998", "0.0000000000", "-0.1000000015", "-0.1000000016"]
+    values = [float(t) for t in text]
+    assert all(a > b for a, b in zip(values, values[1:]))
+
+
+def test_cache_key_follows_the_inputs(tmp_path):
+    import os
+
+    from avsbench.ranking.cache import feature_fingerprint
+
+    rng = np.random.default_rng(0)
+    bf = BigFile.write(tmp_path / "f", [f"s{i}" for i in range(5000)], rng.standard_normal((5000, 16)).astype(np.float32))
+    first = feature_fingerprint("f", bf)
+    assert first == feature_fingerprint("f", BigFile(tmp_path / "f"))
+    st = bf.feature_path.stat()
+    os.utime(bf.feature_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    touched = feature_fingerprint("f", BigFile(tmp_path / "f"))
+    assert touched["mtime_ns"] != first["mtime_ns"] and touched["sampled_sha256"] == first["sampled_sha256"]
+    with open(bf.feature_path, "r+b") as fh:  # the last sampled block ends at the file's end
+        fh.seek(-4, 2)
+        fh.write(b"\x00\x00\x80\x7f")
+    os.utime(bf.feature_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert feature_fingerprint("f", BigFile(tmp_path / "f"))["sampled_sha256"] != first["sampled_sha256"]
+    keys = {EmbeddingCache(tmp_path, {"features": [f]}).key for f in (first, touched)}
+    assert len(keys) == 2
+
+
+def test_select_years():
+    from avsbench.data.topics import get_year
+    from avsbench.errors import ConfigError
+    from avsbench.ranking.pipeline import select_years
+
+    y19, y18, prog = get_year(2019), get_year(2018), get_year("progress")
+    assert select_years([y19], ["main"]) == [y19]
+    assert select_years([y19], ["main", "progress"]) == [y19, prog]
+    assert select_years([y19, y18], ["progress"]) == [prog]
+    with pytest.raises(ConfigError):
+        select_years([y18], ["progress"])
+    with pytest.raises(ConfigError):
+        select_years([y19], ["extra"])
