@@ -42,10 +42,10 @@ SHOT_LISTS = {
     "demoval": (100, "video500", "video550", "video599"),
 }
 FEATURE_VALUES = {
-    ("v3c1", "demo_clip512"): [0.0038, -0.19389, -0.0506],
-    ("v3c1", "demo_partial768"): [0.01791, 0.06185, 0.00893],
-    ("v3c1", "demo_noisy1024"): [-0.25382, 0.15026, 0.19147],
-    ("v3c1", "frame/demo_clip512"): [0.1557, 0.06687, -0.00267],
+    ("v3c1", "demo_clip512"): [-0.22195, 0.01946, -0.06473],
+    ("v3c1", "demo_partial768"): [-0.02417, 0.01235, 0.06311],
+    ("v3c1", "demo_noisy1024"): [-0.19547, 0.18157, 0.06352],
+    ("v3c1", "frame/demo_clip512"): [-0.12574, -0.21019, 0.0227],
     ("demotrain", "demo_clip512"): [0.21069, 0.03595, -0.11915],
     ("demotrain", "frame/demo_clip512"): [0.15592, -0.08399, -0.03029],
     ("demoval", "demo_noisy1024"): [-0.38249, -0.06195, -0.03749],
@@ -75,10 +75,10 @@ CAPTIONS = {
     ),
 }
 QRELS = {
-    "tv19": (36745, "1611 0 shot00001_1 3 -1", "1626 0 shot00002_64 3 -1", "1640 0 shot00021_97 3 -1"),
-    "tv20": (24268, "1641 0 shot00001_1 3 0", "1650 0 shot00020_14 3 -1", "1660 0 shot00021_98 3 -1"),
-    "tv21": (24632, "1661 0 shot00001_1 3 -1", "1671 0 shot00003_1 3 0", "1680 0 shot00021_98 3 -1"),
-    "progress": (23316, "1591 0 shot00001_10 3 -1", "1600 0 shot00021_192 3 -1", "1610 0 shot00021_98 3 -1"),
+    "tv19": (34555, "1611 0 shot00001_1 3 -1", "1625 0 shot00021_260 3 -1", "1640 0 shot00021_98 3 -1"),
+    "tv20": (22873, "1641 0 shot00001_10 2 -1", "1650 0 shot00018_220 3 -1", "1660 0 shot00021_99 3 0"),
+    "tv21": (23273, "1661 0 shot00001_101 3 -1", "1671 0 shot00001_167 3 -1", "1680 0 shot00021_98 3 -1"),
+    "progress": (22286, "1591 0 shot00001_108 3 -1", "1600 0 shot00017_51 1 0", "1610 0 shot00021_99 3 0"),
 }
 
 
@@ -186,12 +186,12 @@ def test_statistics_match_the_qrels(small_demo_root: Path) -> None:
         assert rates[0] == 1.0 and 0.4 < rates[1] < 0.6 and 0.15 < rates[2] < 0.25
 
 
-def test_default_size_topics_have_tens_to_hundreds_of_relevant_shots(small_demo_root: Path) -> None:
-    # 3,000 shots hold a tenth of the default 30,000: 2.5 to 30 relevant shots per topic by design
+def test_topics_have_a_plausible_number_of_relevant_shots(small_demo_root: Path) -> None:
+    # targets are 25..300 at 30,000 shots and grow with the square root of the size: 8..95 at 3,000
     manifest = json.loads((small_demo_root / "manifest.json").read_text())
     for stats in manifest["collections"]["v3c1"]["editions"].values():
         relevant = [t["relevant"] for t in stats["per_topic"].values()]
-        assert 1 <= min(relevant) and max(relevant) <= 60 and 5 <= float(np.median(relevant)) <= 25
+        assert 3 <= min(relevant) and max(relevant) <= 150 and 15 <= float(np.median(relevant)) <= 60
 
 
 def _mean_auc(scores: np.ndarray, topic_ids: list[str], qrels: Qrels, row_of: dict[str, int]) -> float:
@@ -225,7 +225,7 @@ def test_features_have_the_known_quality_and_training_generalises(small_demo_roo
         learned[name] = _mean_auc(x_test @ ridge @ queries.T, topic_ids, qrels, row_of)
     zero_shot = _mean_auc(test.feature("demo_clip512").read(test.shots) @ queries.T, topic_ids, qrels, row_of)
     assert zero_shot > 0.93  # the text feature is aligned with demo_clip512
-    assert learned["demo_clip512"] > 0.9
+    assert learned["demo_clip512"] > 0.85
     assert learned["demo_clip512"] > max(learned["demo_partial768"], learned["demo_noisy1024"]) + 0.05
     assert min(learned.values()) > 0.7  # every feature carries signal a model can learn from captions
 
@@ -287,8 +287,8 @@ def test_cli_info_shows_synthetic_and_statistics(small_demo_root: Path) -> None:
     out = result.output
     assert "SYNTHETIC" in out and "shots: 3,000" in out
     assert "demo_partial768" in out and "3,000 x 768" in out
-    assert "stratum 1: 4,134 pooled, 4,134 sampled (100%), 373 judged relevant" in out
-    assert "true relevant shots/topic (generator): min 1 median 10 max 39" in out
+    assert "stratum 1: 4,020 pooled, 4,020 sampled (100%), 915 judged relevant" in out
+    assert "true relevant shots/topic (generator): min 8 median 28 max 108" in out
     assert "problems: none" in out
 
 

@@ -58,7 +58,8 @@ LATENT_DIM = 128
 WEAK_GAIN = 0.35
 NOISE_BANK_ROWS = 2048
 CHUNK_ROWS = 16_384
-# Targets of relevant shots per topic in a collection of DEFAULT_SHOTS shots (log-uniform in between).
+# Targets of relevant shots per topic in a collection of DEFAULT_SHOTS shots (log-uniform in between);
+# they grow with the square root of the collection size (V3C1-sized: about 150 to 1,800, as on V3C1).
 RELEVANT_RANGE = (25, 300)
 # NIST-style pooling: best rank over the pooled runs (upper bound of each stratum) and sampling rate.
 STRATA = ((40, 1.0), (120, 0.5), (400, 0.2))
@@ -529,7 +530,8 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
             topic_matrix[concepts, j] = 1.0
         sizes = topic_matrix.sum(axis=0)
         lo, hi = RELEVANT_RANGE
-        plant_p = np.exp(np.random.default_rng([seed, code, 4]).uniform(np.log(lo), np.log(hi), len(topics))) / DEFAULT_SHOTS
+        targets = np.exp(np.random.default_rng([seed, code, 4]).uniform(np.log(lo), np.log(hi), len(topics)))
+        plant_p = targets * np.sqrt(n_shots / DEFAULT_SHOTS) / n_shots
         relevant: list[set[int]] = [set() for _ in topics]
         pools = [_TopK(len(topics), STRATA[-1][0]) for _ in POOL_RUNS]
 
