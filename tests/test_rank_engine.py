@@ -61,7 +61,7 @@ def brute_force(model, feats, shots, text, k, batch, excluded=()):
     with torch.inference_mode():
         for a in range(0, len(shots), batch):
             x = [torch.from_numpy(feats[n][a : a + batch]) for n in DIMS]
-            cols.append(enc.score(enc.embed(x, bf16=False)))
+            cols.append(enc.score(enc.embed(x)))
     scores = torch.cat(cols, dim=1).numpy()
     out = []
     for t in range(scores.shape[0]):

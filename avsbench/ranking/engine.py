@@ -20,6 +20,7 @@ every score, are the same in the streaming pass and in the re-scoring.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -141,21 +142,21 @@ class _Encoder:
         self.batch = batch
         self.device = device
 
-    def embed(self, inputs: Sequence[torch.Tensor], bf16: bool) -> torch.Tensor:
-        """(n, heads, head_dim) float32 embeddings of rows given per input (n <= batch)."""
+    def embed(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(n, heads, head_dim) float32 embeddings of rows given per input (n <= batch), in the
+        caller's autocast state."""
         n = inputs[0].shape[0]
         if n < self.batch:  # pad so every GEMM has the same shape (zero features, all-True masks)
             inputs = [torch.cat([x, (x.new_ones if x.dtype == torch.bool else x.new_zeros)((self.batch - n, *x.shape[1:]))]) for x in inputs]
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            emb = self.model.encode_videos(dict(zip(self.names, inputs)))
-        return emb[:n].float()
+        return self.model.encode_videos(dict(zip(self.names, inputs)))[:n].float()
 
     def score(self, emb: torch.Tensor) -> torch.Tensor:
         """(topics, n) float32 scores, always outside autocast."""
         n = emb.shape[0]
         if n < self.batch:
             emb = torch.cat([emb, emb.new_zeros((self.batch - n, *emb.shape[1:]))])
-        return self.model.similarity(self.text, emb)[:, :n].float()
+        with torch.autocast(self.device.type, enabled=False):
+            return self.model.similarity(self.text, emb)[:, :n].float()
 
 
 def _excluded_mask(excluded: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -203,38 +204,41 @@ def rank_shots(
     io_threads = settings.io_threads or (min(8, os.cpu_count() or 1) if cuda else 1)  # GPU: page-cache copies are the bound
     scores = torch.empty((n_topics, chunk_rows), dtype=torch.float32, device=device)
 
+    # one autocast context for the whole pass: its cache keeps the bf16 copies of the weights
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), ChunkReader(stream, n_shots, chunk_rows, slots=3 if cuda else 2, pin_memory=cuda, io_threads=io_threads) as reader:
-        for chunk in reader:
-            n = chunk.stop - chunk.start
-            on_device = [b.to(device, non_blocking=True) for b in chunk.buffers]
-            if cuda:  # the pinned buffer may be refilled once the copy is done
-                event = torch.cuda.Event()
-                event.record()
-                reader.release(chunk, event)
-            written: list[torch.Tensor] = []
-            for a in range(0, n, batch):
-                b = min(a + batch, n)
-                if cache_source is not None:
-                    emb = on_device[0][a:b].view(b - a, heads, head_dim)
-                else:
-                    emb = enc.embed([x[a:b] for x in on_device], bf16)
-                    if cache_writer is not None:
-                        written.append(emb.reshape(b - a, -1))
-                scores[:, a:b] = enc.score(emb)
-            block = scores[:, :n]
-            if torch.isnan(block).any():
-                col = int(torch.isnan(block).any(dim=0).nonzero()[0, 0])
-                raise InputFormatError(f"score is NaN for shot {shot_ids[chunk.start + col]} (NaN or inf in its features?)", path=sources[0].path.parent)
-            drop = _excluded_mask(excluded_rows, chunk.start, chunk.stop)
-            if drop.size:
-                block[:, torch.from_numpy(drop).to(device)] = -torch.inf
-            top.push_chunk(block, chunk.start)
-            if cache_writer is not None and written:
-                cache_writer(torch.cat(written).cpu().numpy())
-            if not cuda:  # on the CPU the buffer itself was used: hand it back only now
-                reader.release(chunk)
-            if progress is not None:
-                progress(n)
+        with amp:
+            for chunk in reader:
+                n = chunk.stop - chunk.start
+                on_device = [b.to(device, non_blocking=True) for b in chunk.buffers]
+                if cuda:  # the pinned buffer may be refilled once the copy is done
+                    event = torch.cuda.Event()
+                    event.record()
+                    reader.release(chunk, event)
+                written: list[torch.Tensor] = []
+                for a in range(0, n, batch):
+                    b = min(a + batch, n)
+                    if cache_source is not None:
+                        emb = on_device[0][a:b].view(b - a, heads, head_dim)
+                    else:
+                        emb = enc.embed([x[a:b] for x in on_device])
+                        if cache_writer is not None:
+                            written.append(emb.reshape(b - a, -1))
+                    scores[:, a:b] = enc.score(emb)
+                block = scores[:, :n]
+                if torch.isnan(block).any():
+                    col = int(torch.isnan(block).any(dim=0).nonzero()[0, 0])
+                    raise InputFormatError(f"score is NaN for shot {shot_ids[chunk.start + col]} (NaN or inf in its features?)", path=sources[0].path.parent)
+                drop = _excluded_mask(excluded_rows, chunk.start, chunk.stop)
+                if drop.size:
+                    block[:, torch.from_numpy(drop).to(device)] = -torch.inf
+                top.push_chunk(block, chunk.start)
+                if cache_writer is not None and written:
+                    cache_writer(torch.cat(written).cpu().numpy())
+                if not cuda:  # on the CPU the buffer itself was used: hand it back only now
+                    reader.release(chunk)
+                if progress is not None:
+                    progress(n)
 
         outcome = RankOutcome(
             rankings=[],
@@ -271,7 +275,7 @@ def _rescore_fp32(
     with ThreadPoolExecutor(max_workers=max(1, min(io_threads, len(sources)))) as pool:
         for a in range(0, union.size, enc.batch):
             positions = union[a : a + enc.batch]
-            exact[:, a : a + positions.size] = enc.score(enc.embed(read(positions), bf16=False)).cpu().numpy()
+            exact[:, a : a + positions.size] = enc.score(enc.embed(read(positions))).cpu().numpy()
     outcome.rescored_shots = int(union.size)
     max_err = 0.0
     finals: list[tuple[np.ndarray, np.ndarray]] = []
