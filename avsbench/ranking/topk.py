@@ -15,7 +15,10 @@ import torch
 
 def shot_id_keys(shot_ids: Sequence[str]) -> np.ndarray:
     """Rank of each shot id in byte order (int64): larger key = later in byte order."""
-    as_bytes = np.array([s.encode() for s in shot_ids], dtype=np.bytes_)
+    try:
+        as_bytes = np.array(shot_ids, dtype=np.bytes_)  # ASCII ids (every real collection): fast path
+    except UnicodeEncodeError:
+        as_bytes = np.array([s.encode() for s in shot_ids], dtype=np.bytes_)
     order = np.argsort(as_bytes, kind="stable")
     keys = np.empty(len(shot_ids), dtype=np.int64)
     keys[order] = np.arange(len(shot_ids), dtype=np.int64)
