@@ -204,3 +204,21 @@ def test_validate_never_fetches_and_handles_broken_files(tmp_path):
     problems = validate_submission(no_doctype)
     assert [p.message.split(" (")[0] for p in problems] == ["no DOCTYPE"]
     assert validate_submission(no_doctype, year=get_year(2019))[0].message.startswith("no DOCTYPE")
+
+
+def test_real_tv21_run_round_trip_scores_identically(tmp_path):
+    """NIST-style public TV21 run (bundled) -> XML -> scorer: the same numbers as the TREC file."""
+    from avsbench.data.resources import bundled_runs
+    from avsbench.data.runs import RunFile
+    from avsbench.eval.scoring import score_runs
+
+    trec = bundled_runs()[1]  # F_M_C_D_GodSpeed.21_1, infAP 0.3490 with NIST's script
+    run = RunFile.read(trec)
+    header = SubmissionHeader("GodSpeed", 1, "F", "D", "public TV21 run", task="M", novelty="C")
+    assert nist_run_name(header, 2021) == trec.name
+    xml = write_submission(tmp_path / "run.xml", {t: zip(lines.shots, lines.scores) for t, lines in run.topics.items()}, get_year(2021), header, 60)
+    assert validate_submission(xml) == []
+    a, b = score_runs([trec, xml])
+    assert f"{a.result.inf_ap:.4f}" == "0.3490"
+    assert a.result.to_dict()["summary"] == b.result.to_dict()["summary"]
+    assert a.result.to_dict()["per_topic"] == b.result.to_dict()["per_topic"]
