@@ -179,30 +179,37 @@ def run_baseline(root: Path, out: Path, device: str) -> dict:
 
 
 def run_floor(root: Path, device: str, precision: str) -> dict:
-    """Contiguous memmap -> pinned -> GPU streaming of the same encode + score math, nothing else."""
+    """Contiguous memmap -> pinned -> GPU streaming of the same encode + score math, nothing else:
+    8 threads copy each chunk from the page cache, the next chunk is copied while the GPU computes."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     loaded, collection, _, text = _text_and_model(root, device)
     n = len(collection.shots)
     maps = [np.memmap(collection.feature_dir / name / "feature.bin", dtype=np.float32, mode="r", shape=(n, dim)) for name, dim in FEATURES]
-    chunk = 65536
+    chunk, part = 65536, 8192
     pinned = [[torch.empty((chunk, dim), pin_memory=True) for _, dim in FEATURES] for _ in range(2)]
+    copied: list = [None, None]
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), ThreadPoolExecutor(max_workers=8) as pool:
         for i, a in enumerate(range(0, n, chunk)):
             b = min(a + chunk, n)
             bufs = pinned[i % 2]
-            torch.cuda.current_stream().synchronize()
-            inputs = {}
-            for m, buf, (name, _) in zip(maps, bufs, FEATURES):
-                np.copyto(buf[: b - a].numpy(), m[a:b])
-                inputs[name] = buf[: b - a].to(device, non_blocking=True)
+            if copied[i % 2] is not None:
+                copied[i % 2].synchronize()  # the copy out of this buffer two chunks ago is done
+            jobs = [(m, buf, p, min(p + part, b)) for m, buf in zip(maps, bufs) for p in range(a, b, part)]
+            list(pool.map(lambda j: np.copyto(j[1][j[2] - a : j[3] - a].numpy(), j[0][j[2] : j[3]]), jobs))
+            inputs = {name: buf[: b - a].to(device, non_blocking=True) for buf, (name, _) in zip(bufs, FEATURES)}
+            copied[i % 2] = torch.cuda.Event()
+            copied[i % 2].record()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 emb = loaded.model.encode_videos(inputs)
             loaded.model.similarity(text, emb.float())
     torch.cuda.synchronize()
-    return {"wall_s": time.perf_counter() - t0, "engine_s": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    return {"wall_s": seconds, "engine_s": seconds}
 
 
 def child(args: argparse.Namespace) -> None:
