@@ -13,6 +13,11 @@ Precision:
   the candidates, no shot outside the candidates can reach the fp32 k-th score if
   ``candidate cut-off + 2 * err < fp32 k-th score``. Topics that fail it are reported.
 
+Memory: the read-ahead buffers (2 chunks on CPU, 3 pinned on CUDA), one batch of activations
+and the per-topic heaps; nothing of the features or the score matrix is kept. What grows with
+the collection is id bookkeeping only (the shot ids and their byte-order keys, ~100 bytes per
+shot, ~110 MB for V3C1).
+
 float32 results do not depend on how shots are batched: every encoder call gets exactly
 ``batch_size`` rows (the last batch is zero-padded), so the GEMM kernels, and thus the bits of
 every score, are the same in the streaming pass and in the re-scoring.
