@@ -66,7 +66,8 @@ class TrainSettings:
     w2v: str = "word2vec/flickr/vec500flickr30m"
     max_frames: int = 50
     frame_mask: bool = True
-    amp: bool = False
+    amp: bool = False  # bfloat16 autocast on CUDA
+    tf32: bool = True  # TF32 matmuls on CUDA
 
     @classmethod
     def from_json(cls, path: str | Path, base: TrainSettings | None = None) -> TrainSettings:
@@ -186,6 +187,20 @@ def triplet_loss(text_emb: Tensor, video_emb: Tensor, video_rows: Tensor, margin
     same_video = video_rows[:, None] == video_rows[None, :]
     cost = cost.masked_fill(same_video[None], 0.0)
     return cost.max(dim=2).values.sum()
+
+
+def train_step(model: LaffModel, optimizer: torch.optim.Optimizer, data: SplitData, rows: Tensor, settings: TrainSettings, amp: bool = False) -> Tensor:
+    """One optimisation step on the captions ``rows`` of ``data`` (all on the model's device); returns the loss."""
+    video_rows = data.caption_video[rows]
+    with torch.autocast(rows.device.type, dtype=torch.bfloat16, enabled=amp):
+        text_emb = model.encode_texts(data.corpus.batch(rows))
+        video_emb = model.encode_videos(data.video_batch(video_rows))
+    loss = triplet_loss(text_emb, video_emb, video_rows, settings.margin)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -405,33 +420,26 @@ def train_model(
 
     n = train_data.corpus.size
     use_amp = settings.amp and torch_device.type == "cuda"
+    if torch_device.type == "cuda" and settings.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
     trained_captions, train_seconds = 0, 0.0
     with _Progress(progress) as bar:
         epochs = bar.task("epochs", settings.epochs - state["epoch"])
         for epoch in range(state["epoch"] + 1, settings.epochs + 1):
             model.train()
             order = torch.randperm(n, generator=generator).to(torch_device)
-            epoch_loss, epoch_start = 0.0, time.perf_counter()
+            epoch_loss, epoch_start = torch.zeros((), device=torch_device), time.perf_counter()
             steps = [order[i : i + settings.batch_size] for i in range(0, n, settings.batch_size)]
             steps = [s for s in steps if s.numel() >= 2]
             batches = bar.task(f"epoch {epoch}", len(steps))
             for rows in steps:
-                video_rows = train_data.caption_video[rows]
-                with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    text_emb = model.encode_texts(train_data.corpus.batch(rows))
-                    video_emb = model.encode_videos(train_data.video_batch(video_rows))
-                loss = triplet_loss(text_emb, video_emb, video_rows, settings.margin)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                optimizer.step()
-                epoch_loss += float(loss.detach())
+                epoch_loss += train_step(model, optimizer, train_data, rows, settings, use_amp)
                 batches(None)
             if torch_device.type == "cuda":
                 torch.cuda.synchronize()
             train_seconds += time.perf_counter() - epoch_start
             trained_captions += sum(int(s.numel()) for s in steps)
-            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss / max(len(steps), 1), "lr": optimizer.param_groups[0]["lr"]}
+            record: dict[str, Any] = {"epoch": epoch, "loss": float(epoch_loss) / max(len(steps), 1), "lr": optimizer.param_groups[0]["lr"]}
             if val_data is not None:
                 record.update(retrieval_metrics(model, val_data))
                 value = record[settings.val_metric] if settings.val_metric != "medr" else -record["medr"]
