@@ -90,6 +90,8 @@ def test_pickled_reference_config_is_read_with_stand_ins(tmp_path, fixture_check
     loaded = load_model(tmp_path / "ours")
     assert loaded.text_pipeline.bow_vocab == cfg["bow_vocab_words"]
     assert [s.name for s in loaded.config.text_features][-1] == "clip"
+    named = import_reference_checkpoint(path, tmp_path / "named", clip_feature="CLIP_ViT-B32")
+    assert named.text_features[-1].name == "CLIP_ViT-B32" and named.text_features[-1].reference_name == "CLIP_encoder"
 
 
 class _Exploit:

@@ -18,11 +18,12 @@ def model() -> None:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model folder to write.")
 @click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile folder (e.g. word2vec/flickr/vec500flickr30m).")
-def import_laff(checkpoint: Path, out_dir: Path, w2v: Path | None) -> None:
+@click.option("--clip-feature", default=None, help="Name of the precomputed CLIP text feature (TextData/<name>/); default from the checkpoint, else 'clip'.")
+def import_laff(checkpoint: Path, out_dir: Path, w2v: Path | None, clip_feature: str | None) -> None:
     """Convert a reference LAFF checkpoint (model_best.pth.tar) into our format."""
     from avsbench.model.reference_import import import_reference_checkpoint
 
-    config = import_reference_checkpoint(checkpoint, out_dir, w2v=w2v)
+    config = import_reference_checkpoint(checkpoint, out_dir, w2v=w2v, clip_feature=clip_feature)
     video = ", ".join(f"{s.name} ({s.kind}, {s.dim})" for s in config.video_features)
     text = ", ".join(f"{s.name} ({s.dim})" for s in config.text_features)
     click.echo(f"wrote {out_dir}: {config.heads} heads x {config.head_dim}; video: {video}; text: {text}")

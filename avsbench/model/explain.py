@@ -44,7 +44,7 @@ class TopicExplanation:
     n_shots_scanned: int
 
 
-def _shot_inputs(loaded: LoadedModel, collection: Collection, shots: list[str], sources: dict) -> dict[str, Tensor]:
+def _shot_inputs(loaded: LoadedModel, shots: list[str], sources: dict) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for spec in loaded.config.video_features:
         if spec.kind == "frame":
@@ -101,7 +101,7 @@ def explain_topic(
     weight_sum = torch.zeros(len(loaded.config.video_features), dtype=torch.float64)
     for start in range(0, len(shots), chunk_size):
         chunk = shots[start : start + chunk_size]
-        inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, collection, chunk, sources).items()}
+        inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, chunk, sources).items()}
         video_emb, video_att = model.encode_videos(inputs, return_attention=True)
         weight_sum += video_att.double().sum(dim=(0, 1)).cpu()
         scores = model.similarity(query_emb, video_emb)[0].cpu()
@@ -111,7 +111,7 @@ def explain_topic(
         best_scores = merged_scores[keep]
         best_ids = [merged_ids[i] for i in keep]
     heads = loaded.config.heads
-    top_inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, collection, best_ids, sources).items()}
+    top_inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, best_ids, sources).items()}
     _, top_att = model.encode_videos(top_inputs, return_attention=True) if best_ids else (None, torch.empty(0, heads, 0))
     return TopicExplanation(
         topic=topic,

@@ -15,6 +15,7 @@ can be recovered from ``config.t2v_bow.vocab.word2idx`` / ``config.t2v_idx.vocab
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import pickle
 import re
@@ -384,8 +385,7 @@ def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: st
 
 def model_from_reference(converted: ConvertedReference, frame_mask: bool = True) -> LaffModel:
     """Build our model with the converted weights (strict load), in eval mode."""
-    converted.config.frame_mask = frame_mask
-    model = LaffModel(converted.config, gru_vocab_size=converted.gru_vocab_size)
+    model = LaffModel(dataclasses.replace(converted.config, frame_mask=frame_mask), gru_vocab_size=converted.gru_vocab_size)
     model.load_state_dict(converted.state_dict, strict=True)
     return model.eval()
 
@@ -409,12 +409,16 @@ def _plain(obj: Any, depth: int = 0) -> Any:
     return repr(obj)
 
 
-def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str | Path | None = None) -> ModelConfig:
-    """Convert a reference checkpoint into our format in ``out_dir``; returns the written config."""
+def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str | Path | None = None, clip_feature: str | None = None) -> ModelConfig:
+    """Convert a reference checkpoint into our format in ``out_dir``; returns the written config.
+
+    ``clip_feature`` names the precomputed CLIP text feature (``TextData/<name>/``); by default the
+    config's ``text_encoding.CLIP_encoding.dir_name`` when the checkpoint has it, else ``clip``.
+    """
     from avsbench.model.checkpoint import save_model
 
     checkpoint = read_reference_checkpoint(path)
-    converted = convert_reference_state_dict(checkpoint.state_dict, _clip_feature_name(checkpoint.config))
+    converted = convert_reference_state_dict(checkpoint.state_dict, clip_feature or _clip_feature_name(checkpoint.config))
     bow_vocab, gru_vocab = reference_vocabularies(checkpoint)
     config = converted.config
     bow = config.text_feature_of_kind("bow")
@@ -436,5 +440,6 @@ def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str 
         "opt": _plain(checkpoint.opt),
     }
     model = model_from_reference(converted)
+    config = model.config
     save_model(out_dir, model, bow_vocab=bow_vocab if bow is not None else None, gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None)
     return config
