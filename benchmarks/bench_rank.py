@@ -68,7 +68,7 @@ def random_blocks(seed: int, n: int, dim: int, rows: int = 32768):
             pending[i] = None
 
 
-def generate(root: Path, n: int, seed: int) -> None:
+def generate(root: Path, n: int, seed: int, common_dim: int = 4096, sparse: bool = False) -> None:
     """Write the collection, the topics' clip text feature, word vectors and the model (once)."""
     import torch
 
@@ -80,7 +80,7 @@ def generate(root: Path, n: int, seed: int) -> None:
     from avsbench.model.text import content_tokens, tokenize
 
     marker = root / "bench.json"
-    wanted = {"shots": n, "seed": seed, "features": FEATURES, "version": 2}
+    wanted = {"shots": n, "seed": seed, "features": FEATURES, "common_dim": common_dim, "sparse": sparse, "version": 2}
     if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(wanted)):
         return
     if root.exists():
@@ -92,8 +92,14 @@ def generate(root: Path, n: int, seed: int) -> None:
     (coll / "VideoSets" / "v3c1.txt").write_text("\n".join(ids) + "\n")
     for f, (name, dim) in enumerate(FEATURES):
         with BigFileWriter(coll / "FeatureData" / name, ids, dim) as w:
-            for block in random_blocks(seed * 1000 + f, n, dim):
-                w.append(block)
+            if sparse:  # all-zero features as a sparse file: V3C1's size without its disk space
+                sparse_path = root / f"{name}.sparse"
+                with open(sparse_path, "wb") as fh:
+                    fh.truncate(n * dim * 4)
+                w.adopt_feature_file(sparse_path)
+            else:
+                for block in random_blocks(seed * 1000 + f, n, dim):
+                    w.append(block)
     topics = get_year(YEAR).topics()
     BigFile.write(coll / "TextData" / "clip512", [str(t.number) for t in topics], rng.standard_normal((len(topics), 512), dtype=np.float32))
     topic_words = sorted({w for t in topics for w in content_tokens(tokenize(t.text))})
@@ -101,13 +107,16 @@ def generate(root: Path, n: int, seed: int) -> None:
     BigFile.write(root / "word2vec" / "bench500", vocab, rng.standard_normal((len(vocab), W2V_DIM), dtype=np.float32))
     torch.manual_seed(seed)
     config = ModelConfig(
-        video_features=[FeatureSpec(nm, d, "video", transform="tile" if d == 512 else "linear", dropout=0.0 if d == 512 else 0.2) for nm, d in FEATURES],
+        video_features=[
+            FeatureSpec(nm, d, "video", transform="tile" if d == common_dim // 8 else "linear", dropout=0.0 if d == common_dim // 8 else 0.2)
+            for nm, d in FEATURES
+        ],
         text_features=[
             FeatureSpec("bow", BOW_WORDS, "bow"),
             FeatureSpec("w2v", W2V_DIM, "w2v"),
-            FeatureSpec("clip512", 512, "precomputed", transform="tile", dropout=0.0),
+            FeatureSpec("clip512", 512, "precomputed", transform="tile" if common_dim == 4096 else "linear", dropout=0.0),
         ],
-        common_dim=4096,
+        common_dim=common_dim,
         heads=8,
         w2v="word2vec/bench500",
     )
@@ -259,6 +268,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--variants", default=None, help="Comma list (default: ours-fp32,ours-bf16,baseline; on cuda also floor-fp32,floor-bf16).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--common-dim", type=int, default=4096, help="Model common space (8 heads); small values measure memory, not speed.")
+    ap.add_argument("--sparse", action="store_true", help="All-zero features in sparse files: memory at full scale without the disk space.")
     ap.add_argument("--repeat", type=int, default=1, help="Run every variant this many times (interleaved); report the fastest.")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -268,15 +279,16 @@ def main() -> None:
         return
     root = Path(args.data)
     t0 = time.perf_counter()
-    generate(root, args.shots, args.seed)
+    generate(root, args.shots, args.seed, args.common_dim, args.sparse)
     gen_s = time.perf_counter() - t0
-    page_cache(root)
+    if not args.sparse:
+        page_cache(root)
     size_gb = sum(p.stat().st_size for p in (root / "v3c1" / "FeatureData").glob("*/feature.bin")) / 1e9
     # on CUDA the baseline's per-row reads of a V3C1-sized collection take minutes: ask for it with --variants
     default = "ours-fp32,ours-bf16,floor-fp32,floor-bf16" if args.device == "cuda" else "ours-fp32,ours-bf16,baseline"
     variants = (args.variants or default).split(",")
-    print(f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB (generated/checked in {gen_s:.0f} s); "
-          f"model 4096/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}")
+    print(f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB{' (sparse, all zero)' if args.sparse else ''} "
+          f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}")
     results: dict[str, dict] = {}
     for _ in range(args.repeat):  # interleaved; the fastest of the repeats counts (shared, noisy machines)
         for v in variants:
@@ -297,7 +309,7 @@ def main() -> None:
         a = Path(results["ours-fp32"]["run"]).read_bytes()
         b = Path(results["ours-bf16"]["run"]).read_bytes()
         print(f"bf16 run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(b'ours-bf16', b'TAG')}")
-    if "ours-fp32" in results and "baseline" in results:
+    if "ours-fp32" in results and "baseline" in results and not args.sparse:  # all-zero features: every score ties
         ours = [line.split()[2] for line in Path(results["ours-fp32"]["run"]).read_text().splitlines()]
         theirs = [line.split()[2] for line in Path(results["baseline"]["run"]).read_text().splitlines()]
         print(f"shots in the same positions as the baseline's run: {sum(x == y for x, y in zip(ours, theirs)) / max(len(theirs), 1):.4f}")
@@ -307,6 +319,7 @@ def main() -> None:
         if ours:
             print(f"{v}: {r['wall_s']:.2f} s; ours-{v.split('-')[1]} engine {ours['engine_s']:.2f} s = {ours['engine_s'] / r['wall_s']:.2f}x the floor")
     print("reproduce: " + " ".join([".venv/bin/python", "benchmarks/bench_rank.py", "--shots", str(args.shots), "--device", args.device]
+                                   + (["--common-dim", str(args.common_dim)] if args.common_dim != 4096 else []) + (["--sparse"] if args.sparse else [])
                                    + (["--threads", str(args.threads)] if args.threads else []) + (["--variants", args.variants] if args.variants else [])
                                    + (["--repeat", str(args.repeat)] if args.repeat > 1 else [])))
 
