@@ -303,6 +303,8 @@ def validate_submission(
     collection = year.collection if year is not None else ""
     if callable(shot_ids):
         shot_ids = shot_ids(collection) if collection else None
+    if shot_ids is not None and not isinstance(shot_ids, (set, frozenset)):
+        shot_ids = frozenset(shot_ids)  # membership tests for every item
     for run in run_elems:
         problems.extend(_check_run(run, dtd_year, year, collection, shot_ids, dropped))
     return sorted(problems)
