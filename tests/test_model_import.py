@@ -241,3 +241,21 @@ def test_cli_import_and_info(tmp_path):
     assert "tiny96_resnext101_32x48d_wsl,avgpool,os" in info.output and "96" in info.output
     missing = runner.invoke(main, ["model", "import-laff", str(tmp_path / "nope.pth.tar"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "not found" in missing.output and "Traceback" not in missing.output
+
+
+def test_laff_ml_import_writes_a_model_folder(tmp_path):
+    state = _laff_ml_state(torch.Generator().manual_seed(5))
+    path = tmp_path / "ml.pth.tar"
+    torch.save({"epoch": 1, "model": state, "config": {"bow_vocab_words": [f"w{i}" for i in range(12)]}, "opt": {}}, path)
+    config = import_reference_checkpoint(path, tmp_path / "masked")
+    unmasked = import_reference_checkpoint(path, tmp_path / "unmasked", frame_mask=False)
+    assert config.frame_mask and not unmasked.frame_mask and config.source["layout"] == "LAFF-ml"
+    frames = torch.randn(3, 4, HEAD_DIM)
+    mask = torch.tensor([[True, False, False, False], [True, True, True, True], [True, True, False, False]])
+    frames = frames * mask[..., None]
+    inputs = {"clip,ft": frames, "clip,ft.mask": mask, "c3d,os": torch.randn(3, 24), "tf.768": torch.randn(3, 20)}
+    with torch.no_grad():
+        a, b = load_model(tmp_path / "masked").model, load_model(tmp_path / "unmasked").model
+        np.testing.assert_allclose(a.encode_videos(inputs).numpy(), b.encode_videos(inputs).numpy(), atol=1e-5)
+        assert float(a.frame_attention(inputs)["clip,ft"][0, 0]) == pytest.approx(1.0)
+        assert float(b.frame_attention(inputs)["clip,ft"][0, 0]) < 1.0

@@ -80,6 +80,10 @@ def test_training_writes_a_loadable_model(trained, demo_root):
     assert config.metrics["best_epoch"] in (1, 2) and 0 < config.metrics["val"]["mir"] <= 1
     assert len(config.metrics["history"]) == 2
     assert not any(p.name.endswith(".pkl") for p in trained.iterdir())
+    from avsbench.cli import main
+
+    info = CliRunner().invoke(main, ["model", "info", str(trained)])
+    assert info.exit_code == 0 and "validation (best epoch" in info.output and "demo_partial768" in info.output
     json.loads((trained / "config.json").read_text())
     check_collection_features(config, demo_root / "demoval")
     with pytest.raises(MissingDataError, match="demo_noisy1024"):

@@ -19,11 +19,12 @@ def model() -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model folder to write.")
 @click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile folder (e.g. word2vec/flickr/vec500flickr30m).")
 @click.option("--clip-feature", default=None, help="Name of the precomputed CLIP text feature (TextData/<name>/); default from the checkpoint, else 'clip'.")
-def import_laff(checkpoint: Path, out_dir: Path, w2v: Path | None, clip_feature: str | None) -> None:
+@click.option("--unmasked-frames", is_flag=True, help="LAFF-ml: keep the reference's unmasked frame softmax (reproduces its frame weights).")
+def import_laff(checkpoint: Path, out_dir: Path, w2v: Path | None, clip_feature: str | None, unmasked_frames: bool) -> None:
     """Convert a reference LAFF checkpoint (model_best.pth.tar) into our format."""
     from avsbench.model.reference_import import import_reference_checkpoint
 
-    config = import_reference_checkpoint(checkpoint, out_dir, w2v=w2v, clip_feature=clip_feature)
+    config = import_reference_checkpoint(checkpoint, out_dir, w2v=w2v, clip_feature=clip_feature, frame_mask=not unmasked_frames)
     video = ", ".join(f"{s.name} ({s.kind}, {s.dim})" for s in config.video_features)
     text = ", ".join(f"{s.name} ({s.dim})" for s in config.text_features)
     click.echo(f"wrote {out_dir}: {config.heads} heads x {config.head_dim}; video: {video}; text: {text}")
@@ -56,8 +57,10 @@ def info(model_dir: Path, as_json: bool) -> None:
             table.add_row(*(str(spec[c]) for c in ("name", "kind", "dim", "transform", "batch_norm")))
         console.print(table)
     console.print(f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word vectors: {summary['w2v']}")
-    if summary["metrics"]:
-        console.print("metrics: " + ", ".join(f"{k}={v}" for k, v in summary["metrics"].items()))
+    metrics = summary["metrics"]
+    if metrics.get("val"):
+        values = ", ".join(f"{k}={v:.4g}" for k, v in metrics["val"].items())
+        console.print(f"validation (best epoch {metrics.get('best_epoch')} of {len(metrics.get('history', []))}): {values}")
     if summary["training"]:
         console.print("training: " + json.dumps(summary["training"]))
     if summary["source"]:

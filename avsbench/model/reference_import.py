@@ -409,11 +409,19 @@ def _plain(obj: Any, depth: int = 0) -> Any:
     return repr(obj)
 
 
-def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str | Path | None = None, clip_feature: str | None = None) -> ModelConfig:
+def import_reference_checkpoint(
+    path: str | Path,
+    out_dir: str | Path,
+    w2v: str | Path | None = None,
+    clip_feature: str | None = None,
+    frame_mask: bool = True,
+) -> ModelConfig:
     """Convert a reference checkpoint into our format in ``out_dir``; returns the written config.
 
     ``clip_feature`` names the precomputed CLIP text feature (``TextData/<name>/``); by default the
     config's ``text_encoding.CLIP_encoding.dir_name`` when the checkpoint has it, else ``clip``.
+    ``frame_mask=False`` keeps the reference's unmasked frame softmax (LAFF-ml; same embeddings,
+    the reference's frame weights).
     """
     from avsbench.model.checkpoint import save_model
 
@@ -439,7 +447,7 @@ def import_reference_checkpoint(path: str | Path, out_dir: str | Path, w2v: str 
         "best_perf": _plain(checkpoint.best_perf),
         "opt": _plain(checkpoint.opt),
     }
-    model = model_from_reference(converted)
+    model = model_from_reference(converted, frame_mask=frame_mask)
     config = model.config
     save_model(out_dir, model, bow_vocab=bow_vocab if bow is not None else None, gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None)
     return config
