@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from avsbench.cli import main
 from avsbench.data.bigfile import BigFile, BigFileWriter
@@ -234,3 +236,20 @@ def test_frame_feature_errors(tmp_path: Path) -> None:
     BigFile.write(tmp_path / "ok", ["v_1", "v_2"], np.ones((2, 2)))
     with pytest.raises(UnknownIdError, match="1 video"):
         FrameFeature(tmp_path / "ok").read(["v", "w"])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    nrows=st.integers(min_value=1, max_value=40),
+    dim=st.integers(min_value=1, max_value=9),
+    picks=st.lists(st.integers(min_value=0, max_value=10_000), min_size=0, max_size=60),
+    chunk=st.integers(min_value=1, max_value=50),
+)
+def test_round_trip_and_request_order(tmp_path: Path, nrows: int, dim: int, picks: list[int], chunk: int) -> None:
+    rng = np.random.default_rng(nrows * 100 + dim)
+    matrix = rng.standard_normal((nrows, dim)).astype(np.float32)
+    ids = [f"shot{i:05d}_{i % 7}" for i in rng.permutation(nrows)]
+    bf = BigFile.write(tmp_path / f"rt_{nrows}_{dim}", ids, matrix)
+    rows = [p % nrows for p in picks]
+    np.testing.assert_array_equal(bf.read([ids[r] for r in rows]), matrix[rows].reshape(len(rows), dim))
+    np.testing.assert_array_equal(np.concatenate([c for _, _, c in bf.iter_chunks(chunk)]), matrix)
