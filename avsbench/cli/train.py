@@ -21,6 +21,7 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 def train(
     train_collection: str,
     val_collection: str | None,
@@ -35,10 +36,15 @@ def train(
     device: str,
     seed: int | None,
     resume: bool,
+    threads: int | None,
 ) -> None:
     """Train LAFF (hardest-negative triplet loss, RMSprop, early stopping on the validation mir)."""
+    import torch
+
     from avsbench.model.train import DEMO_SETTINGS, TrainSettings, train_model
 
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
     settings = DEMO_SETTINGS if demo_settings else TrainSettings()
     if config_file is not None:
         settings = TrainSettings.from_json(config_file, base=settings)
