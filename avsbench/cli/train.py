@@ -21,7 +21,7 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=int, default=None, help="torch threads while training on CPU (default: the settings' cpu_threads, else torch's choice).")
 def train(
     train_collection: str,
     val_collection: str | None,
@@ -39,16 +39,12 @@ def train(
     threads: int | None,
 ) -> None:
     """Train LAFF (hardest-negative triplet loss, RMSprop, early stopping on the validation mir)."""
-    import torch
-
     from avsbench.model.train import DEMO_SETTINGS, TrainSettings, train_model
 
-    if threads is not None:
-        torch.set_num_threads(max(1, threads))
     settings = DEMO_SETTINGS if demo_settings else TrainSettings()
     if config_file is not None:
         settings = TrainSettings.from_json(config_file, base=settings)
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items() if v is not None}
     settings = settings.updated(overrides)
     if out_dir is None:
         out_dir = Path("runs") / "models" / f"{train_collection}_{video_features.replace(',', '+').replace(':', '-')}"

@@ -68,6 +68,7 @@ class TrainSettings:
     frame_mask: bool = True
     amp: bool = False  # bfloat16 autocast on CUDA
     tf32: bool = True  # TF32 matmuls on CUDA
+    cpu_threads: int | None = None  # torch threads while training on CPU (None: leave torch's setting)
 
     @classmethod
     def from_json(cls, path: str | Path, base: TrainSettings | None = None) -> TrainSettings:
@@ -108,6 +109,7 @@ DEMO_SETTINGS = TrainSettings(
     gru_hidden=256,
     w2v="word2vec/demo500",
     early_stop_patience=3,
+    cpu_threads=1,  # the demo model is small: on a shared 2-core box one thread trained in 34 s, two in 177 s (OpenMP contention)
 )
 
 
@@ -359,6 +361,27 @@ def train_model(
 ) -> TrainResult:
     """Train a LAFF model; with ``out_dir`` the best model is saved there (our format) with a resumable state."""
     settings = settings or TrainSettings()
+    threads = torch.get_num_threads()
+    if settings.cpu_threads and device == "cpu":
+        torch.set_num_threads(settings.cpu_threads)
+    try:
+        return _train_model(train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device, resume, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_model(
+    train_collection: str,
+    video_features: str | Sequence[str],
+    text_features: str,
+    val_collection: str | None,
+    settings: TrainSettings,
+    rootpath: str | Path | None,
+    out_dir: str | Path | None,
+    device: str,
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
     started = time.perf_counter()
     torch_device = torch.device(device)
     if torch_device.type == "cuda" and not torch.cuda.is_available():
