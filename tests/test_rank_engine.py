@@ -122,12 +122,15 @@ def test_bf16_rescored_equals_fp32(collection):
     assert bf16.uncertified_topics == []
 
 
-def test_bf16_too_small_margin_is_reported(collection):
+def test_bf16_too_small_margin_falls_back_to_fp32(collection):
     root, shots, _ = collection
     model = tiny_model(seed=5)
     text = text_embeddings(model, n=6, seed=8)
+    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
     out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="bf16", device="cpu", batch_size=64, rescore_margin=0))
-    assert out.uncertified_topics  # zero margin cannot be certified
+    assert out.uncertified_topics  # zero margin cannot be certified: those topics were ranked again in fp32
+    for a, b in zip(fp32.rankings, out.rankings):
+        assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
 
 
 def test_cache_round_trip(collection, tmp_path):

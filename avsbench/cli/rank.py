@@ -84,7 +84,11 @@ def rank(
         if outcome.precision == "bf16":
             click.echo(f"  bf16: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score error {outcome.max_bf16_error:.2e})")
             if outcome.uncertified_topics:
-                click.echo(f"  warning: {len(outcome.uncertified_topics)} topic(s) not certified equal to fp32; raise --rescore-margin", err=True)
+                click.echo(
+                    f"  note: {len(outcome.uncertified_topics)} topic(s) could not be certified from the bf16 candidates and were "
+                    "ranked again in fp32 (a larger --rescore-margin avoids the extra pass)",
+                    err=True,
+                )
     for run in report.runs:
         if no_score:
             measure = "not scored"

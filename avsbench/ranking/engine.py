@@ -11,7 +11,9 @@ Precision:
   re-scored, and the final top-k is taken from those exact scores. A per-topic certificate
   checks the margin was enough: with ``err`` the largest |bf16 - fp32| score difference seen on
   the candidates, no shot outside the candidates can reach the fp32 k-th score if
-  ``candidate cut-off + 2 * err < fp32 k-th score``. Topics that fail it are reported.
+  ``candidate cut-off + 2 * err < fp32 k-th score``. Topics that fail it (a margin too small for
+  how close their scores are) are ranked again by a float32 pass, so the result always equals
+  the float32 ranking; they are reported in ``uncertified_topics``.
 
 Memory: the read-ahead buffers (2 chunks on CPU, 3 pinned on CUDA), one batch of activations
 and the per-topic heaps; nothing of the features or the score matrix is kept. What grows with
@@ -30,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -258,6 +260,11 @@ def rank_shots(
         )
         if bf16:
             _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome, io_threads)
+            if outcome.uncertified_topics:
+                redo = outcome.uncertified_topics
+                exact = rank_shots(model, sources, shot_ids, text_emb[redo], replace(settings, precision="fp32"), excluded=excluded)
+                for t, ranking in zip(redo, exact.rankings):
+                    outcome.rankings[t] = ranking
         else:
             outcome.rankings = [TopicRanking(r[: settings.top_k], s[: settings.top_k]) for r, s in zip(top.rows, top.scores)]
     outcome.seconds = time.perf_counter() - t0

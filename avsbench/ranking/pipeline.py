@@ -221,7 +221,7 @@ def _provenance(
         "engine": {"device": outcome.device, "precision": outcome.precision, "batch_size": outcome.batch_size,
                    "chunk_rows": outcome.chunk_rows, "candidates_per_topic": outcome.candidates_per_topic,
                    "rescored_shots": outcome.rescored_shots, "max_bf16_score_error": outcome.max_bf16_error,
-                   "uncertified_topics": uncertified, "ranked_shots": outcome.shots, "rank_seconds": round(outcome.seconds, 3),
+                   "uncertified_topics_ranked_again_in_fp32": uncertified, "ranked_shots": outcome.shots, "rank_seconds": round(outcome.seconds, 3),
                    "shots_per_second": round(outcome.shots_per_second, 1)},
         "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": cache_hit},
         "software": {"avsbench": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
