@@ -304,7 +304,7 @@ def main() -> None:
         print(f"{v:<12} {r['wall_s']:>9.1f} {sps:>10,.0f} {r['peak_rss_mb']:>12,.0f} {up:>9} {rss:>10}")
     if "ours-bf16" in results:
         r = results["ours-bf16"]
-        print(f"bf16: {r['rescored']:,} candidates re-scored in fp32, max score error {r["max_bf16_error"]:.2e}, topics not certified (ranked again in fp32) {r["uncertified"]}")
+        print(f"bf16: {r['rescored']:,} candidates re-scored in fp32, max score error {r['max_bf16_error']:.2e}, topics not certified (ranked again in fp32) {r['uncertified']}")
     if "ours-fp32" in results and "ours-bf16" in results:
         a = Path(results["ours-fp32"]["run"]).read_bytes()
         b = Path(results["ours-bf16"]["run"]).read_bytes()
