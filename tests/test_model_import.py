@@ -54,6 +54,8 @@ def _save_like_reference_trainer(path: Path, state: dict, bow_words: list[str], 
         config.vid_feats = [np.str_(n) for n in vid_feats]
         config.t2v_bow, config.t2v_idx, config.t2v_w2v = t2v_bow, t2v_idx, None
         config.rnn_size = np.int64(128)
+        config.we = np.arange(12, dtype=np.float32).reshape(3, 4)
+        config.tags = {"a", "b"}
         opt = argparse.Namespace(trainCollection="tgif-msrvtt10k", config_name="laff", random_seed=2)
         torch.save({"epoch": 7, "model": OrderedDict(state), "best_perf": np.float64(0.5), "config": config, "opt": opt}, path)
     finally:
@@ -82,6 +84,8 @@ def test_pickled_reference_config_is_read_with_stand_ins(tmp_path, fixture_check
     assert checkpoint.opt.trainCollection == "tgif-msrvtt10k"
     assert [str(v) for v in checkpoint.config.vid_feats] == cfg["vid_feats"]
     assert float(checkpoint.best_perf) == 0.5
+    np.testing.assert_array_equal(checkpoint.config.we, np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert checkpoint.config.tags == {"a", "b"}
     bow, gru = reference_vocabularies(checkpoint)
     assert bow == cfg["bow_vocab_words"] and gru == cfg["gru_vocab_words"]
     out = import_reference_checkpoint(path, tmp_path / "ours")

@@ -153,7 +153,7 @@ def test_cli_train_and_errors(demo_root, tmp_path):
 
 def test_explain_topic_and_cli(trained, demo_root):
     from avsbench.cli import main
-    from avsbench.model.explain import explain_topic
+    from avsbench.model.explain import average_attention, explain_topic
 
     loaded = load_model(trained, rootpath=demo_root)
     result = explain_topic(loaded, 2019, 611, top=5, rootpath=demo_root)
@@ -166,11 +166,21 @@ def test_explain_topic_and_cli(trained, demo_root):
         np.testing.assert_allclose(shot.weights.sum(axis=1), 1.0, atol=1e-5)
     assert result.average_video_weights.sum() == pytest.approx(1.0, abs=1e-5)
     assert result.n_shots_scanned > 0
+    texts = loaded.text_pipeline.featurize(["a dog running", "people dancing"], ["q1", "q2"], {"demo_clip512": _topic_clip(demo_root)})
+    text_average = average_attention(loaded.model, texts, "text")
+    assert text_average.shape == (4,) and text_average.sum() == pytest.approx(1.0, abs=1e-5)
     out = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "611", "--top", "3", "--rootpath", str(demo_root)])
     assert out.exit_code == 0, out.output
     assert result.query in out.output and "demo_noisy1024" in out.output and result.shots[0].shot_id in out.output
     bad = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "999", "--rootpath", str(demo_root)])
     assert bad.exit_code == 2 and "999" in bad.output
+
+
+def _topic_clip(demo_root: Path):
+    from avsbench.data.bigfile import BigFile
+
+    clip = BigFile(demo_root / "demotrain" / "TextData" / "demo_clip512")
+    return BigFile.write(demo_root / "queries_clip", ["q1", "q2"], clip.read_rows([0, 1]))
 
 
 @pytest.mark.slow

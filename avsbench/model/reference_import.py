@@ -14,6 +14,7 @@ can be recovered from ``config.t2v_bow.vocab.word2idx`` / ``config.t2v_idx.vocab
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import dataclasses
 import hashlib
@@ -112,6 +113,9 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only tensors, plain containers, numpy scalars/arrays and reference stand-ins."""
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _compat_pickle.NAME_MAPPING:  # Python 2 names written by protocols < 3
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "argparse" and name == "Namespace":
