@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import types
@@ -56,6 +57,7 @@ def _save_like_reference_trainer(path: Path, state: dict, bow_words: list[str], 
         config.rnn_size = np.int64(128)
         config.we = np.arange(12, dtype=np.float32).reshape(3, 4)
         config.tags = {"a", "b"}
+        bow_vocab.counts = collections.defaultdict(int, {"man": 3})
         opt = argparse.Namespace(trainCollection="tgif-msrvtt10k", config_name="laff", random_seed=2)
         torch.save({"epoch": 7, "model": OrderedDict(state), "best_perf": np.float64(0.5), "config": config, "opt": opt}, path)
     finally:
@@ -86,6 +88,7 @@ def test_pickled_reference_config_is_read_with_stand_ins(tmp_path, fixture_check
     assert float(checkpoint.best_perf) == 0.5
     np.testing.assert_array_equal(checkpoint.config.we, np.arange(12, dtype=np.float32).reshape(3, 4))
     assert checkpoint.config.tags == {"a", "b"}
+    assert checkpoint.config.t2v_bow.vocab.counts == {"man": 3}
     bow, gru = reference_vocabularies(checkpoint)
     assert bow == cfg["bow_vocab_words"] and gru == cfg["gru_vocab_words"]
     out = import_reference_checkpoint(path, tmp_path / "ours")
