@@ -329,15 +329,17 @@ class _Progress:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def task(self, description: str, total: int) -> Callable[[str | None], None]:
+    def task(self, description: str, total: int) -> Callable[[], None]:
+        """Add a bar; the returned function advances it by one step and removes it when complete."""
         if self.bar is None:
-            return lambda _description=None: None
-        task_id = self.bar.add_task(description, total=total)
+            return lambda: None
+        bar = self.bar
+        task_id = bar.add_task(description, total=total)
 
-        def advance(new_description: str | None = None) -> None:
-            self.bar.advance(task_id)
-            if new_description:
-                self.bar.update(task_id, description=new_description)
+        def advance() -> None:
+            bar.advance(task_id)
+            if bar.tasks[bar.task_ids.index(task_id)].finished and len(bar.task_ids) > 1:
+                bar.remove_task(task_id)
 
         return advance
 
@@ -457,7 +459,7 @@ def _train_model(
             batches = bar.task(f"epoch {epoch}", len(steps))
             for rows in steps:
                 epoch_loss += train_step(model, optimizer, train_data, rows, settings, use_amp)
-                batches(None)
+                batches()
             if torch_device.type == "cuda":
                 torch.cuda.synchronize()
             train_seconds += time.perf_counter() - epoch_start
@@ -480,7 +482,7 @@ def _train_model(
             bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             if out_path is not None:
                 _save_progress(out_path, model, best_state, optimizer, step_lr, plateau, generator, state, pipeline)
-            epochs(None)
+            epochs()
             if state["stale"] >= settings.early_stop_patience:
                 break
 
