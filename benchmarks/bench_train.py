@@ -149,14 +149,7 @@ def main() -> None:
         model.train()
         batches = [torch.randint(0, args.captions, (args.batch_size,), device=device) for _ in range(args.steps + 1)]
 
-        train_step(model, optimizer, data, batches[0], settings, args.amp and device.type == "cuda")
-        sync(device)
-        t0 = time.perf_counter()
-        for rows in batches[1:]:
-            train_step(model, optimizer, data, rows, settings, args.amp and device.type == "cuda")
-        sync(device)
-        ours_step = (time.perf_counter() - t0) / args.steps
-
+        amp = args.amp and device.type == "cuda"
         baseline = PerHeadBaseline(model)
         bow_index = {w: i for i, w in enumerate(bow_words)}
         w2v_dict = {w: w2v_table[i] for i, w in enumerate(vocab)}
@@ -178,29 +171,39 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
             optimizer.step()
 
-        baseline_step(batches[0])
-        sync(device)
-        t0 = time.perf_counter()
-        for rows in batches[1:]:
+        # Alternate ours and the baseline step by step, so that both see the same machine load.
+        ours_seconds = baseline_seconds = 0.0
+        for i, rows in enumerate(batches):
+            t0 = time.perf_counter()
+            train_step(model, optimizer, data, rows, settings, amp)
+            sync(device)
+            t1 = time.perf_counter()
             baseline_step(rows)
-        sync(device)
-        baseline_step_s = (time.perf_counter() - t0) / args.steps
+            sync(device)
+            t2 = time.perf_counter()
+            if i > 0:  # the first pair is the warm-up
+                ours_seconds += t1 - t0
+                baseline_seconds += t2 - t1
+        ours_step, baseline_step_s = ours_seconds / args.steps, baseline_seconds / args.steps
 
         model.eval()
         encode_rows = min(args.encode_rows, args.videos)
         chunk = 1024
         with torch.no_grad():
-            def encode(fn) -> float:
-                fn({n: v[:chunk] for n, v in data.video_inputs.items()})
+            chunks = [{n: v[start : start + chunk] for n, v in data.video_inputs.items()} for start in range(0, encode_rows, chunk)]
+            model.encode_videos(chunks[0])
+            baseline.encode_videos(chunks[0])
+            ours_time = base_time = 0.0
+            for inputs in chunks:
+                t0 = time.perf_counter()
+                model.encode_videos(inputs)
                 sync(device)
-                t = time.perf_counter()
-                for start in range(0, encode_rows, chunk):
-                    fn({n: v[start : start + chunk] for n, v in data.video_inputs.items()})
+                t1 = time.perf_counter()
+                baseline.encode_videos(inputs)
                 sync(device)
-                return encode_rows / (time.perf_counter() - t)
-
-            ours_enc = encode(model.encode_videos)
-            base_enc = encode(baseline.encode_videos)
+                ours_time += t1 - t0
+                base_time += time.perf_counter() - t1
+            ours_enc, base_enc = encode_rows / ours_time, encode_rows / base_time
 
     ours_cps, base_cps = args.batch_size / ours_step, args.batch_size / baseline_step_s
     print(f"device={device} threads={args.threads} captions={args.captions} videos={args.videos} batch={args.batch_size} "
