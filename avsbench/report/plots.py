@@ -68,6 +68,12 @@ def precision_curves(comparison: Comparison) -> dict[str, list[float]]:
     return curves
 
 
+def _synthetic_note(comparison: Comparison) -> str:
+    """A title suffix saying which years were scored with generated (synthetic) qrels."""
+    years = comparison.synthetic_years
+    return f" - SYNTHETIC qrels ({', '.join(years)})" if years else ""
+
+
 def draw_per_topic(ax: Any, comparison: Comparison) -> None:
     """Grouped bars per topic: differences from the baseline, or the metric itself for one run
     (or without a baseline)."""
@@ -84,10 +90,10 @@ def draw_per_topic(ax: Any, comparison: Comparison) -> None:
     if against_baseline:
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_ylabel(f"Δ {c.metric} vs {c.baseline}")
-        ax.set_title(f"Per-topic {c.metric} difference from the baseline")
+        ax.set_title(f"Per-topic {c.metric} difference from the baseline{_synthetic_note(c)}")
     else:
         ax.set_ylabel(c.metric)
-        ax.set_title(f"Per-topic {c.metric}")
+        ax.set_title(f"Per-topic {c.metric}{_synthetic_note(c)}")
     ax.set_xticks(x, labels, rotation=90 if len(labels) > 20 else 0, fontsize=8)
     ax.set_xlabel("topic")
     ax.legend(fontsize=8)
@@ -101,7 +107,7 @@ def draw_precision_curve(ax: Any, comparison: Comparison) -> None:
         ax.plot(RECALL_LEVELS, curve, style, marker="o", markersize=3, label=name)
     ax.set_xlabel("recall")
     ax.set_ylabel("interpolated precision")
-    ax.set_title("11-point interpolated precision (sample_eval iprec@rec)")
+    ax.set_title(f"11-point interpolated precision (sample_eval iprec@rec){_synthetic_note(comparison)}")
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(bottom=0.0)
     ax.legend(fontsize=8)
