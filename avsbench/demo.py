@@ -83,7 +83,7 @@ def _trained(name: str, description: str, result, out: Path) -> DemoModel:
 
 
 def _train_models(report: DemoReport, settings, progress: bool, say: Callable[[str], None]) -> None:
-    from avsbench.model.train import train_model
+    from avsbench.model.train import average_video_weights, train_model
 
     models_dir = report.out_dir / "models"
     common = dict(val_collection="demoval", rootpath=report.root, device="cpu", progress=progress)
@@ -98,19 +98,7 @@ def _train_models(report: DemoReport, settings, progress: bool, say: Callable[[s
         result = train_model("demotrain", features, TEXT_FEATURES, settings=dataclasses.replace(settings, fusion=fusion), out_dir=out, **common)
         report.models.append(_trained(name, description, result, out))
         if name == "LAFF":
-            report.feature_weights = _average_feature_weights(result, report.root, settings.max_frames)
-
-
-def _average_feature_weights(result, root: Path, max_frames: int) -> dict[str, float]:
-    """LAFF's mean attention per video feature over the validation videos (all heads)."""
-    from avsbench.model.train import encode_split, prepare_split
-
-    val = Collection(root, "demoval")
-    data = prepare_split(val, result.pipeline, result.model.device, max_frames)
-    _, _, attention = encode_split(result.model, data)
-    weights = attention.float().mean(dim=(0, 1)).cpu().tolist()
-    names = [spec.name for spec in result.model.config.video_features]
-    return dict(zip(names, weights))
+            report.feature_weights = average_video_weights(result, Collection(report.root, "demoval"), settings.max_frames)
 
 
 def _rank_models(report: DemoReport, progress) -> None:

@@ -287,30 +287,36 @@ def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: st
 
     video_specs: list[FeatureSpec] = []
     ours: dict[str, Tensor] = {}
-    for i, (name, parts) in enumerate(modules.items()):
-        fc1, bn1 = parts.get("fc1"), parts.get("bn1")
-        is_frame = name in frame_names
-        data_name = name[len("Frame_") :] if is_frame and name.startswith("Frame_") else name
+
+    def transform(target: str, label: str, fc1: dict[str, str] | None, bn1: dict[str, str] | None) -> int:
+        """Map one reference transform (fc1 and/or bn1) to ours under ``target``; return its
+        input dim (the head dim for the no-transform path)."""
+        dim = head_dim
         if fc1 is not None:
             weight = take(fc1["weight"])
             if weight.shape[0] != common:
-                raise ConfigError(f"video feature {name!r} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
+                raise ConfigError(f"{label} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
             dim = weight.shape[1]
-            ours[f"video_transforms.{i}.linear.weight"] = weight
-            ours[f"video_transforms.{i}.linear.bias"] = take(fc1["bias"])
-        else:
-            dim = head_dim
+            ours[f"{target}.linear.weight"] = weight
+            ours[f"{target}.linear.bias"] = take(fc1["bias"])
+        if bn1 is not None:
+            for part in _BN_KEYS:
+                ours[f"{target}.bn.{part}"] = take(bn1[part])
+        return dim
+
+    for i, (name, parts) in enumerate(modules.items()):
+        fc1, bn1 = parts.get("fc1"), parts.get("bn1")
+        if fc1 is None and bn1 is None:
+            raise ConfigError(f"video feature {name!r} has neither fc1 nor bn1 weights")
+        is_frame = name in frame_names
+        data_name = name[len("Frame_") :] if is_frame and name.startswith("Frame_") else name
+        dim = transform(f"video_transforms.{i}", f"video feature {name!r}", fc1, bn1)
         if is_frame:
             frame_w = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.weight")
             ours[f"frame_blocks.{i}.scorer.weight"] = frame_w
             ours[f"frame_blocks.{i}.scorer.bias"] = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.bias")
             if fc1 is None:
                 dim = frame_w.shape[1]
-        if bn1 is not None:
-            for part in _BN_KEYS:
-                ours[f"video_transforms.{i}.bn.{part}"] = take(bn1[part])
-        elif fc1 is None:
-            raise ConfigError(f"video feature {name!r} has neither fc1 nor bn1 weights")
         video_specs.append(
             FeatureSpec(
                 name=data_name,
@@ -342,18 +348,7 @@ def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: st
         parts = text_modules[enc]
         fc1, bn1 = parts.get("fc1"), parts.get("bn1")
         kind = _TEXT_ENCODERS[enc]
-        if fc1 is not None:
-            weight = take(fc1["weight"])
-            if weight.shape[0] != common:
-                raise ConfigError(f"text encoder {enc!r} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
-            dim = weight.shape[1]
-            ours[f"text_transforms.{i}.linear.weight"] = weight
-            ours[f"text_transforms.{i}.linear.bias"] = take(fc1["bias"])
-        else:
-            dim = head_dim
-        if bn1 is not None:
-            for part in _BN_KEYS:
-                ours[f"text_transforms.{i}.bn.{part}"] = take(bn1[part])
+        dim = transform(f"text_transforms.{i}", f"text encoder {enc!r}", fc1, bn1)
         if kind == "gru":
             rnn = "txt_net.encoder.rnn_encoder."
             if any("_reverse" in k or "_l1" in k for k in state if k.startswith(rnn)):

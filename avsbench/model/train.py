@@ -584,7 +584,6 @@ def compare_fusion(
     """Train LAFF (attention fusion), the attention-free mean fusion and one model per single video
     feature; return their validation metrics and LAFF's average attention per video feature.
     With ``out_dir`` the LAFF model is saved there."""
-    names = [name for _, name in parse_video_features(video_features)]
     if settings.val_metric == "medr":
         raise ConfigError("compare_fusion needs a metric where higher is better", expected="mir, r1, r5, r10 or rsum")
     common = dict(val_collection=val_collection, rootpath=rootpath, device=device, progress=progress)
@@ -594,7 +593,12 @@ def compare_fusion(
     for kind_name in video_features.split(",") if isinstance(video_features, str) else video_features:
         single = train_model(train_collection, [kind_name], text_features, settings=dataclasses.replace(settings, fusion="attention"), **common)
         singles[kind_name.split(":", 1)[-1]] = single.best_metrics
-    val = Collection(rootpath, val_collection)
-    _, _, attention = encode_split(laff.model, prepare_split(val, laff.pipeline, laff.model.device, settings.max_frames))
+    weights = average_video_weights(laff, Collection(rootpath, val_collection), settings.max_frames)
+    return FusionComparison(settings.val_metric, laff.best_metrics, mean.best_metrics, singles, weights, laff.seconds)
+
+
+def average_video_weights(result: TrainResult, collection: Collection, max_frames: int) -> dict[str, float]:
+    """A trained model's mean attention per video feature (over all heads) on a captioned collection's videos."""
+    _, _, attention = encode_split(result.model, prepare_split(collection, result.pipeline, result.model.device, max_frames))
     weights = attention.float().mean(dim=(0, 1)).cpu().tolist()
-    return FusionComparison(settings.val_metric, laff.best_metrics, mean.best_metrics, singles, dict(zip(names, weights)), laff.seconds)
+    return dict(zip((spec.name for spec in result.model.config.video_features), weights))
