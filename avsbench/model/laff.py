@@ -1,8 +1,8 @@
 """LAFF (Lightweight Attentional Feature Fusion) and LAFF-ml in torch.
 
 Each side (video, text) maps its k input features to a common space of ``common_dim`` =
-``heads`` x ``head_dim`` (one GEMM per feature for all heads), views the stack as
-(n, k, heads, head_dim) and fuses it with ``heads`` paired LAFF blocks at once: per head a
+``heads`` x ``head_dim`` (one GEMM per feature for all heads), views each mapped feature as
+(n, heads, head_dim) and fuses them with ``heads`` paired LAFF blocks at once: per head a
 ``Linear(head_dim, 1)`` scores every feature, a softmax over the features gives the weights,
 the weighted sum is L2-normalised. Text-video similarity is the mean over heads of the cosine.
 
@@ -58,7 +58,7 @@ class FeatureTransform(nn.Module):
 
 
 class MultiHeadFusion(nn.Module):
-    """``heads`` paired LAFF blocks evaluated together on a (n, k, heads, head_dim) stack.
+    """``heads`` paired LAFF blocks evaluated together on k mapped features, each (n, heads, head_dim).
 
     With ``fusion="attention"`` head i scores feature j as ``x_ij . w_i + b_i`` and takes the
     softmax over j; with ``fusion="mean"`` every feature gets weight 1/k (the attention-free
@@ -73,15 +73,20 @@ class MultiHeadFusion(nn.Module):
             self.weight = nn.Parameter(torch.empty(heads, head_dim).uniform_(-bound, bound))
             self.bias = nn.Parameter(torch.empty(heads).uniform_(-bound, bound))
 
-    def forward(self, stack: Tensor) -> tuple[Tensor, Tensor]:
-        n, k, heads, _ = stack.shape
-        # Broadcast multiply + sum: on CPU 2-3x faster than einsum/bmm (forward and backward) at these shapes.
+    def forward(self, mapped: list[Tensor]) -> tuple[Tensor, Tensor]:
+        n, heads, _ = mapped[0].shape
+        k = len(mapped)
+        # Per feature, no (n, k, heads, head_dim) stack: at 1024 x 4 x 4096 on 2 CPU cores 30 ms
+        # instead of 120 ms for stacking and broadcasting over the stack (as much as a 2048-d GEMM).
         if self.fusion == "attention":
-            logits = (stack * self.weight.to(stack.dtype)).sum(dim=-1).float() + self.bias.float()
+            weight = self.weight.to(mapped[0].dtype)
+            logits = torch.stack([(x * weight).sum(dim=-1) for x in mapped], dim=1).float() + self.bias.float()
             weights = logits.softmax(dim=1)  # (n, k, heads)
         else:
-            weights = torch.full((n, k, heads), 1.0 / k, device=stack.device)
-        fused = (weights.to(stack.dtype)[..., None] * stack).sum(dim=1).float()
+            weights = torch.full((n, k, heads), 1.0 / k, device=mapped[0].device)
+        fused = mapped[0].float() * weights[:, 0, :, None]
+        for j in range(1, k):
+            fused = fused.addcmul_(mapped[j].float(), weights[:, j, :, None])
         return fused / (fused.norm(dim=-1, keepdim=True) + BLOCK_EPS), weights.transpose(1, 2)
 
 
@@ -154,10 +159,9 @@ class LaffModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _stack(self, transforms: nn.ModuleList, vectors: list[Tensor]) -> Tensor:
-        n = vectors[0].shape[0]
-        mapped = [transform(v) for transform, v in zip(transforms, vectors)]
-        return torch.stack(mapped, dim=1).view(n, len(mapped), self.config.heads, self.config.head_dim)
+    def _map(self, transforms: nn.ModuleList, vectors: list[Tensor]) -> list[Tensor]:
+        """Each vector through its transform, viewed as (n, heads, head_dim)."""
+        return [transform(v).view(v.shape[0], self.config.heads, self.config.head_dim) for transform, v in zip(transforms, vectors)]
 
     def _check_rows(self, name: str, tensor: Tensor, dim: int, ndim: int, rows: int | None) -> None:
         if tensor.ndim != ndim or tensor.shape[-1] != dim or (rows is not None and tensor.shape[0] != rows):
@@ -193,7 +197,7 @@ class LaffModel(nn.Module):
         feature, with an optional bool ``inputs[name + ".mask"]`` (n, frames), True = real frame.
         """
         vectors, _ = self.video_vectors(inputs)
-        emb, weights = self.video_fusion(self._stack(self.video_transforms, vectors))
+        emb, weights = self.video_fusion(self._map(self.video_transforms, vectors))
         return (emb, weights) if return_attention else emb
 
     def frame_attention(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -225,7 +229,7 @@ class LaffModel(nn.Module):
         Keys: ``gru`` (token ids, with ``gru.lengths``), ``bow`` (counts), ``w2v`` (mean word
         vector) and each precomputed feature's name; see :class:`~avsbench.model.text.TextPipeline`.
         """
-        emb, weights = self.text_fusion(self._stack(self.text_transforms, self.text_vectors(inputs)))
+        emb, weights = self.text_fusion(self._map(self.text_transforms, self.text_vectors(inputs)))
         return (emb, weights) if return_attention else emb
 
     def similarity_per_head(self, text_emb: Tensor, video_emb: Tensor) -> Tensor:
