@@ -7,8 +7,8 @@ model of the AVS shape (common space 4096, 8 heads; video clip512 on the tile pa
 
 Variants, each run in its own child process so its peak RSS is its own (``os.wait4``):
 
-* ``ours-fp32`` / ``ours-bf16``: ``avsbench.ranking.pipeline.rank_years`` end to end (model
-  load, text encoding, streaming, top-k, run + provenance writing);
+* ``ours-fp32`` / ``ours-bf16`` / ``ours-int8``: ``avsbench.ranking.pipeline.rank_years`` end
+  to end (model load, text encoding, streaming, top-k, fp32 re-scoring, run + provenance writing);
 * ``baseline``: the reference's approach: one file open + seek + read per row per feature,
   encoding in batches of 1024 in fp32, a dense topics x shots score matrix, a full argsort per
   topic, the top 1000 written;
@@ -135,7 +135,7 @@ def run_ours(root: Path, out: Path, device: str, precision: str, batch: int | No
     wall = time.perf_counter() - t0
     outcome = report.outcomes["v3c1"]
     return {"wall_s": wall, "engine_s": outcome.seconds, "run": str(report.runs[0].run_path), "rescored": outcome.rescored_shots,
-            "uncertified": outcome.uncertified_topics, "max_bf16_error": outcome.max_bf16_error, "precision": outcome.precision}
+            "uncertified": outcome.uncertified_topics, "max_screen_error": outcome.max_screen_error, "precision": outcome.precision}
 
 
 def _text_and_model(root: Path, device: str):
@@ -266,7 +266,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/avsbench-bench-runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default).")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--variants", default=None, help="Comma list (default: ours-fp32,ours-bf16,baseline; on cuda also floor-fp32,floor-bf16).")
+    ap.add_argument("--variants", default=None, help="Comma list (default on cpu: ours-fp32,ours-int8,baseline, + ours-bf16 on AMX CPUs; "
+                    "on cuda: ours-fp32,ours-bf16,floor-fp32,floor-bf16).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--common-dim", type=int, default=4096, help="Model common space (8 heads); small values measure memory, not speed.")
     ap.add_argument("--sparse", action="store_true", help="All-zero features in sparse files: memory at full scale without the disk space.")
@@ -285,7 +286,12 @@ def main() -> None:
         page_cache(root)
     size_gb = sum(p.stat().st_size for p in (root / "v3c1" / "FeatureData").glob("*/feature.bin")) / 1e9
     # on CUDA the baseline's per-row reads of a V3C1-sized collection take minutes: ask for it with --variants
-    default = "ours-fp32,ours-bf16,floor-fp32,floor-bf16" if args.device == "cuda" else "ours-fp32,ours-bf16,baseline"
+    if args.device == "cuda":
+        default = "ours-fp32,ours-bf16,floor-fp32,floor-bf16"
+    else:  # bf16 GEMMs without AMX/AVX512-BF16 run at a fraction of a GFLOP/s: not worth hours
+        from avsbench.ranking.engine import cpu_has_fast_bf16
+
+        default = "ours-fp32,ours-int8,baseline" + (",ours-bf16" if cpu_has_fast_bf16() else "")
     variants = (args.variants or default).split(",")
     print(f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB{' (sparse, all zero)' if args.sparse else ''} "
           f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}")
@@ -302,13 +308,16 @@ def main() -> None:
         up = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "-"
         rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "-"
         print(f"{v:<12} {r['wall_s']:>9.1f} {sps:>10,.0f} {r['peak_rss_mb']:>12,.0f} {up:>9} {rss:>10}")
-    if "ours-bf16" in results:
-        r = results["ours-bf16"]
-        print(f"bf16: {r['rescored']:,} candidates re-scored in fp32, max score error {r['max_bf16_error']:.2e}, topics not certified (ranked again in fp32) {r['uncertified']}")
-    if "ours-fp32" in results and "ours-bf16" in results:
-        a = Path(results["ours-fp32"]["run"]).read_bytes()
-        b = Path(results["ours-bf16"]["run"]).read_bytes()
-        print(f"bf16 run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(b'ours-bf16', b'TAG')}")
+    for p in ("bf16", "int8"):
+        if f"ours-{p}" not in results:
+            continue
+        r = results[f"ours-{p}"]
+        print(f"{p}: {r['rescored']:,} candidates re-scored in fp32, max score error {r['max_screen_error']:.2e}, "
+              f"topics not certified (ranked again in fp32) {r['uncertified']}")
+        if "ours-fp32" in results:
+            a = Path(results["ours-fp32"]["run"]).read_bytes()
+            b = Path(r["run"]).read_bytes()
+            print(f"{p} run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(f'ours-{p}'.encode(), b'TAG')}")
     if "ours-fp32" in results and "baseline" in results and not args.sparse:  # all-zero features: every score ties
         ours = [line.split()[2] for line in Path(results["ours-fp32"]["run"]).read_text().splitlines()]
         theirs = [line.split()[2] for line in Path(results["baseline"]["run"]).read_text().splitlines()]

@@ -1,4 +1,4 @@
-"""The ranking engine: streaming, alignment, exact tie order, exclusions, bf16 == fp32, cache."""
+"""The ranking engine: streaming, alignment, exact tie order, exclusions, bf16 == int8 == fp32, cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from avsbench.errors import InputFormatError, UnknownIdError
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
 from avsbench.ranking.cache import EmbeddingCache
-from avsbench.ranking.engine import RankSettings, _Encoder, rank_shots
+from avsbench.ranking.engine import RankSettings, _certified, _Encoder, rank_shots
+from avsbench.ranking.engine import int8_screening_model as engine_int8
 from avsbench.ranking.stream import FeatureSource
 from avsbench.ranking.topk import TopK, shot_id_keys
 
@@ -107,30 +108,85 @@ def test_excluded_shots_never_returned(collection):
         assert len(r.rows) == N_SHOTS - 3 and not excluded & set(r.rows.tolist())
 
 
-def test_bf16_rescored_equals_fp32(collection):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_screening_rescored_equals_fp32(collection, precision):
     root, shots, _ = collection
     model = tiny_model(seed=5)
     text = text_embeddings(model, n=6, seed=8)
     fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
-    bf16 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="bf16", device="cpu", batch_size=64, rescore_margin=60))
-    assert bf16.precision == "bf16" and bf16.candidates_per_topic == 90
-    assert 0 < bf16.max_bf16_error < 0.05
-    assert bf16.rescored_shots >= 90
-    for a, b in zip(fp32.rankings, bf16.rankings):
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision=precision, device="cpu", batch_size=64, rescore_margin=60))
+    assert out.precision == precision and out.candidates_per_topic == 90
+    assert 0 < out.max_screen_error < 0.05
+    assert out.rescored_shots >= 30
+    for a, b in zip(fp32.rankings, out.rankings):
         assert a.rows.tolist() == b.rows.tolist()
         assert np.array_equal(a.scores, b.scores)
-    assert bf16.uncertified_topics == []
+    assert out.uncertified_topics == []
 
 
-def test_bf16_too_small_margin_falls_back_to_fp32(collection):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_screening_too_small_margin_falls_back_to_fp32(collection, precision):
     root, shots, _ = collection
     model = tiny_model(seed=5)
     text = text_embeddings(model, n=6, seed=8)
     fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="bf16", device="cpu", batch_size=64, rescore_margin=0))
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision=precision, device="cpu", batch_size=64, rescore_margin=0))
     assert out.uncertified_topics  # zero margin cannot be certified: those topics were ranked again in fp32
     for a, b in zip(fp32.rankings, out.rankings):
         assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
+
+
+def test_int8_rescores_only_a_prefix_of_a_large_margin(collection):
+    """With 500 spare candidates per topic only the prefix the certificate needs is re-scored."""
+    root, shots, _ = collection
+    model = tiny_model(seed=5)
+    text = text_embeddings(model, n=6, seed=8)
+    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="int8", device="cpu", batch_size=64, rescore_margin=500))
+    assert out.candidates_per_topic == 530 and out.uncertified_topics == []
+    assert 30 <= out.rescored_shots < 530 / 2
+    for a, b in zip(fp32.rankings, out.rankings):
+        assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
+
+
+def test_certificate_cases():
+    exact = np.array([0.9, 0.8, 0.7, 0.6])  # fp32 scores of the re-scored prefix (k = 3: k-th = 0.7)
+    approx = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], dtype=np.float32)  # held candidates, best first
+    assert _certified(exact, approx, held=6, capacity=6, top_k=3, err=0.05)  # first left out 0.5 + 0.1 < 0.7
+    assert not _certified(exact, approx, held=6, capacity=6, top_k=3, err=0.1)  # 0.5 + 0.2 is not < 0.7
+    assert _certified(exact, approx[:4], held=4, capacity=6, top_k=3, err=1.0)  # a heap not full saw every shot
+    assert not _certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.06)  # full heap: others <= 0.6, 0.72 > 0.7
+    assert _certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.04)
+    assert not _certified(exact[:2], approx, held=6, capacity=6, top_k=3, err=0.0)  # fewer than k re-scored
+
+
+def test_precision_choice(monkeypatch):
+    from avsbench.errors import ConfigError
+    from avsbench.ranking import engine
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
+    assert engine.resolve_precision("auto", cpu) == "int8"
+    monkeypatch.setattr(engine, "cpu_has_int8_kernels", lambda: False)
+    assert engine.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
+    assert engine.resolve_precision("auto", cpu) == "bf16"
+    assert engine.resolve_precision("int8", cpu) == "int8"
+    with pytest.raises(ConfigError, match="CPU only"):
+        engine.resolve_precision("int8", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="unknown precision"):
+        engine.resolve_precision("fp16", cpu)
+
+
+def test_int8_screening_model_quantizes_linear_layers_only_in_a_copy():
+    model = tiny_model()
+    screen = engine_int8(model)
+    assert isinstance(model.video_transforms[1].linear, torch.nn.Linear)
+    assert type(screen.video_transforms[1].linear) is not torch.nn.Linear
+    x = {"fa": torch.randn(64, 8), "fb": torch.randn(64, 16)}
+    with torch.inference_mode():
+        a, b = model.encode_videos(x), screen.encode_videos(x)
+    assert 0 < float((a - b).abs().max()) < 0.05
 
 
 def test_cache_round_trip(collection, tmp_path):
@@ -176,7 +232,7 @@ def test_topk_boundary_ties_across_pushes():
 
 def test_frame_level_feature_laff_ml(tmp_path):
     """A LAFF-ml model (one frame-level + one video-level feature): streaming equals encoding
-    everything at once, shots with more than max_frames frames are truncated, bf16 == fp32."""
+    everything at once, shots with more than max_frames frames are truncated, bf16 == int8 == fp32."""
     from avsbench.data.frames import FrameFeature
     from avsbench.ranking.stream import FrameSource
 
@@ -213,9 +269,11 @@ def test_frame_level_feature_laff_ml(tmp_path):
     for t, ranking in enumerate(out.rankings):
         np.testing.assert_allclose(ranking.scores, expected[t, ranking.rows], rtol=0, atol=1e-6)
         assert np.all(np.diff(expected[t, ranking.rows]) <= 1e-6)
-    bf16 = rank_shots(model, srcs(), shots, text, RankSettings(top_k=20, precision="bf16", device="cpu", batch_size=16, chunk_rows=48))
-    for a, b in zip(out.rankings, bf16.rankings):
-        assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
+    for precision in ("bf16", "int8"):
+        screened = rank_shots(model, srcs(), shots, text, RankSettings(top_k=20, precision=precision, device="cpu", batch_size=16, chunk_rows=48))
+        assert screened.precision == precision
+        for a, b in zip(out.rankings, screened.rankings):
+            assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
     with pytest.raises(UnknownIdError, match="no frames"):
         FrameSource("fr", frames, shots + ["shot00099_1"], 5)
 

@@ -114,13 +114,16 @@ def test_round_trip_trec_xml_scores_identical(demo, tmp_path):
     assert outputs[0] == outputs[1] and "infAP\t\tall" in outputs[0]
 
 
-def test_bf16_and_cache_give_the_fp32_runs(demo, tmp_path):
+def test_bf16_int8_and_cache_give_the_fp32_runs(demo, tmp_path):
     root, model_dir, _, _ = demo
     common = ["--year", "2021", "--model", str(model_dir), "--rootpath", str(root), "--device", "cpu", "--top-k", "200", "--no-score"]
     assert run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "a")).exit_code == 0
-    res = run_cli("rank", *common, "--precision", "bf16", "--out", str(tmp_path / "b"))
-    assert res.exit_code == 0 and "re-scored in fp32" in res.output and "not certified" not in res.output
-    assert (tmp_path / "a" / "model.tv21.txt").read_bytes() == (tmp_path / "b" / "model.tv21.txt").read_bytes()
+    for precision in ("bf16", "int8"):
+        res = run_cli("rank", *common, "--precision", precision, "--out", str(tmp_path / precision))
+        assert res.exit_code == 0 and f"{precision}: " in res.output and "re-scored in fp32" in res.output and "not certified" not in res.output
+        assert (tmp_path / "a" / "model.tv21.txt").read_bytes() == (tmp_path / precision / "model.tv21.txt").read_bytes()
+        engine = json.loads((tmp_path / precision / "model.tv21.txt.provenance.json").read_text())["engine"]
+        assert engine["precision"] == precision and engine["rescored_shots"] >= 200 and engine["max_screening_score_error"] > 0
     cache = tmp_path / "cache"
     first = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "c"), "--cache", str(cache))
     again = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "d"), "--cache", str(cache))

@@ -49,11 +49,12 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
 @click.option("--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1).")
 @click.option("--topics", "topic_groups", default="main", show_default=True, help="main and/or progress (591-610, with a V3C1 year).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="bf16: bf16 encoding, then the candidates re-scored in fp32 (same top-k as fp32). auto: bf16 where the hardware is fast at it.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
+              help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal fp32's. "
+                   "auto: bf16 on GPUs and AMX CPUs, int8 on other CPUs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Shots per encoder call (default 1024 on CPU, 16384 on CUDA).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--rescore-margin", type=click.IntRange(min=0), default=None, help="bf16: extra candidates per topic re-scored in fp32 (default: top-k).")
+@click.option("--rescore-margin", type=click.IntRange(min=0), default=None, help="bf16/int8: extra candidates kept per topic for re-scoring in fp32 (default: top-k).")
 @click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--run-id", default=None, help="Run tag and file name stem (default: the model folder's name).")
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False), help="Embedding cache folder (re-ranking new queries skips encoding).")
@@ -81,11 +82,13 @@ def rank(
             f"{name}: {outcome.shots:,} shots in {outcome.seconds:.1f} s ({outcome.shots_per_second:,.0f} shots/s), "
             f"{outcome.device}, {outcome.precision}{cached}"
         )
-        if outcome.precision == "bf16":
-            click.echo(f"  bf16: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score error {outcome.max_bf16_error:.2e})")
+        if outcome.precision in ("bf16", "int8"):
+            click.echo(
+                f"  {outcome.precision}: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score error {outcome.max_screen_error:.2e})"
+            )
             if outcome.uncertified_topics:
                 click.echo(
-                    f"  note: {len(outcome.uncertified_topics)} topic(s) could not be certified from the bf16 candidates and were "
+                    f"  note: {len(outcome.uncertified_topics)} topic(s) could not be certified from the {outcome.precision} candidates and were "
                     "ranked again in fp32 (a larger --rescore-margin avoids the extra pass)",
                     err=True,
                 )

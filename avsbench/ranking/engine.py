@@ -4,16 +4,19 @@ topics, keep per-topic top-k in the scorer's order.
 Precision:
 
 * ``fp32``: encoding and scoring in float32; the kept top-k is the answer.
-* ``bf16``: the encoding GEMMs run under bfloat16 autocast; scores are then computed in float32
-  from the (bf16-accurate) embeddings with the model's ``similarity`` outside autocast (that GEMM
-  is <1% of the work, and bf16 scores would tie by the thousand). Each topic keeps
-  ``top_k + margin`` candidates; after the pass their embeddings are recomputed in float32 and
-  re-scored, and the final top-k is taken from those exact scores. A per-topic certificate
-  checks the margin was enough: with ``err`` the largest |bf16 - fp32| score difference seen on
-  the candidates, no shot outside the candidates can reach the fp32 k-th score if
-  ``candidate cut-off + 2 * err < fp32 k-th score``. Topics that fail it (a margin too small for
-  how close their scores are) are ranked again by a float32 pass, so the result always equals
-  the float32 ranking; they are reported in ``uncertified_topics``.
+* ``bf16`` and ``int8`` (screening precisions): the pass encodes with a cheaper approximation of
+  the model, bf16 autocast (AMX CPUs, GPUs) or int8 dynamically quantized Linear layers (x86 and
+  ARM CPUs without fast bf16: about 1.8x the fp32 GEMM rate on AVX2); scores are always computed
+  in float32 from those embeddings (bf16 scores would tie by the thousand). Each topic keeps
+  ``top_k + margin`` candidates. After the pass a prefix of every topic's candidates is
+  re-encoded in float32 and re-scored, and the final top-k comes from those exact scores. A
+  per-topic certificate checks the prefix was long enough: with ``err`` the largest
+  |approximate - fp32| score difference seen on the re-scored candidates, no shot outside the
+  prefix can reach the fp32 k-th score if ``first approximate score left out + 2 * err < fp32
+  k-th score``. Topics that fail get a prefix twice as long (up to all their candidates), and
+  those that fail with every candidate re-scored (a margin too small for how close their scores
+  are) are ranked again by a float32 pass, so the result always equals the float32 ranking; they
+  are reported in ``uncertified_topics``.
 
 Memory: the read-ahead buffers (2 chunks on CPU, 3 pinned on CUDA), one batch of activations
 and the per-topic heaps; nothing of the features or the score matrix is kept. What grows with
@@ -28,7 +31,9 @@ every score, are the same in the streaming pass and in the re-scoring.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import warnings
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +42,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from avsbench.errors import ConfigError, InputFormatError
 from avsbench.ranking.stream import ChunkReader, FeatureSource
 from avsbench.ranking.topk import TopK, scorer_sort, shot_id_keys
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+SCREENING_PRECISIONS = ("bf16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 CERTIFICATE_SAFETY = 2.0
 
@@ -76,15 +83,32 @@ def cpu_has_fast_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
 
 
+def cpu_has_int8_kernels() -> bool:
+    """True when torch has a quantized engine for dynamic int8 Linear layers on this CPU."""
+    return bool({"x86", "fbgemm", "qnnpack"} & set(torch.backends.quantized.supported_engines))
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> bf16 where the hardware runs bf16 GEMMs fast, else fp32."""
+    """``auto`` -> bf16 where the hardware runs bf16 GEMMs fast (GPUs, AMX CPUs), else int8 on a
+    CPU with int8 kernels, else fp32. Every choice gives the fp32 ranking."""
     if name not in PRECISIONS:
-        raise ConfigError(f"unknown precision {name!r}", expected="auto, fp32 or bf16")
+        raise ConfigError(f"unknown precision {name!r}", expected="auto, fp32, bf16 or int8")
+    if name == "int8" and device.type != "cpu":
+        raise ConfigError("--precision int8 runs on the CPU only", expected="--precision bf16 or fp32 on a GPU")
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
+    if cpu_has_fast_bf16():
+        return "bf16"
+    return "int8" if cpu_has_int8_kernels() else "fp32"
+
+
+def int8_screening_model(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose Linear layers run as dynamically quantized int8 GEMMs (CPU)."""
+    with warnings.catch_warnings():  # torch marks its eager quantization API as deprecated; 2.13 (pinned) has it
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8).eval()
 
 
 @dataclass
@@ -130,7 +154,7 @@ class RankOutcome:
     from_cache: bool = False
     rescored_shots: int = 0
     candidates_per_topic: int = 0
-    max_bf16_error: float = 0.0
+    max_screen_error: float = 0.0
     uncertified_topics: list[int] = field(default_factory=list)
 
     @property
@@ -193,26 +217,28 @@ def rank_shots(
     t0 = time.perf_counter()
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
-    bf16 = precision == "bf16"
+    screening = precision in SCREENING_PRECISIONS
     if settings.top_k < 1:
         raise ConfigError(f"top-k {settings.top_k}", expected="a positive number of shots")
     batch = settings.batch_for(device)
     chunk_rows = settings.chunk_for(device, batch)
     n_shots = len(shot_ids)
     n_topics, heads, head_dim = text_emb.shape
-    keep = settings.top_k + ((settings.rescore_margin if settings.rescore_margin is not None else settings.top_k) if bf16 else 0)
+    keep = settings.top_k + ((settings.rescore_margin if settings.rescore_margin is not None else settings.top_k) if screening else 0)
     keys = shot_id_keys(shot_ids)
     top = TopK(n_topics, keep, keys)
     excluded_rows = np.unique(np.asarray(excluded, dtype=np.int64))
     text = text_emb.to(device).float()
-    enc = _Encoder(model, [name for s in sources for name in s.input_names], text, batch, device)
+    names = [name for s in sources for name in s.input_names]
+    enc = _Encoder(model, names, text, batch, device)
+    pass_enc = _Encoder(int8_screening_model(model), names, text, batch, device) if precision == "int8" and cache_source is None else enc
     stream = [cache_source] if cache_source is not None else list(sources)
     cuda = device.type == "cuda"
     io_threads = settings.io_threads or (min(8, os.cpu_count() or 1) if cuda else 1)  # GPU: page-cache copies are the bound
     scores = torch.empty((n_topics, chunk_rows), dtype=torch.float32, device=device)
 
     # one autocast context for the whole pass: its cache keeps the bf16 copies of the weights
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     with torch.inference_mode(), ChunkReader(stream, n_shots, chunk_rows, slots=3 if cuda else 2, pin_memory=cuda, io_threads=io_threads) as reader:
         with amp:
             for chunk in reader:
@@ -228,7 +254,7 @@ def rank_shots(
                     if cache_source is not None:
                         emb = on_device[0][a:b].view(b - a, heads, head_dim)
                     else:
-                        emb = enc.embed([x[a:b] for x in on_device])
+                        emb = pass_enc.embed([x[a:b] for x in on_device])
                         if cache_writer is not None:
                             written.append(emb.reshape(b - a, -1))
                     scores[:, a:b] = enc.score(emb)
@@ -258,7 +284,7 @@ def rank_shots(
             from_cache=cache_source is not None,
             candidates_per_topic=keep,
         )
-        if bf16:
+        if screening:
             _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome, io_threads)
             if outcome.uncertified_topics:
                 redo = outcome.uncertified_topics
@@ -274,9 +300,14 @@ def rank_shots(
 def _rescore_fp32(
     enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome, io_threads: int
 ) -> None:
-    """Re-encode every topic's candidates in float32, re-score, take the exact top-k, certify."""
-    union = np.unique(np.concatenate(top.rows)) if top.rows else np.empty(0, dtype=np.int64)
-    exact = np.empty((len(top.rows), union.size), dtype=np.float32)
+    """Re-encode a growing prefix of every topic's candidates in float32 until its certificate
+    holds (or every candidate is re-scored); take the exact top-k from the exact scores."""
+    n_topics = len(top.rows)
+    held = [rows.size for rows in top.rows]
+    step = max(16, top_k // 8)
+    upto = [min(h, top_k + step) for h in held]  # the re-scored prefix of each topic's candidates
+    done = np.empty(0, dtype=np.int64)  # re-scored shot rows, sorted
+    exact = np.empty((n_topics, 0), dtype=np.float32)
 
     def read(positions: np.ndarray) -> list[torch.Tensor]:
         per_source = [[torch.empty(shape, dtype=dtype) for shape, dtype in src.buffer_shapes(positions.size)] for src in sources]
@@ -285,23 +316,44 @@ def _rescore_fp32(
         return [b.to(enc.device) for bufs in per_source for b in bufs]
 
     with ThreadPoolExecutor(max_workers=max(1, min(io_threads, len(sources)))) as pool:
-        for a in range(0, union.size, enc.batch):
-            positions = union[a : a + enc.batch]
-            exact[:, a : a + positions.size] = enc.score(enc.embed(read(positions))).cpu().numpy()
-    outcome.rescored_shots = int(union.size)
-    max_err = 0.0
-    finals: list[tuple[np.ndarray, np.ndarray]] = []
-    for t, (rows, approx) in enumerate(zip(top.rows, top.scores)):
-        s32 = exact[t, np.searchsorted(union, rows)]
-        if rows.size:
-            max_err = max(max_err, float(np.max(np.abs(s32.astype(np.float64) - approx))))
-        order = scorer_sort(s32, keys[rows])[:top_k]
-        finals.append((rows[order], s32[order]))
-    outcome.max_bf16_error = max_err
-    for t, (rows, s32) in enumerate(finals):
-        outcome.rankings.append(TopicRanking(rows, s32))
-        held = top.scores[t]
-        if held.size < top.k or rows.size < top_k:
-            continue  # every eligible shot was a candidate
-        if not float(held[-1]) + CERTIFICATE_SAFETY * max_err < float(s32[-1]):
-            outcome.uncertified_topics.append(t)
+        while True:
+            wanted = np.unique(np.concatenate([rows[:u] for rows, u in zip(top.rows, upto)])) if n_topics else done
+            new = np.setdiff1d(wanted, done, assume_unique=True)
+            if new.size:
+                fresh = np.empty((n_topics, new.size), dtype=np.float32)
+                for a in range(0, new.size, enc.batch):
+                    positions = new[a : a + enc.batch]
+                    fresh[:, a : a + positions.size] = enc.score(enc.embed(read(positions))).cpu().numpy()
+                done = np.concatenate([done, new])
+                exact = np.concatenate([exact, fresh], axis=1)
+                order = np.argsort(done, kind="stable")
+                done, exact = done[order], exact[:, order]
+            prefix = [exact[t, np.searchsorted(done, rows[:u])].astype(np.float64) for t, (rows, u) in enumerate(zip(top.rows, upto))]
+            err = max((float(np.max(np.abs(p - top.scores[t][: p.size]))) for t, p in enumerate(prefix) if p.size), default=0.0)
+            failing = [t for t in range(n_topics) if not _certified(prefix[t], top.scores[t], held[t], top.k, top_k, err)]
+            grow = [t for t in failing if upto[t] < held[t]]
+            for t in grow:
+                upto[t] = min(held[t], top_k + 2 * (upto[t] - top_k))
+            if not grow:
+                break
+    outcome.rescored_shots = int(done.size)
+    outcome.max_screen_error = err
+    outcome.uncertified_topics = failing
+    for t, (rows, u) in enumerate(zip(top.rows, upto)):
+        order = scorer_sort(prefix[t].astype(np.float32), keys[rows[:u]])[:top_k]
+        outcome.rankings.append(TopicRanking(rows[:u][order], prefix[t].astype(np.float32)[order]))
+
+
+def _certified(exact: np.ndarray, approx: np.ndarray, held: int, capacity: int, top_k: int, err: float) -> bool:
+    """Whether no shot outside the re-scored prefix (``exact``, the fp32 scores of the first
+    candidates) can reach the fp32 top-k, given the largest approximation error ``err``.
+
+    ``approx`` are the topic's held candidates (approximate scores, best first); a heap holding
+    fewer than ``capacity`` saw every eligible shot."""
+    if exact.size == held and held < capacity:
+        return True  # every eligible shot was re-scored
+    if exact.size < top_k:
+        return False
+    left_out = float(approx[exact.size]) if exact.size < held else float(approx[-1])
+    kth = float(np.partition(exact, exact.size - top_k)[exact.size - top_k])
+    return left_out + CERTIFICATE_SAFETY * err < kth

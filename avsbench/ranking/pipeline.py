@@ -220,7 +220,7 @@ def _provenance(
         "features": features,
         "engine": {"device": outcome.device, "precision": outcome.precision, "batch_size": outcome.batch_size,
                    "chunk_rows": outcome.chunk_rows, "candidates_per_topic": outcome.candidates_per_topic,
-                   "rescored_shots": outcome.rescored_shots, "max_bf16_score_error": outcome.max_bf16_error,
+                   "rescored_shots": outcome.rescored_shots, "max_screening_score_error": outcome.max_screen_error,
                    "uncertified_topics_ranked_again_in_fp32": uncertified, "ranked_shots": outcome.shots, "rank_seconds": round(outcome.seconds, 3),
                    "shots_per_second": round(outcome.shots_per_second, 1)},
         "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": cache_hit},
