@@ -5,7 +5,7 @@ V3C1's size) with four video features of 512, 2048, 2048 and 2048 dims, a random
 model of the AVS shape (common space 4096, 8 heads; video clip512 on the tile path + three
 2048-d linear features; text bow + w2v + clip) and the 30 TV19 topics.
 
-Variants, each run in its own child process so its peak RSS is its own (``os.wait4``):
+Variants, each run in its own child process so its peak RSS (VmHWM) is its own:
 
 * ``ours-fp32`` / ``ours-bf16`` / ``ours-int8``: ``avsbench.ranking.pipeline.rank_years`` end
   to end (model load, text encoding, streaming, top-k, fp32 re-scoring, run + provenance writing);
@@ -233,21 +233,24 @@ def child(args: argparse.Namespace) -> None:
         result = run_baseline(root, out, args.device)
     else:
         result = run_floor(root, args.device, args.variant.split("-")[1])
+    result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ``wait4``'s ``ru_maxrss``: Linux keeps that across
+    exec, so a child would report at least its parent's RSS at fork time (the generator's)."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
 def measure(args: argparse.Namespace, variant: str) -> dict:
     cmd = [sys.executable, __file__, "--child", variant, "--data", args.data, "--out", args.out, "--device", args.device,
            "--threads", str(args.threads or 0)] + (["--batch-size", str(args.batch_size)] if args.batch_size else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed (exit {proc.returncode})")
-    result = json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
-    return result
+    return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
 
 
 def page_cache(root: Path) -> None:

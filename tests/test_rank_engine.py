@@ -167,6 +167,9 @@ def test_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
     assert engine.resolve_precision("auto", cpu) == "int8"
+    assert engine.resolve_precision("auto", cpu, shots=1_000_000, candidates=30_000) == "int8"
+    assert engine.resolve_precision("auto", cpu, shots=5_000, candidates=30_000) == "fp32"  # re-scoring would cost more
+    assert engine.resolve_precision("int8", cpu, shots=5_000, candidates=30_000) == "int8"  # asked for: done
     monkeypatch.setattr(engine, "cpu_has_int8_kernels", lambda: False)
     assert engine.resolve_precision("auto", cpu) == "fp32"
     monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)

@@ -163,7 +163,7 @@ def rank_years(
                 cache = EmbeddingCache(
                     cache_dir,
                     {"model": model_hash["sha256"], "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
-                     "shots": sha256_lines(shots), "precision": resolve_precision(settings.precision, device)},
+                     "shots": sha256_lines(shots), "precision": resolve_precision(settings.precision, device, shots=len(shots), candidates=text.shape[0] * settings.top_k)},
                 )
                 if cache.complete:
                     cache_source = FeatureSource("embeddings", cache.open(), shots)
