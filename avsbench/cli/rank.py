@@ -51,7 +51,7 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
               help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal fp32's. "
-                   "auto: bf16 on GPUs and AMX CPUs, int8 on other CPUs.")
+                   "auto: on a CPU bf16 with AMX, else int8; fp32 on a GPU (I/O-bound there).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Shots per encoder call (default 1024 on CPU, 16384 on CUDA).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--rescore-margin", type=click.IntRange(min=0), default=None, help="bf16/int8: extra candidates kept per topic for re-scoring in fp32 (default: top-k).")

@@ -91,8 +91,10 @@ def cpu_has_int8_kernels() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device, *, shots: int | None = None, candidates: int | None = None) -> str:
-    """``auto`` -> bf16 where the hardware runs bf16 GEMMs fast (GPUs, AMX CPUs), else int8 on a
-    CPU with int8 kernels, else fp32; every choice gives the fp32 ranking. Given the number of
+    """``auto`` -> on a CPU, bf16 where it runs bf16 GEMMs fast (AMX, AVX512-BF16), else int8
+    where torch has int8 kernels, else fp32; on a GPU fp32 (its pass is bound by streaming the
+    features from the page cache, so a bf16 pass saves little and its re-scoring reads cost more:
+    slower end to end on an H200). Every choice gives the fp32 ranking. Given the number of
     ``shots`` and of ``candidates`` (topics x top-k), ``auto`` screens only when the fp32
     re-scoring touches at most :data:`SCREENING_MAX_RESCORED` of the shots (else fp32 is faster)."""
     if name not in PRECISIONS:
@@ -104,7 +106,7 @@ def resolve_precision(name: str, device: torch.device, *, shots: int | None = No
     if shots is not None and candidates is not None and candidates > SCREENING_MAX_RESCORED * shots:
         return "fp32"
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "fp32"
     if cpu_has_fast_bf16():
         return "bf16"
     return "int8" if cpu_has_int8_kernels() else "fp32"
