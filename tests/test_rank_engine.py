@@ -144,9 +144,26 @@ def test_int8_rescores_only_a_prefix_of_a_large_margin(collection):
     fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
     out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="int8", device="cpu", batch_size=64, rescore_margin=500))
     assert out.candidates_per_topic == 530 and out.uncertified_topics == []
-    assert 30 <= out.rescored_shots < 530 / 2
+    assert 30 <= out.rescored_shots < N_SHOTS / 2  # the union of all candidates is nearly every shot
     for a, b in zip(fp32.rankings, out.rankings):
         assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
+
+
+def test_screening_error_includes_an_even_sample_of_shots(collection):
+    """The error behind the certificate covers shots spread over the collection, not only the top."""
+    from avsbench.ranking.engine import ERROR_SAMPLE_SHOTS
+
+    root, shots, feats = collection
+    model = tiny_model(seed=5)
+    text = text_embeddings(model, n=6, seed=8)
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=10, precision="int8", device="cpu", batch_size=64, rescore_margin=10))
+    fp32, int8 = (_Encoder(m, list(DIMS), text, 64, torch.device("cpu")) for m in (model, engine_int8(model)))
+    with torch.inference_mode():  # the pass's own batches (64 rows from row 0), so the same int8 scores
+        batches = [[torch.from_numpy(feats[n][a : a + 64]) for n in DIMS] for a in range(0, N_SHOTS, 64)]
+        err = np.abs(torch.cat([fp32.score(fp32.embed(x)) - int8.score(int8.embed(x)) for x in batches], dim=1).numpy())
+    sample = np.linspace(0, N_SHOTS - 1, min(N_SHOTS // 16, ERROR_SAMPLE_SHOTS)).astype(np.int64)
+    assert err[:, sample].max() <= out.max_screen_error <= err.max()
+    assert out.rescored_shots >= sample.size
 
 
 def test_certificate_cases():

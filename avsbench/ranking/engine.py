@@ -11,7 +11,8 @@ Precision:
   ``top_k + margin`` candidates. After the pass a prefix of every topic's candidates is
   re-encoded in float32 and re-scored, and the final top-k comes from those exact scores. A
   per-topic certificate checks the prefix was long enough: with ``err`` the largest
-  |approximate - fp32| score difference seen on the re-scored candidates, no shot outside the
+  |approximate - fp32| score difference seen on the re-scored candidates and on 1024 shots
+  (at most 1/16 of them) spread evenly over the collection (re-scored too), no shot outside the
   prefix can reach the fp32 k-th score if ``first approximate score left out + 2 * err < fp32
   k-th score``. Topics that fail get a prefix twice as long (up to all their candidates), and
   those that fail with every candidate re-scored (a margin too small for how close their scores
@@ -54,6 +55,7 @@ SCREENING_PRECISIONS = ("bf16", "int8")
 SCREENING_MAX_RESCORED = 0.25
 DEVICES = ("auto", "cpu", "cuda")
 CERTIFICATE_SAFETY = 2.0
+ERROR_SAMPLE_SHOTS = 1024  # evenly spaced shots (at most 1/16 of them) whose screening error is measured too
 
 
 class VideoScorer(Protocol):
@@ -236,6 +238,10 @@ def rank_shots(
     keys = shot_id_keys(shot_ids)
     top = TopK(n_topics, keep, keys)
     excluded_rows = np.unique(np.asarray(excluded, dtype=np.int64))
+    # screening: shots spread over the collection whose approximate scores are kept, so the error
+    # estimate behind the certificate is not drawn from the top of the ranking only
+    sample_rows = np.setdiff1d(np.linspace(0, n_shots - 1, min(n_shots // 16, ERROR_SAMPLE_SHOTS)).astype(np.int64), excluded_rows) if screening else np.empty(0, np.int64)
+    sample_approx = np.empty((n_topics, sample_rows.size), dtype=np.float32)
     text = text_emb.to(device).float()
     names = [name for s in sources for name in s.input_names]
     enc = _Encoder(model, names, text, batch, device)
@@ -274,6 +280,9 @@ def rank_shots(
                 if drop.size:
                     block[:, torch.from_numpy(drop).to(device)] = -torch.inf
                 top.push_chunk(block, chunk.start)
+                lo, hi = np.searchsorted(sample_rows, [chunk.start, chunk.stop])
+                if hi > lo:
+                    sample_approx[:, lo:hi] = block[:, torch.from_numpy(sample_rows[lo:hi] - chunk.start).to(device)].cpu().numpy()
                 if cache_writer is not None and written:
                     cache_writer(torch.cat(written).cpu().numpy())
                 if not cuda:  # on the CPU the buffer itself was used: hand it back only now
@@ -293,7 +302,7 @@ def rank_shots(
             candidates_per_topic=keep,
         )
         if screening:
-            _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome, io_threads)
+            _rescore_fp32(enc, sources, top, settings.top_k, keys, outcome, io_threads, sample_rows, sample_approx)
             if outcome.uncertified_topics:
                 redo = outcome.uncertified_topics
                 exact = rank_shots(model, sources, shot_ids, text_emb[redo], replace(settings, precision="fp32"), excluded=excluded)
@@ -306,10 +315,14 @@ def rank_shots(
 
 
 def _rescore_fp32(
-    enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome, io_threads: int
+    enc: _Encoder, sources: Sequence[FeatureSource], top: TopK, top_k: int, keys: np.ndarray, outcome: RankOutcome, io_threads: int,
+    sample_rows: np.ndarray, sample_approx: np.ndarray,
 ) -> None:
     """Re-encode a growing prefix of every topic's candidates in float32 until its certificate
-    holds (or every candidate is re-scored); take the exact top-k from the exact scores."""
+    holds (or every candidate is re-scored); take the exact top-k from the exact scores.
+
+    The error behind the certificates is the largest seen on the re-scored candidates and on
+    ``sample_rows`` (approximate scores ``sample_approx``, topics x samples), re-scored too."""
     n_topics = len(top.rows)
     held = [rows.size for rows in top.rows]
     step = max(16, top_k // 8)
@@ -325,7 +338,7 @@ def _rescore_fp32(
 
     with ThreadPoolExecutor(max_workers=max(1, min(io_threads, len(sources)))) as pool:
         while True:
-            wanted = np.unique(np.concatenate([rows[:u] for rows, u in zip(top.rows, upto)])) if n_topics else done
+            wanted = np.unique(np.concatenate([sample_rows, *(rows[:u] for rows, u in zip(top.rows, upto))]))
             new = np.setdiff1d(wanted, done, assume_unique=True)
             if new.size:
                 fresh = np.empty((n_topics, new.size), dtype=np.float32)
@@ -337,7 +350,9 @@ def _rescore_fp32(
                 order = np.argsort(done, kind="stable")
                 done, exact = done[order], exact[:, order]
             prefix = [exact[t, np.searchsorted(done, rows[:u])].astype(np.float64) for t, (rows, u) in enumerate(zip(top.rows, upto))]
+            sampled = exact[:, np.searchsorted(done, sample_rows)].astype(np.float64) - sample_approx
             err = max((float(np.max(np.abs(p - top.scores[t][: p.size]))) for t, p in enumerate(prefix) if p.size), default=0.0)
+            err = max(err, float(np.max(np.abs(sampled))) if sampled.size else 0.0)
             failing = [t for t in range(n_topics) if not _certified(prefix[t], top.scores[t], held[t], top.k, top_k, err)]
             grow = [t for t in failing if upto[t] < held[t]]
             for t in grow:
