@@ -191,9 +191,10 @@ def test_precision_choice(monkeypatch):
     assert engine.resolve_precision("auto", cpu) == "fp32"
     monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
     assert engine.resolve_precision("auto", cpu) == "bf16"
-    assert engine.resolve_precision("int8", cpu) == "int8"
     with pytest.raises(ConfigError, match="CPU only"):
         engine.resolve_precision("int8", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="no quantized engine"):
+        engine.resolve_precision("int8", cpu)  # cpu_has_int8_kernels is patched to False above
     with pytest.raises(ConfigError, match="unknown precision"):
         engine.resolve_precision("fp16", cpu)
 

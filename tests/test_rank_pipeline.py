@@ -21,6 +21,7 @@ from avsbench.eval.sample_eval import evaluate
 from avsbench.model.checkpoint import save_model
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
+from avsbench.ranking.engine import cpu_has_fast_bf16
 
 N_SHOTS = 1500
 FEATURES = [("demo_clip512", 512), ("demo_partial768", 768), ("demo_noisy1024", 1024)]
@@ -120,10 +121,15 @@ def test_bf16_int8_and_cache_give_the_fp32_runs(demo, tmp_path):
     assert run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "a")).exit_code == 0
     for precision in ("bf16", "int8"):
         res = run_cli("rank", *common, "--precision", precision, "--out", str(tmp_path / precision))
+        assert ("no AMX/AVX512-BF16" in res.output) == (precision == "bf16" and not cpu_has_fast_bf16())
         assert res.exit_code == 0 and f"{precision}: " in res.output and "re-scored in fp32" in res.output and "not certified" not in res.output
         assert (tmp_path / "a" / "model.tv21.txt").read_bytes() == (tmp_path / precision / "model.tv21.txt").read_bytes()
         engine = json.loads((tmp_path / precision / "model.tv21.txt.provenance.json").read_text())["engine"]
         assert engine["precision"] == precision and engine["rescored_shots"] >= 200 and engine["max_screening_score_error"] > 0
+    for d in "ef":  # int8 embeddings cached (keyed by precision) and re-used: still the fp32 run
+        res = run_cli("rank", *common, "--precision", "int8", "--out", str(tmp_path / d), "--cache", str(tmp_path / "cache8"))
+        assert res.exit_code == 0 and ("embeddings from cache" in res.output) == (d == "f")
+        assert (tmp_path / d / "model.tv21.txt").read_bytes() == (tmp_path / "a" / "model.tv21.txt").read_bytes()
     cache = tmp_path / "cache"
     first = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "c"), "--cache", str(cache))
     again = run_cli("rank", *common, "--precision", "fp32", "--out", str(tmp_path / "d"), "--cache", str(cache))

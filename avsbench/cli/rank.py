@@ -17,7 +17,14 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("{task.description}"),
@@ -66,11 +73,13 @@ def rank(
     seed: int, no_score: bool,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
-    from avsbench.ranking.engine import RankSettings
+    from avsbench.ranking.engine import RankSettings, cpu_has_fast_bf16, resolve_device
     from avsbench.ranking.pipeline import rank_years, select_years
 
     chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])
     settings = RankSettings(top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin)
+    if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
+        click.echo("note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)", err=True)
     with _progress_factory(sys.stderr.isatty()) as progress:
         report = rank_years(
             chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,

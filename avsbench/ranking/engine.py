@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import warnings
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -103,6 +103,8 @@ def resolve_precision(name: str, device: torch.device, *, shots: int | None = No
         raise ConfigError(f"unknown precision {name!r}", expected="auto, fp32, bf16 or int8")
     if name == "int8" and device.type != "cpu":
         raise ConfigError("--precision int8 runs on the CPU only", expected="--precision bf16 or fp32 on a GPU")
+    if name == "int8" and not cpu_has_int8_kernels():
+        raise ConfigError("this torch build has no quantized engine for int8 on this CPU", expected="--precision fp32 or auto")
     if name != "auto":
         return name
     if shots is not None and candidates is not None and candidates > SCREENING_MAX_RESCORED * shots:
