@@ -11,8 +11,7 @@ from avsbench.errors import InputFormatError, UnknownIdError
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
 from avsbench.ranking.cache import EmbeddingCache
-from avsbench.ranking.engine import RankSettings, _certified, _Encoder, rank_shots
-from avsbench.ranking.engine import int8_screening_model as engine_int8
+from avsbench.ranking.engine import RankSettings, _certified, _Encoder, error_sample_rows, int8_screening_model, rank_shots
 from avsbench.ranking.stream import FeatureSource
 from avsbench.ranking.topk import TopK, shot_id_keys
 
@@ -108,60 +107,51 @@ def test_excluded_shots_never_returned(collection):
         assert len(r.rows) == N_SHOTS - 3 and not excluded & set(r.rows.tolist())
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_screening_rescored_equals_fp32(collection, precision):
+def screened_and_fp32(collection, precision, top_k, margin):
+    """The same tiny ranking in fp32 and in a screening precision; asserts they are identical."""
     root, shots, _ = collection
     model = tiny_model(seed=5)
     text = text_embeddings(model, n=6, seed=8)
-    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision=precision, device="cpu", batch_size=64, rescore_margin=60))
+    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=top_k, precision="fp32", device="cpu", batch_size=64))
+    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=top_k, precision=precision, device="cpu", batch_size=64, rescore_margin=margin))
+    for a, b in zip(fp32.rankings, out.rankings, strict=True):
+        assert a.rows.tolist() == b.rows.tolist()
+        assert np.array_equal(a.scores, b.scores)
+    return model, text, out
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_screening_rescored_equals_fp32(collection, precision):
+    _, _, out = screened_and_fp32(collection, precision, top_k=30, margin=60)
     assert out.precision == precision and out.candidates_per_topic == 90
     assert 0 < out.max_screen_error < 0.05
     assert out.rescored_shots >= 30
-    for a, b in zip(fp32.rankings, out.rankings):
-        assert a.rows.tolist() == b.rows.tolist()
-        assert np.array_equal(a.scores, b.scores)
     assert out.uncertified_topics == []
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_screening_too_small_margin_falls_back_to_fp32(collection, precision):
-    root, shots, _ = collection
-    model = tiny_model(seed=5)
-    text = text_embeddings(model, n=6, seed=8)
-    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision=precision, device="cpu", batch_size=64, rescore_margin=0))
-    assert out.uncertified_topics  # zero margin cannot be certified: those topics were ranked again in fp32
-    for a, b in zip(fp32.rankings, out.rankings):
-        assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
+    _, _, out = screened_and_fp32(collection, precision, top_k=30, margin=0)
+    assert out.uncertified_topics  # zero margin cannot be certified: those topics were ranked again in fp32 (and equal it)
 
 
 def test_int8_rescores_only_a_prefix_of_a_large_margin(collection):
     """With 500 spare candidates per topic only the prefix the certificate needs is re-scored."""
-    root, shots, _ = collection
-    model = tiny_model(seed=5)
-    text = text_embeddings(model, n=6, seed=8)
-    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="fp32", device="cpu", batch_size=64))
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=30, precision="int8", device="cpu", batch_size=64, rescore_margin=500))
+    _, _, out = screened_and_fp32(collection, "int8", top_k=30, margin=500)
     assert out.candidates_per_topic == 530 and out.uncertified_topics == []
     assert 30 <= out.rescored_shots < N_SHOTS / 2  # the union of all candidates is nearly every shot
-    for a, b in zip(fp32.rankings, out.rankings):
-        assert a.rows.tolist() == b.rows.tolist() and np.array_equal(a.scores, b.scores)
 
 
 def test_screening_error_includes_an_even_sample_of_shots(collection):
     """The error behind the certificate covers shots spread over the collection, not only the top."""
-    from avsbench.ranking.engine import ERROR_SAMPLE_SHOTS
-
-    root, shots, feats = collection
-    model = tiny_model(seed=5)
-    text = text_embeddings(model, n=6, seed=8)
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=10, precision="int8", device="cpu", batch_size=64, rescore_margin=10))
-    fp32, int8 = (_Encoder(m, list(DIMS), text, 64, torch.device("cpu")) for m in (model, engine_int8(model)))
+    _, _, feats = collection
+    model, text, out = screened_and_fp32(collection, "int8", top_k=10, margin=10)
+    fp32, int8 = (_Encoder(m, list(DIMS), text, 64, torch.device("cpu")) for m in (model, int8_screening_model(model)))
     with torch.inference_mode():  # the pass's own batches (64 rows from row 0), so the same int8 scores
         batches = [[torch.from_numpy(feats[n][a : a + 64]) for n in DIMS] for a in range(0, N_SHOTS, 64)]
         err = np.abs(torch.cat([fp32.score(fp32.embed(x)) - int8.score(int8.embed(x)) for x in batches], dim=1).numpy())
-    sample = np.linspace(0, N_SHOTS - 1, min(N_SHOTS // 16, ERROR_SAMPLE_SHOTS)).astype(np.int64)
+    sample = error_sample_rows(N_SHOTS, np.empty(0, np.int64))
+    assert sample.size == N_SHOTS // 16 and sample[0] == 0 and sample[-1] == N_SHOTS - 1
     assert err[:, sample].max() <= out.max_screen_error <= err.max()
     assert out.rescored_shots >= sample.size
 
@@ -201,7 +191,7 @@ def test_precision_choice(monkeypatch):
 
 def test_int8_screening_model_quantizes_linear_layers_only_in_a_copy():
     model = tiny_model()
-    screen = engine_int8(model)
+    screen = int8_screening_model(model)
     assert isinstance(model.video_transforms[1].linear, torch.nn.Linear)
     assert type(screen.video_transforms[1].linear) is not torch.nn.Linear
     x = {"fa": torch.randn(64, 8), "fb": torch.randn(64, 16)}

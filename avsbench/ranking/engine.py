@@ -202,6 +202,13 @@ class _Encoder:
             return self.model.similarity(self.text, emb)[:, :n].float()
 
 
+def error_sample_rows(n_shots: int, excluded: np.ndarray) -> np.ndarray:
+    """Shot-list positions spread evenly over the collection (at most 1/16 of it, at most
+    :data:`ERROR_SAMPLE_SHOTS`) whose screening error is measured too; never an excluded one."""
+    evenly = np.linspace(0, n_shots - 1, min(n_shots // 16, ERROR_SAMPLE_SHOTS)).astype(np.int64)
+    return np.setdiff1d(evenly, excluded)
+
+
 def _excluded_mask(excluded: np.ndarray, start: int, stop: int) -> np.ndarray:
     lo, hi = np.searchsorted(excluded, [start, stop])
     return excluded[lo:hi] - start
@@ -242,7 +249,7 @@ def rank_shots(
     excluded_rows = np.unique(np.asarray(excluded, dtype=np.int64))
     # screening: shots spread over the collection whose approximate scores are kept, so the error
     # estimate behind the certificate is not drawn from the top of the ranking only
-    sample_rows = np.setdiff1d(np.linspace(0, n_shots - 1, min(n_shots // 16, ERROR_SAMPLE_SHOTS)).astype(np.int64), excluded_rows) if screening else np.empty(0, np.int64)
+    sample_rows = error_sample_rows(n_shots, excluded_rows) if screening else np.empty(0, np.int64)
     sample_approx = np.empty((n_topics, sample_rows.size), dtype=np.float32)
     text = text_emb.to(device).float()
     names = [name for s in sources for name in s.input_names]
