@@ -17,7 +17,7 @@ SMALL_DEMO_PARAMS = {"n_shots": 3000, "n_train_videos": 500, "n_val_videos": 100
 @pytest.fixture(scope="session")
 def small_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root folder of a small generated demo (v3c1, demotrain, demoval, word2vec/demo500)."""
-    from avsbench.data.demo import generate_demo
+    from avsbench.data.synthetic import generate_demo
 
     root = tmp_path_factory.mktemp("small_demo")
     generate_demo(root, **SMALL_DEMO_PARAMS)

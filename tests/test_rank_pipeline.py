@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from avsbench.cli import main
 from avsbench.data.bigfile import BigFile
-from avsbench.data.demo import generate_demo
+from avsbench.data.synthetic import generate_demo
 from avsbench.data.qrels import Qrels
 from avsbench.data.resources import v3c1_dropped_shots
 from avsbench.data.runs import RunFile

@@ -38,7 +38,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory) -> Path:
-    from avsbench.data.demo import generate_demo
+    from avsbench.data.synthetic import generate_demo
 
     root = tmp_path_factory.mktemp("demo")
     generate_demo(root, n_shots=300, n_train_videos=300, n_val_videos=60)
@@ -186,7 +186,7 @@ def _topic_clip(demo_root: Path):
 @pytest.mark.slow
 def test_demo_laff_beats_baselines_and_orders_features(tmp_path_factory):
     """Demo acceptance on a reduced demo: LAFF > best single feature and > mean fusion; attention follows quality."""
-    from avsbench.data.demo import generate_demo
+    from avsbench.data.synthetic import generate_demo
     from avsbench.model.train import compare_fusion
 
     root = tmp_path_factory.mktemp("demo_compare")

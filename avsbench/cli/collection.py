@@ -94,7 +94,7 @@ def info(name: str, rootpath: str | None, use_demo: bool) -> None:
 @click.option("--no-frames", is_flag=True, help="Skip the frame-level feature.")
 def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str, train_videos: int | None, feature_dims: str | None, no_frames: bool) -> None:
     """Generate the synthetic demo collections (deterministic from the seed)."""
-    from avsbench.data import demo as demo_data
+    from avsbench.data import synthetic
     from avsbench.errors import ConfigError
 
     dims = None
@@ -103,13 +103,13 @@ def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str
             dims = [int(d) for d in feature_dims.split(",") if d.strip()]
         except ValueError:
             raise ConfigError(f"--feature-dims {feature_dims!r}", expected="comma-separated integers") from None
-    params = {"collections": demo_data.collections_for_years(years.split(",")), "feature_dims": dims, "frame_features": not no_frames}
+    params = {"collections": synthetic.collections_for_years(years.split(",")), "feature_dims": dims, "frame_features": not no_frames}
     for key, value in (("n_shots", n_shots), ("seed", seed), ("n_train_videos", train_videos)):
         if value is not None:
             params[key] = value
     root = resolve_root(rootpath) if rootpath else demo_root()
     started = time.perf_counter()
-    manifest = demo_data.generate_demo(root, **params)
+    manifest = synthetic.generate_demo(root, **params)
     click.echo(f"{SYNTHETIC_BANNER}")
     click.echo(f"generated in {time.perf_counter() - started:.1f} s under {root}:")
     for name, info_ in manifest["collections"].items():

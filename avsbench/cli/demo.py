@@ -17,7 +17,7 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from avsbench.demo import VIDEO_FEATURES, run_demo
+    from avsbench.demo_pipeline import VIDEO_FEATURES, run_demo
     from avsbench.report.tables import print_tables, score_tables
 
     console = Console()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.collection import Collection
-from avsbench.data.demo import DEFAULT_SHOTS, DEFAULT_TRAIN_VIDEOS, DEFAULT_VAL_VIDEOS, collections_for_years, ensure_demo
+from avsbench.data.synthetic import DEFAULT_SHOTS, DEFAULT_TRAIN_VIDEOS, DEFAULT_VAL_VIDEOS, collections_for_years, ensure_demo
 from avsbench.data.resources import bundled_qrels, bundled_runs
 from avsbench.data.runs import RunFile
 from avsbench.data.submission import SubmissionHeader, nist_run_name, submission_xml, validate_submission
