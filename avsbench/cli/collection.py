@@ -6,6 +6,7 @@ import time
 
 import click
 
+from avsbench.cli.options import rootpath_from_command_line, rootpath_option
 from avsbench.data.collection import Collection, CollectionSummary, summarize
 from avsbench.data.root import demo_root, resolve_root
 
@@ -72,11 +73,12 @@ def collection() -> None:
 
 @collection.command()
 @click.argument("name")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 @click.option("--demo", "use_demo", is_flag=True, help="Look in the generated demo root instead.")
-def info(name: str, rootpath: str | None, use_demo: bool) -> None:
+@click.pass_context
+def info(ctx: click.Context, name: str, rootpath: str | None, use_demo: bool) -> None:
     """Show shots, features, captions, topics, qrels and problems of collection NAME."""
-    root = demo_root() if use_demo and rootpath is None else resolve_root(rootpath)
+    root = demo_root() if use_demo and not rootpath_from_command_line(ctx) else resolve_root(rootpath)
     summary = summarize(Collection(root, name))
     for line in render_summary(summary):
         click.echo(line)
@@ -85,7 +87,7 @@ def info(name: str, rootpath: str | None, use_demo: bool) -> None:
 
 
 @collection.command()
-@click.option("--rootpath", default=None, help="Where to write the demo (default: avsbench's cache folder).")
+@rootpath_option("Where to write the demo (default: avsbench's cache folder; not ${env}).", envvar=False)
 @click.option("--shots", "n_shots", type=int, default=None, help="Shots per test collection (default 30,000).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 2021).")
 @click.option("--years", default="2019", show_default=True, help="AVS years whose collections to make (2016-2018: iacc.3, 2019-2021: v3c1).")

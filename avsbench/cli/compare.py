@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from avsbench.cli.options import format_option, per_topic_option, rootpath_option
 from avsbench.errors import ConfigError
 
 _FORMATS = ["table", "csv", "json", "latex", "markdown"]
@@ -20,12 +21,12 @@ def _emit(text: str) -> None:
 @click.option("--baseline", type=click.Path(dir_okay=False), help="Reference run (one of RUNS or another file); default: the first run.")
 @click.option("--year", default=None, help="Year(s) to score, e.g. 2019 or 2019,2020; default: inferred from the topic ids.")
 @click.option("--qrels", type=click.Path(dir_okay=False), help="Qrels file (scores one year); default: each year's own qrels.")
-@click.option("--rootpath", type=click.Path(file_okay=False), help="Data root holding <collection>/TextData/avs.qrels.tvNN.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@rootpath_option("Data root holding <collection>/TextData/avs.qrels.tvNN (default: ${env}, else ~/VisualSearch).")
+@format_option(_FORMATS)
 @click.option("--table", "csv_table", type=click.Choice(["per_year", "per_topic", "significance", "coverage", "coverage_summary", "wins_ties_losses"]),
               help="Table written by --format csv (default: per_topic, or per_year with --no-per-topic).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write per-topic bars and the 11-point precision curve to this PNG.")
-@click.option("--per-topic/--no-per-topic", default=True, show_default=True, help="Show the per-topic table.")
+@per_topic_option("Show the per-topic table.", default=True, negatable=True)
 @click.option("--metric", type=click.Choice(["infAP", "infNDCG"]), default="infAP", show_default=True)
 @click.option("--permutations", type=click.IntRange(min=1), default=10_000, show_default=True, help="Randomization test permutations.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the randomization test and the bootstrap.")
@@ -51,7 +52,7 @@ def compare(runs, baseline, year, qrels, rootpath, fmt, csv_table, plot_path, pe
 
 @click.command()
 @click.option("--year", default=None, help="Only this year (2016-2021, progress).")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@format_option(_FORMATS)
 def leaderboard(year, fmt) -> None:
     """Published TRECVID AVS results (mean infAP), each with its source."""
     from avsbench.eval.leaderboard import leaderboard_entries

@@ -6,11 +6,13 @@ import sys
 
 import click
 
+from avsbench.cli.options import rootpath_option
+
 
 @click.command()
 @click.option("--year", default="2019", show_default=True, help="AVS year whose REAL topics the demo ranks (2016..2021).")
 @click.option("--quick", is_flag=True, help="A smaller collection and fewer epochs (about a minute on 2 cores).")
-@click.option("--rootpath", default=None, help="Where the demo collection is generated (default: the user's cache folder).")
+@rootpath_option("Where the demo collection is generated (default: the user's cache folder; not ${env}).", envvar=False)
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, help="Folder for the models, runs, XML and plot.")
 def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     """Generate, train, rank, submit, score and compare on the SYNTHETIC demo collection."""

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
+from avsbench.cli.options import rootpath_option
+
 
 @click.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="Model folder (our format).")
 @click.option("--year", required=True, help="AVS year of the topic (e.g. 2019).")
 @click.option("--topic", required=True, type=int, help="Topic number (e.g. 611).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of top shots to explain.")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile, if not where the model expects it.")
 def explain(model_dir: Path, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None) -> None:

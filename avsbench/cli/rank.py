@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 
 import click
 
+from avsbench.cli.options import rootpath_option
+
 from avsbench.data.topics import parse_years
 
 
@@ -52,7 +54,7 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
 @click.command()
 @click.option("--year", "years", required=True, help="Year(s) sharing a collection are ranked in one pass, e.g. 2019,2020,2021,progress.")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder (config.json + weights.safetensors).")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 @click.option("--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1).")
 @click.option("--topics", "topic_groups", default="main", show_default=True, help="main and/or progress (591-610, with a V3C1 year).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from avsbench.cli.options import format_option, per_topic_option, rootpath_option
 from avsbench.data.topics import all_topics, plain_topic_id
 from avsbench.errors import UnknownIdError
 from avsbench.eval.sample_eval import format_sample_eval
@@ -47,10 +48,9 @@ def render_delimited(scored: list[ScoredRun], per_topic: bool, delimiter: str) -
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--qrels", type=click.Path(dir_okay=False), help="Qrels file (default: the year's qrels under the data root, else the bundled 2021 qrels).")
 @click.option("--year", help="AVS year of the runs (default: inferred from the topic ids), e.g. 2019 or progress.")
-@click.option("--rootpath", help="Data root (default: $AVSBENCH_ROOT or ~/VisualSearch).")
-@click.option("--per-topic", is_flag=True, help="Per-topic values too (with --format sample-eval: like sample_eval.pl -q).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table (rich), sample-eval (NIST's exact text, per run), json, csv, tsv (full precision).")
+@rootpath_option()
+@per_topic_option("Per-topic values too (with --format sample-eval: like sample_eval.pl -q).")
+@format_option(FORMATS, help="table (rich), sample-eval (NIST's exact text, per run), json, csv, tsv (full precision).")
 @click.option("--missing-as-zero", is_flag=True, help="Count qrels topics absent from a run as 0 in its means (NIST leaves them out; "
                    "sample-eval text then differs from the Perl script's).")
 @click.option("--lenient", is_flag=True,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from avsbench.cli.options import rootpath_option
 from avsbench.data.collection import Collection
 from avsbench.data.runs import RunFile
 from avsbench.data.submission import (
@@ -58,7 +59,7 @@ def _echo_problems(source: str, problems) -> None:
 @click.option("--desc", required=True, help="Description of the run.")
 @click.option("--elapsed-time", type=click.IntRange(min=0), default=None, help="Whole seconds per topic (default: the rank sidecar's wall time, rounded up).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Output file (default: NIST's run name next to RUN, e.g. F_M_C_D_TEAM.19_1).")
-@click.option("--rootpath", default=None, help="Data root: when given, every shot must be in the collection's shot list.")
+@rootpath_option("Data root (default: ${env}): every shot must be in the collection's shot list there, where it has one.")
 def submit(
     run_path: str, year: str, pid: str, priority: int, run_class: str, train_type: str, task: str | None, novelty: str | None,
     desc: str, elapsed_time: int | None, out_path: str | None, rootpath: str | None,
@@ -98,7 +99,7 @@ def submit(
 @click.command()
 @click.argument("xml_path", metavar="FILE.xml", type=click.Path(dir_okay=False))
 @click.option("--year", default=None, help="AVS year (default: from the DOCTYPE URL).")
-@click.option("--rootpath", default=None, help="Data root: when given, shots are checked against the collection's shot list.")
+@rootpath_option("Data root (default: ${env}): shots are checked against the collection's shot list there, where it has one.")
 def validate(xml_path: str, year: str | None, rootpath: str | None) -> None:
     """Check a submission with our DTD and NIST's content rules; print every problem with its line."""
     problems = validate_submission(xml_path, year=get_year(year) if year else None, shot_ids=_shot_list(rootpath))

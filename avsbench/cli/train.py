@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from avsbench.cli.options import rootpath_option
+
 
 @click.command()
 @click.option("--train-collection", required=True, help="Captioned training collection (TextData/<name>.caption.txt).")
@@ -15,7 +17,7 @@ import click
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON file of training settings.")
 @click.option("--demo-settings", is_flag=True, help="Start from the small demo settings instead of the reference's.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder to write (default: runs/models/<train>_<features>).")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
