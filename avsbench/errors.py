@@ -56,3 +56,7 @@ class ConfigError(AvsbenchError):
 
 class EvaluationError(AvsbenchError):
     """The evaluation cannot be computed (e.g. no run topic is a qrels topic)."""
+
+
+class MissingExtraError(AvsbenchError):
+    """An optional dependency (an install extra such as ``avsbench[model]``) is not installed."""

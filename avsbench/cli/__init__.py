@@ -11,6 +11,7 @@ import click
 
 from avsbench import __version__
 from avsbench.errors import AvsbenchError
+from avsbench.extras import extra_of_module, missing_extra_error
 
 # command name -> "module:attribute" (modules under avsbench.cli)
 COMMANDS: dict[str, str] = {
@@ -58,6 +59,12 @@ class LazyGroup(click.Group):
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.exit(0)
+        except ModuleNotFoundError as exc:
+            extra = extra_of_module(exc.name)
+            if extra is None:
+                raise
+            click.echo(f"avsbench: error: {missing_extra_error(extra, exc.name or extra)}", err=True)
+            sys.exit(2)
         except OSError as exc:
             click.echo(f"avsbench: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             sys.exit(2)

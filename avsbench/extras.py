@@ -1,0 +1,44 @@
+"""Optional dependencies, grouped as the install extras of ``pyproject.toml``.
+
+Scoring, submission and comparison need only the core dependencies. Ranking, training, model
+import and the demo need the ``model`` extra (torch, safetensors, ftfy, regex); those code paths
+import it lazily, and :func:`require_extra` turns its absence into one clear line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from avsbench.errors import MissingExtraError
+
+# extra name -> top-level modules it provides
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "model": ("torch", "safetensors", "ftfy", "regex"),
+    "plot": ("matplotlib",),
+}
+
+
+def extra_of_module(module_name: str | None) -> str | None:
+    """The extra that provides ``module_name`` (``"torch.nn"`` -> ``"model"``), or None."""
+    if not module_name:
+        return None
+    top = module_name.split(".")[0]
+    for extra, modules in EXTRAS.items():
+        if top in modules:
+            return extra
+    return None
+
+
+def missing_extra_error(extra: str, module_name: str) -> MissingExtraError:
+    """The one-line error for a missing ``module_name`` of ``extra``."""
+    return MissingExtraError(f"this needs {module_name} (not installed): pip install 'avsbench[{extra}]'")
+
+
+def require_extra(extra: str) -> None:
+    """Raise :class:`MissingExtraError` unless every module of ``extra`` can be imported.
+
+    >>> require_extra("model")  # raises without torch: ... pip install 'avsbench[model]'
+    """
+    for module_name in EXTRAS[extra]:
+        if importlib.util.find_spec(module_name) is None:
+            raise missing_extra_error(extra, module_name)

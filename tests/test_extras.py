@@ -1,0 +1,82 @@
+"""Install light (issue 13 item 3): core dependencies only for scoring; torch behind [model]."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from avsbench.errors import MissingExtraError
+from avsbench.extras import extra_of_module, require_extra
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs the CLI as if torch and safetensors were not installed (an import of them fails).
+NO_TORCH_CLI = """
+import sys
+for name in ("torch", "safetensors"):
+    sys.modules[name] = None
+from avsbench.cli import main
+main(sys.argv[1:], prog_name="avsbench")
+"""
+
+
+def run_without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env_path = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH_CLI, *args], capture_output=True, text=True, cwd=cwd,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+
+
+def test_core_dependencies_have_no_torch() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"])
+    for name in ("torch", "safetensors", "ftfy"):
+        assert name not in core
+    for name in ("numpy", "scipy", "pandas", "click", "lxml", "rich"):
+        assert name in core
+    assert any(dep.startswith("torch") for dep in project["optional-dependencies"]["model"])
+
+
+def test_extra_of_module() -> None:
+    assert extra_of_module("torch.nn.functional") == "model"
+    assert extra_of_module("safetensors") == "model"
+    assert extra_of_module("matplotlib.pyplot") == "plot"
+    assert extra_of_module("numpy") is None
+    assert extra_of_module(None) is None
+
+
+def test_require_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingExtraError) as caught:
+        require_extra("model")
+    assert "pip install 'avsbench[model]'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rank", "--year", "2021", "--model", "no-model"),
+        ("explain", "--model", "no-model", "--year", "2021", "--topic", "701"),
+        ("model", "import-laff", "no-such.pth.tar", "--out", "imported"),
+        ("demo", "--quick", "--rootpath", "demo-root", "--out", "demo-out"),
+    ],
+)
+def test_model_commands_without_torch_say_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = run_without_torch(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == ["avsbench: error: this needs torch (not installed): pip install 'avsbench[model]'"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_without_torch_works(tmp_path: Path) -> None:
+    runs = sorted(p for p in (REPO / "avsbench" / "resources" / "runs").iterdir() if p.name != "README.md")
+    assert len(runs) == 2
+    done = run_without_torch("score", "--format", "csv", *map(str, runs), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2021" in done.stdout
