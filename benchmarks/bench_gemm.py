@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from avsbench.ranking.engine import cpu_has_fast_bf16
+from avsbench.ranking.precision import cpu_has_fast_bf16
 
 FLOP_PER_SHOT = 2 * 3 * 2048 * 4096
 

@@ -126,7 +126,7 @@ def generate(root: Path, n: int, seed: int, common_dim: int = 4096, sparse: bool
 
 def run_ours(root: Path, out: Path, device: str, precision: str, batch: int | None) -> dict:
     from avsbench.data.topics import get_year
-    from avsbench.ranking.engine import RankSettings
+    from avsbench.ranking.precision import RankSettings
     from avsbench.ranking.pipeline import rank_years
 
     t0 = time.perf_counter()
@@ -292,7 +292,7 @@ def main() -> None:
     if args.device == "cuda":
         default = "ours-fp32,ours-bf16,floor-fp32,floor-bf16"
     else:  # bf16 GEMMs without AMX/AVX512-BF16 run at a fraction of a GFLOP/s: not worth hours
-        from avsbench.ranking.engine import cpu_has_fast_bf16
+        from avsbench.ranking.precision import cpu_has_fast_bf16
 
         default = "ours-fp32,ours-int8,baseline" + (",ours-bf16" if cpu_has_fast_bf16() else "")
     variants = (args.variants or default).split(",")

@@ -10,8 +10,10 @@ from avsbench.data.bigfile import BigFile
 from avsbench.errors import InputFormatError, UnknownIdError
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
+from avsbench.ranking import precision as policy
 from avsbench.ranking.cache import EmbeddingCache
-from avsbench.ranking.engine import RankSettings, _certified, _Encoder, error_sample_rows, int8_screening_model, rank_shots
+from avsbench.ranking.engine import _Encoder, rank_shots
+from avsbench.ranking.precision import RankSettings, certified, error_sample_rows, int8_screening_model
 from avsbench.ranking.stream import FeatureSource
 from avsbench.ranking.topk import TopK, shot_id_keys
 
@@ -159,34 +161,47 @@ def test_screening_error_includes_an_even_sample_of_shots(collection):
 def test_certificate_cases():
     exact = np.array([0.9, 0.8, 0.7, 0.6])  # fp32 scores of the re-scored prefix (k = 3: k-th = 0.7)
     approx = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], dtype=np.float32)  # held candidates, best first
-    assert _certified(exact, approx, held=6, capacity=6, top_k=3, err=0.05)  # first left out 0.5 + 0.1 < 0.7
-    assert not _certified(exact, approx, held=6, capacity=6, top_k=3, err=0.1)  # 0.5 + 0.2 is not < 0.7
-    assert _certified(exact, approx[:4], held=4, capacity=6, top_k=3, err=1.0)  # a heap not full saw every shot
-    assert not _certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.06)  # full heap: others <= 0.6, 0.72 > 0.7
-    assert _certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.04)
-    assert not _certified(exact[:2], approx, held=6, capacity=6, top_k=3, err=0.0)  # fewer than k re-scored
+    assert certified(exact, approx, held=6, capacity=6, top_k=3, err=0.05)  # first left out 0.5 + 0.1 < 0.7
+    assert not certified(exact, approx, held=6, capacity=6, top_k=3, err=0.1)  # 0.5 + 0.2 is not < 0.7
+    assert certified(exact, approx[:4], held=4, capacity=6, top_k=3, err=1.0)  # a heap not full saw every shot
+    assert not certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.06)  # full heap: others <= 0.6, 0.72 > 0.7
+    assert certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.04)
+    assert not certified(exact[:2], approx, held=6, capacity=6, top_k=3, err=0.0)  # fewer than k re-scored
 
 
 def test_precision_choice(monkeypatch):
     from avsbench.errors import ConfigError
-    from avsbench.ranking import engine
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
-    assert engine.resolve_precision("auto", cpu) == "int8"
-    assert engine.resolve_precision("auto", cpu, shots=1_000_000, candidates=30_000) == "int8"
-    assert engine.resolve_precision("auto", cpu, shots=5_000, candidates=30_000) == "fp32"  # re-scoring would cost more
-    assert engine.resolve_precision("int8", cpu, shots=5_000, candidates=30_000) == "int8"  # asked for: done
-    monkeypatch.setattr(engine, "cpu_has_int8_kernels", lambda: False)
-    assert engine.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
-    assert engine.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(policy, "cpu_has_fast_bf16", lambda: False)
+    assert policy.resolve_precision("auto", cpu) == "int8"
+    assert policy.resolve_precision("auto", cpu, shots=1_000_000, candidates=30_000) == "int8"
+    assert policy.resolve_precision("auto", cpu, shots=5_000, candidates=30_000) == "fp32"  # re-scoring would cost more
+    assert policy.resolve_precision("int8", cpu, shots=5_000, candidates=30_000) == "int8"  # asked for: done
+    monkeypatch.setattr(policy, "cpu_has_int8_kernels", lambda: False)
+    assert policy.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(policy, "cpu_has_fast_bf16", lambda: True)
+    assert policy.resolve_precision("auto", cpu) == "bf16"
     with pytest.raises(ConfigError, match="CPU only"):
-        engine.resolve_precision("int8", torch.device("cuda"))
+        policy.resolve_precision("int8", torch.device("cuda"))
     with pytest.raises(ConfigError, match="no quantized engine"):
-        engine.resolve_precision("int8", cpu)  # cpu_has_int8_kernels is patched to False above
+        policy.resolve_precision("int8", cpu)  # cpu_has_int8_kernels is patched to False above
     with pytest.raises(ConfigError, match="unknown precision"):
-        engine.resolve_precision("fp16", cpu)
+        policy.resolve_precision("fp16", cpu)
+
+
+def test_plan_ranking_resolves_every_choice_once(monkeypatch):
+    monkeypatch.setattr(policy, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(policy, "cpu_has_int8_kernels", lambda: True)
+    plan = policy.plan_ranking(RankSettings(top_k=100, device="cpu", batch_size=64, chunk_rows=1000), shots=100_000, topics=20)
+    assert (plan.device.type, plan.precision, plan.screening) == ("cpu", "int8", True)
+    assert (plan.batch, plan.chunk_rows, plan.candidates, plan.io_threads) == (64, 960, 200, 1)  # chunk: whole batches; margin = top-k
+    exact = plan.exact()
+    assert (exact.precision, exact.screening, exact.candidates, exact.batch) == ("fp32", False, 100, 64)
+    small = policy.plan_ranking(RankSettings(top_k=100, device="cpu"), shots=1_000, topics=20)  # re-scoring would cost more
+    assert (small.precision, small.candidates, small.batch, small.chunk_rows) == ("fp32", 100, 1024, 1024)
+    with pytest.raises(policy.ConfigError, match="top-k"):
+        policy.plan_ranking(RankSettings(top_k=0, device="cpu", precision="fp32"))
 
 
 def test_int8_screening_model_quantizes_linear_layers_only_in_a_copy():

@@ -21,7 +21,7 @@ from avsbench.eval.sample_eval import evaluate
 from avsbench.model.checkpoint import save_model
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
-from avsbench.ranking.engine import cpu_has_fast_bf16
+from avsbench.ranking.precision import cpu_has_fast_bf16
 
 N_SHOTS = 1500
 FEATURES = [("demo_clip512", 512), ("demo_partial768", 768), ("demo_noisy1024", 1024)]

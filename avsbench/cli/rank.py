@@ -75,7 +75,7 @@ def rank(
     seed: int, no_score: bool,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
-    from avsbench.ranking.engine import RankSettings, cpu_has_fast_bf16, resolve_device
+    from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
     from avsbench.ranking.pipeline import rank_years, select_years
 
     chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])

@@ -24,8 +24,9 @@ from avsbench.data.topics import TopicSet, Year, get_year
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 from avsbench.model.checkpoint import LoadedModel, load_model
 from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
-from avsbench.ranking.engine import RankOutcome, RankSettings, rank_shots, resolve_device, resolve_precision
+from avsbench.ranking.engine import RankOutcome, rank_shots
 from avsbench.ranking.output import safe_run_id, write_provenance, write_trec_run
+from avsbench.ranking.precision import RankSettings, plan_ranking, resolve_device
 from avsbench.ranking.stream import FeatureSource, FrameSource
 
 TOPIC_GROUPS = ("main", "progress")
@@ -121,6 +122,36 @@ def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]
     return sources, described
 
 
+@dataclass
+class _RankContext:
+    """What every collection and year of one ``rank_years`` call shares."""
+
+    loaded: LoadedModel
+    device: torch.device
+    model_dir: Path
+    model_hash: dict[str, str]
+    settings: RankSettings
+    tag: str
+    out_dir: Path
+    seed: int
+    started: float
+
+
+@dataclass
+class _CollectionRanking:
+    """One collection ranked for the topics of its years in one pass."""
+
+    collection: Collection
+    years: list[Year]
+    topic_sets: list[TopicSet]
+    shots: list[str]
+    n_excluded: int
+    features: list[dict]
+    outcome: RankOutcome
+    cache: EmbeddingCache | None
+    cache_hit: bool
+
+
 def rank_years(
     years: Sequence[Year],
     model_dir: str | Path,
@@ -140,91 +171,183 @@ def rank_years(
     """
     started = time.perf_counter()
     model_dir = Path(model_dir)
-    device = resolve_device(settings.device)
     torch.manual_seed(seed)
+    device = resolve_device(settings.device)
     loaded = load_model(model_dir, device, rootpath=rootpath)
-    model_hash = model_fingerprint(model_dir)
-    tag = safe_run_id(run_id or model_dir.resolve().name)
-    out_dir = Path(out_dir)
+    ctx = _RankContext(
+        loaded,
+        device,
+        model_dir,
+        model_fingerprint(model_dir),
+        settings,
+        safe_run_id(run_id or model_dir.resolve().name),
+        Path(out_dir),
+        seed,
+        started,
+    )
     groups: dict[str, list[Year]] = {}
     for y in years:
         groups.setdefault(collection_name or y.collection, []).append(y)
     report = RankReport()
     for name, group in groups.items():
-        collection = Collection(rootpath, name)
-        listed = len(collection.shots)
-        shots = collection.searchable_shots  # without V3C1's dropped shots: never encoded, never returned
-        topic_sets = [collection.topics(y) for y in group]
-        text = topic_embeddings(loaded, collection, topic_sets, device)
-        sources, features = _video_sources(loaded, collection, shots)
-        cache_source = writer = cache = None
-        try:
-            if cache_dir is not None:
-                cache = EmbeddingCache(
-                    cache_dir,
-                    {"model": model_hash["sha256"], "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
-                     "shots": sha256_lines(shots), "precision": resolve_precision(settings.precision, device, shots=len(shots), candidates=text.shape[0] * settings.top_k)},
-                )
-                if cache.complete:
-                    cache_source = FeatureSource("embeddings", cache.open(), shots)
-                else:
-                    writer = cache.writer(shots, loaded.config.common_dim)
-            report.cache_hits[name] = cache_source is not None
-            callback = progress(f"{name}: {len(shots):,} shots x {text.shape[0]} topics", len(shots)) if progress else None
-            if writer is not None:
-                with writer:
-                    outcome = rank_shots(loaded.model, sources, shots, text, settings, cache_writer=writer.append, progress=callback)
-                cache.seal()
-            else:
-                outcome = rank_shots(loaded.model, sources, shots, text, settings, cache_source=cache_source, progress=callback)
-        finally:
-            for src in [*sources, *([cache_source] if cache_source else [])]:
-                src.close()
-        report.outcomes[name] = outcome
-        first = 0
-        for year, topic_set in zip(group, topic_sets):
-            last = first + len(topic_set)
-            rankings = outcome.rankings[first:last]
-            uncertified = [topic_set.numbers[t - first] for t in outcome.uncertified_topics if first <= t < last]
-            first = last
-            run_path = out_dir / f"{tag}.{year.edition}.txt"
-            write_trec_run(run_path, topic_set.numbers, [([shots[i] for i in r.rows.tolist()], r.scores) for r in rankings], tag)
-            record = _provenance(
-                year, topic_set, collection, shots, listed - len(shots), loaded, model_dir, model_hash, features, outcome, settings,
-                tag, run_path, seed, cache, cache_source is not None, uncertified, time.perf_counter() - started,
-            )
-            side = write_provenance(run_path, record)
-            report.runs.append(YearRun(year, topic_set, run_path, side, collection.qrels_path(year), synthetic=collection.is_synthetic))
+        ranked = _rank_collection(ctx, Collection(rootpath, name), group, cache_dir, progress)
+        report.outcomes[name] = ranked.outcome
+        report.cache_hits[name] = ranked.cache_hit
+        report.runs += _write_year_runs(ctx, ranked)
     return report
 
 
+def _rank_collection(
+    ctx: _RankContext,
+    collection: Collection,
+    years: list[Year],
+    cache_dir: str | Path | None,
+    progress: Callable[[str, int], Callable[[int], None]] | None,
+) -> _CollectionRanking:
+    """Rank every searchable shot of ``collection`` for the topics of ``years`` in one pass (through the
+    embedding cache, if any)."""
+    loaded = ctx.loaded
+    shots = collection.searchable_shots  # without V3C1's dropped shots: never encoded, never returned
+    topic_sets = [collection.topics(y) for y in years]
+    text = topic_embeddings(loaded, collection, topic_sets, ctx.device)
+    plan = plan_ranking(ctx.settings, shots=len(shots), topics=text.shape[0])
+    sources, features = _video_sources(loaded, collection, shots)
+    cache_source = writer = cache = None
+    try:
+        if cache_dir is not None:
+            cache = EmbeddingCache(
+                cache_dir,
+                {
+                    "model": ctx.model_hash["sha256"],
+                    "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
+                    "shots": sha256_lines(shots),
+                    "precision": plan.precision,
+                },
+            )
+            if cache.complete:
+                cache_source = FeatureSource("embeddings", cache.open(), shots)
+            else:
+                writer = cache.writer(shots, loaded.config.common_dim)
+        callback = (
+            progress(f"{collection.name}: {len(shots):,} shots x {text.shape[0]} topics", len(shots))
+            if progress
+            else None
+        )
+        if writer is not None:
+            with writer:
+                outcome = rank_shots(
+                    loaded.model, sources, shots, text, plan, cache_writer=writer.append, progress=callback
+                )
+            cache.seal()
+        else:
+            outcome = rank_shots(loaded.model, sources, shots, text, plan, cache_source=cache_source, progress=callback)
+    finally:
+        for src in [*sources, *([cache_source] if cache_source else [])]:
+            src.close()
+    n_excluded = len(collection.shots) - len(shots)
+    return _CollectionRanking(
+        collection, years, topic_sets, shots, n_excluded, features, outcome, cache, cache_source is not None
+    )
+
+
+def _write_year_runs(ctx: _RankContext, ranked: _CollectionRanking) -> list[YearRun]:
+    """Write each year's run (its topics' slice of the rankings) and its provenance sidecar."""
+    runs: list[YearRun] = []
+    outcome, shots, collection = ranked.outcome, ranked.shots, ranked.collection
+    first = 0
+    for year, topic_set in zip(ranked.years, ranked.topic_sets):
+        last = first + len(topic_set)
+        rankings = outcome.rankings[first:last]
+        uncertified = [topic_set.numbers[t - first] for t in outcome.uncertified_topics if first <= t < last]
+        first = last
+        run_path = ctx.out_dir / f"{ctx.tag}.{year.edition}.txt"
+        write_trec_run(
+            run_path, topic_set.numbers, [([shots[i] for i in r.rows.tolist()], r.scores) for r in rankings], ctx.tag
+        )
+        side = write_provenance(run_path, _provenance(ctx, ranked, year, topic_set, run_path, uncertified))
+        runs.append(
+            YearRun(year, topic_set, run_path, side, collection.qrels_path(year), synthetic=collection.is_synthetic)
+        )
+    return runs
+
+
 def _provenance(
-    year: Year, topic_set: TopicSet, collection: Collection, shots: list[str], n_excluded: int, loaded: LoadedModel,
-    model_dir: Path, model_hash: dict[str, str], features: list[dict], outcome: RankOutcome, settings: RankSettings,
-    tag: str, run_path: Path, seed: int, cache: EmbeddingCache | None, cache_hit: bool, uncertified: list[int], wall: float,
+    ctx: _RankContext,
+    ranked: _CollectionRanking,
+    year: Year,
+    topic_set: TopicSet,
+    run_path: Path,
+    uncertified: list[int],
 ) -> dict:
-    cfg = loaded.config
+    """The JSON sidecar of one year's run."""
+    collection, shots, cache = ranked.collection, ranked.shots, ranked.cache
     return {
         "format": "avsbench-rank-provenance",
         "version": 1,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "run": {"file": run_path.name, "tag": tag, "year": year.key, "edition": year.edition, "top_k": settings.top_k,
-                "score_column": "float32 score, 10 decimals, ties kept strictly decreasing by 1e-10 steps (scorer order)"},
-        "topics": {"name": topic_set.name, "source": topic_set.source or "bundled", "sha256": topic_set.sha256,
-                   "count": len(topic_set), "numbers": topic_set.numbers},
-        "collection": {"name": collection.name, "path": str(collection.path), "synthetic": collection.is_synthetic,
-                       "ranked_shots": len(shots), "ranked_shots_sha256": sha256_lines(shots), "excluded_dropped_shots": n_excluded},
-        "model": {"dir": str(model_dir.resolve()), **model_hash, "heads": cfg.heads, "common_dim": cfg.common_dim,
-                  "video_features": [{"name": s.name, "dim": s.dim, "transform": s.transform} for s in cfg.video_features],
-                  "text_features": [{"name": s.name, "dim": s.dim, "kind": s.kind} for s in cfg.text_features]},
-        "features": features,
-        "engine": {"device": outcome.device, "precision": outcome.precision, "batch_size": outcome.batch_size,
-                   "chunk_rows": outcome.chunk_rows, "candidates_per_topic": outcome.candidates_per_topic,
-                   "rescored_shots": outcome.rescored_shots, "max_screening_score_error": outcome.max_screen_error,
-                   "uncertified_topics_ranked_again_in_fp32": uncertified, "ranked_shots": outcome.shots, "rank_seconds": round(outcome.seconds, 3),
-                   "shots_per_second": round(outcome.shots_per_second, 1)},
-        "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": cache_hit},
-        "software": {"avsbench": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        "seed": seed,
-        "wall_time_s": round(wall, 3),
+        "run": {
+            "file": run_path.name,
+            "tag": ctx.tag,
+            "year": year.key,
+            "edition": year.edition,
+            "top_k": ctx.settings.top_k,
+            "score_column": "float32 score, 10 decimals, ties kept strictly decreasing by 1e-10 steps (scorer order)",
+        },
+        "topics": {
+            "name": topic_set.name,
+            "source": topic_set.source or "bundled",
+            "sha256": topic_set.sha256,
+            "count": len(topic_set),
+            "numbers": topic_set.numbers,
+        },
+        "collection": {
+            "name": collection.name,
+            "path": str(collection.path),
+            "synthetic": collection.is_synthetic,
+            "ranked_shots": len(shots),
+            "ranked_shots_sha256": sha256_lines(shots),
+            "excluded_dropped_shots": ranked.n_excluded,
+        },
+        "model": _model_record(ctx),
+        "features": ranked.features,
+        "engine": _engine_record(ranked.outcome, uncertified),
+        "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": ranked.cache_hit},
+        "software": {
+            "avsbench": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "seed": ctx.seed,
+        "wall_time_s": round(time.perf_counter() - ctx.started, 3),
+    }
+
+
+def _model_record(ctx: _RankContext) -> dict:
+    """The model part of a provenance sidecar: folder, hashes, shape and features."""
+    cfg = ctx.loaded.config
+    return {
+        "dir": str(ctx.model_dir.resolve()),
+        **ctx.model_hash,
+        "heads": cfg.heads,
+        "common_dim": cfg.common_dim,
+        "video_features": [{"name": s.name, "dim": s.dim, "transform": s.transform} for s in cfg.video_features],
+        "text_features": [{"name": s.name, "dim": s.dim, "kind": s.kind} for s in cfg.text_features],
+    }
+
+
+def _engine_record(outcome: RankOutcome, uncertified: list[int]) -> dict:
+    """The engine part of a provenance sidecar: how the pass ran and what it cost."""
+    return {
+        "device": outcome.device,
+        "precision": outcome.precision,
+        "batch_size": outcome.batch_size,
+        "chunk_rows": outcome.chunk_rows,
+        "candidates_per_topic": outcome.candidates_per_topic,
+        "rescored_shots": outcome.rescored_shots,
+        "max_screening_score_error": outcome.max_screen_error,
+        "uncertified_topics_ranked_again_in_fp32": uncertified,
+        "ranked_shots": outcome.shots,
+        "rank_seconds": round(outcome.seconds, 3),
+        "shots_per_second": round(outcome.shots_per_second, 1),
     }
