@@ -1,0 +1,259 @@
+"""CLIP's text tower in OpenAI's layout (our own implementation), fp32, as LAFF uses it online.
+
+``x = token_embedding[ids] + positional_embedding``; ``layers`` pre-LN residual blocks, each
+``x += out_proj(attention(ln_1(x)))`` under a causal mask, then ``x += c_proj(QuickGELU(c_fc(ln_2(x))))``;
+``ln_final``; the row at ``argmax(ids)`` (the EOT, or the SOT when the reference's cut dropped
+the EOT) times ``text_projection``. No L2 normalisation: LAFF tiles the raw vector over its heads
+and applies BatchNorm, exactly as for precomputed CLIP text features.
+
+Every dimension is read from the state dict (OpenAI's key names): embed = ``text_projection.shape[1]``,
+width = ``ln_final.weight.shape[0]``, heads = width // 64, layers = the number of
+``transformer.resblocks.<i>``, context = ``positional_embedding.shape[0]``. A batch is padded only
+to the last position any of its texts reads: under the causal mask the padding cannot change
+the rows that are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avsbench.errors import InputFormatError
+from avsbench.model.clip_text_tokenizer import ClipTokenizer, default_tokenizer
+
+HEAD_WIDTH = 64  # OpenAI's (and LAFF's) build_model rule: heads = width // 64
+LAYER_NORM_EPS = 1e-5
+TOP_KEYS = ("token_embedding.weight", "positional_embedding", "text_projection", "ln_final.weight", "ln_final.bias")
+BLOCK_KEYS = (
+    "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias",
+    "ln_1.weight", "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
+    "ln_2.weight", "ln_2.bias",
+)
+_BLOCK = re.compile(r"^transformer\.resblocks\.(\d+)\.(.+)$")
+
+
+@dataclass(frozen=True)
+class ClipTextDims:
+    """The sizes of a CLIP text tower, all read from its state dict."""
+
+    embed: int
+    width: int
+    heads: int
+    layers: int
+    context: int
+    vocab: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def is_text_key(key: str) -> bool:
+    """Whether an OpenAI CLIP key (without prefix) belongs to the text tower."""
+    return key in TOP_KEYS or bool(_BLOCK.match(key))
+
+
+def split_clip_state(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
+    """(text tower keys, the other keys: ``visual.*``, ``logit_scale``...) of an OpenAI CLIP state dict."""
+    text = {k: v for k, v in state.items() if is_text_key(k)}
+    return text, [k for k in state if k not in text]
+
+
+def _expected_shapes(dims: ClipTextDims) -> dict[str, tuple[int, ...]]:
+    w = dims.width
+    shapes: dict[str, tuple[int, ...]] = {
+        "token_embedding.weight": (dims.vocab, w), "positional_embedding": (dims.context, w),
+        "text_projection": (w, dims.embed), "ln_final.weight": (w,), "ln_final.bias": (w,),
+    }
+    per_block = {
+        "attn.in_proj_weight": (3 * w, w), "attn.in_proj_bias": (3 * w,), "attn.out_proj.weight": (w, w),
+        "attn.out_proj.bias": (w,), "ln_1.weight": (w,), "ln_1.bias": (w,), "mlp.c_fc.weight": (4 * w, w),
+        "mlp.c_fc.bias": (4 * w,), "mlp.c_proj.weight": (w, 4 * w), "mlp.c_proj.bias": (w,), "ln_2.weight": (w,),
+        "ln_2.bias": (w,),
+    }
+    for i in range(dims.layers):
+        shapes.update({f"transformer.resblocks.{i}.{k}": v for k, v in per_block.items()})
+    return shapes
+
+
+def _missing_keys(keys: Sequence[str], expected: Sequence[str], prefix: str) -> str:
+    missing = [prefix + k for k in expected if k not in keys]
+    return ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+
+
+def text_tower_dims(
+    state: Mapping[str, Tensor], *, path: str | Path | None = None, prefix: str = ""
+) -> ClipTextDims:
+    """Read and check the tower's sizes; a clear error names missing keys or inconsistent shapes.
+
+    ``prefix`` is only used in messages (the key prefix of the file the weights came from).
+    """
+    absent = _missing_keys(list(state), TOP_KEYS, prefix)
+    if absent:
+        raise InputFormatError(f"CLIP text tower incomplete: missing {absent}", path=path,
+                               expected="OpenAI CLIP text keys")
+    blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
+    if not blocks or blocks != list(range(len(blocks))):
+        raise InputFormatError(f"CLIP text tower has resblocks {blocks[:12]}", path=path,
+                               expected="transformer.resblocks.0..N-1")
+    absent = _missing_keys(list(state), [f"transformer.resblocks.{i}.{k}" for i in blocks for k in BLOCK_KEYS], prefix)
+    if absent:
+        raise InputFormatError(f"CLIP text tower incomplete: missing {absent}", path=path,
+                               expected="OpenAI CLIP text keys")
+    width = int(state["ln_final.weight"].shape[0])
+    if width < HEAD_WIDTH or width % HEAD_WIDTH:
+        raise InputFormatError(f"CLIP text width {width} is not a multiple of {HEAD_WIDTH}", path=path,
+                               expected="width = heads x 64 (OpenAI's layout)")
+    projection = state["text_projection"]
+    dims = ClipTextDims(
+        embed=int(projection.shape[-1]), width=width, heads=width // HEAD_WIDTH, layers=len(blocks),
+        context=int(state["positional_embedding"].shape[0]), vocab=int(state["token_embedding.weight"].shape[0]),
+    )
+    for key, shape in _expected_shapes(dims).items():
+        if tuple(state[key].shape) != shape:
+            raise InputFormatError(f"CLIP text key {prefix}{key} has shape {tuple(state[key].shape)}", path=path,
+                                   expected=f"{shape} for a width-{width} tower")
+    return dims
+
+
+class _Attention(nn.Module):
+    """Multi-head self-attention with OpenAI's parameter names, under a causal mask."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, length, width = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+
+
+class _Mlp(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(width, 4 * width)
+        self.c_proj = nn.Linear(4 * width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.c_fc(x)
+        return self.c_proj(hidden * torch.sigmoid(1.702 * hidden))  # QuickGELU
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.attn = _Attention(width, heads)
+        self.ln_2 = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.mlp = _Mlp(width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class _Transformer(nn.Module):
+    def __init__(self, width: int, heads: int, layers: int) -> None:
+        super().__init__()
+        self.resblocks = nn.ModuleList(_ResidualBlock(width, heads) for _ in range(layers))
+
+
+class ClipTextTower(nn.Module):
+    """The text half of OpenAI CLIP; its ``state_dict`` keys are OpenAI's text keys."""
+
+    def __init__(self, dims: ClipTextDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.token_embedding = nn.Embedding(dims.vocab, dims.width)
+        self.positional_embedding = nn.Parameter(torch.empty(dims.context, dims.width))
+        self.transformer = _Transformer(dims.width, dims.heads, dims.layers)
+        self.ln_final = nn.LayerNorm(dims.width, eps=LAYER_NORM_EPS)
+        self.text_projection = nn.Parameter(torch.empty(dims.width, dims.embed))
+
+    @classmethod
+    def from_state_dict(
+        cls, state: Mapping[str, Tensor], *, path: str | Path | None = None, prefix: str = ""
+    ) -> ClipTextTower:
+        """Build the tower from OpenAI text keys (other keys are ignored), fp32, in eval mode."""
+        text, _ = split_clip_state(state)
+        tower = cls(text_tower_dims(text, path=path, prefix=prefix))
+        tower.load_state_dict({k: v.float() for k, v in text.items()}, strict=True)
+        return tower.eval()
+
+    def forward(self, ids: Tensor, read_at: Tensor) -> Tensor:
+        """(n, embed) features of token rows ``ids`` (n, length), read at positions ``read_at`` (n,)."""
+        x = self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]]
+        for block in self.transformer.resblocks:
+            x = block(x)
+        pooled = self.ln_final(x[torch.arange(ids.shape[0], device=ids.device), read_at])
+        return pooled @ self.text_projection
+
+
+class ClipTextEncoder:
+    """Texts -> CLIP text features (fp32, not normalised), as LAFF's reference computes them online."""
+
+    def __init__(self, tower: ClipTextTower, *, truncation: str = "reference", tokenizer: ClipTokenizer | None = None,
+                 batch_size: int = 64) -> None:
+        self.tower = tower.eval()
+        self.tokenizer = tokenizer or default_tokenizer(tower.dims.context)
+        if self.tokenizer.vocab_size != tower.dims.vocab:
+            raise InputFormatError(f"CLIP text tower has {tower.dims.vocab} token embeddings",
+                                   expected=f"{self.tokenizer.vocab_size} (CLIP's BPE vocabulary)")
+        self.truncation = truncation
+        self.batch_size = batch_size
+
+    @property
+    def dim(self) -> int:
+        return self.tower.dims.embed
+
+    def token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, context) int64 token rows, as the reference's ``clip.tokenize``."""
+        return self.tokenizer.tokenize(texts, self.truncation)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, embed) float32 features of ``texts`` in order.
+
+        Texts are sorted by length and encoded in batches, each padded only to the last
+        position it reads (the argmax of its ids).
+        """
+        rows = self.tokenizer.token_lists(texts, self.truncation)
+        read_at = [int(np.argmax(row)) for row in rows]
+        order = sorted(range(len(rows)), key=lambda i: read_at[i])
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        device = next(self.tower.parameters()).device
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            length = max(read_at[i] for i in chosen) + 1
+            ids = np.zeros((len(chosen), length), dtype=np.int64)
+            for j, i in enumerate(chosen):
+                ids[j, : min(length, len(rows[i]))] = rows[i][:length]
+            positions = torch.tensor([read_at[i] for i in chosen], device=device)
+            with torch.inference_mode():
+                features = self.tower(torch.from_numpy(ids).to(device), positions)
+            out[chosen] = features.float().cpu().numpy()
+        return out
+
+
+def random_text_tower_state(dims: ClipTextDims, seed: int = 0) -> dict[str, Tensor]:
+    """OpenAI text keys with seeded random fp32 weights of the given sizes (tests and benchmarks)."""
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, Tensor] = {}
+    for key, shape in _expected_shapes(dims).items():
+        if key.endswith(("ln_1.weight", "ln_2.weight", "ln_final.weight")):
+            state[key] = 1.0 + 0.1 * torch.randn(shape, generator=generator)
+        else:
+            scale = {"token_embedding.weight": 0.3, "positional_embedding": 0.1}.get(key, dims.width**-0.5)
+            state[key] = scale * torch.randn(shape, generator=generator)
+    return state
