@@ -60,3 +60,7 @@ class EvaluationError(AvsbenchError):
 
 class MissingExtraError(AvsbenchError):
     """An optional dependency (an install extra such as ``avsbench[model]``) is not installed."""
+
+
+class DownloadError(AvsbenchError):
+    """A download failed: no network, an HTTP error, a cut connection, or bytes that are not the pinned file."""

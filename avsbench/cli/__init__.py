@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "leaderboard": "avsbench.cli.compare:leaderboard",
     "fuse": "avsbench.cli.compare:fuse",
     "demo": "avsbench.cli.demo:demo",
+    "data": "avsbench.cli.data:data",
 }
 
 

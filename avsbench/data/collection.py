@@ -49,6 +49,11 @@ def _bigfile_dirs(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / SHAPE_FILE).exists())
 
 
+def qrels_location(root: Path, year: Year) -> Path:
+    """Where ``year``'s qrels live under a data root: ``<root>/<collection>/TextData/avs.qrels.tvNN``."""
+    return root / year.collection / "TextData" / year.qrels_name
+
+
 class Collection:
     """A collection folder ``<root>/<name>``; everything is read lazily."""
 
@@ -191,7 +196,7 @@ class Collection:
 
     def qrels_path(self, year: Year) -> Path | None:
         """``TextData/avs.qrels.<edition>``; for a real (non-synthetic) collection, else the bundled qrels."""
-        path = self.text_dir / year.qrels_name
+        path = qrels_location(self.root, year)
         if path.is_file():
             return path
         if self.is_synthetic:
