@@ -33,7 +33,7 @@ def _rootpath(command: click.Command) -> click.Option | None:
 
 def test_every_rootpath_is_the_same_folder_option():
     with_root = [(name, _rootpath(cmd)) for name, cmd in _all_commands() if _rootpath(cmd) is not None]
-    assert len(with_root) == 10, [n for n, _ in with_root]
+    assert len(with_root) == 12, [n for n, _ in with_root]  # 10, plus data fetch and data add-qrels
     for name, option in with_root:
         assert option.opts == ["--rootpath"], name
         assert isinstance(option.type, click.Path) and not option.type.file_okay, name

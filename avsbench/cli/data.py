@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from avsbench.cli.options import rootpath_option
 from avsbench.data.topics import get_year, parse_years
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _report(item: InstalledQrels) -> None:
 @data.command("fetch")
 @click.argument("what", type=click.Choice(["qrels"]))
 @click.option("--year", "years", required=True, help="Year(s), e.g. 2019 or 2016,2017,2018,2019,2020.")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 @click.option(
     "--url",
     default=None,
@@ -53,7 +54,7 @@ def fetch(what: str, years: str, rootpath: str | None, url: str | None) -> None:
 @data.command("add-qrels")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--year", required=True, help="The AVS year the file judges, e.g. 2019.")
-@click.option("--rootpath", default=None, help="Data root (default $AVSBENCH_ROOT or ~/VisualSearch).")
+@rootpath_option()
 def add_qrels(file: str, year: str, rootpath: str | None) -> None:
     """Install a qrels FILE you already have for YEAR (its git blob id is checked against the manifest).
 
