@@ -49,7 +49,9 @@ def test_collection_info_takes_the_root_from_the_environment(tmp_path: Path):
 
 def test_collection_info_demo_ignores_the_environment_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AVSBENCH_CACHE", str(tmp_path / "cache"))
-    result = CliRunner(env={"AVSBENCH_ROOT": str(tmp_path / "data")}).invoke(main, ["collection", "info", "demov3c1", "--demo"])
+    result = CliRunner(env={"AVSBENCH_ROOT": str(tmp_path / "data")}).invoke(
+        main, ["collection", "info", "demov3c1", "--demo"]
+    )
     assert str(tmp_path / "cache" / "demo") in result.output
     assert str(tmp_path / "data") not in result.output
 

@@ -38,24 +38,36 @@ def rootpath_from_command_line(ctx: click.Context) -> bool:
     return ctx.get_parameter_source("rootpath") == click.core.ParameterSource.COMMANDLINE
 
 
-def per_topic_option(help: str = "Per-topic values too.", *, default: bool = False, negatable: bool = False) -> Callable[[F], F]:
+def per_topic_option(
+    help: str = "Per-topic values too.", *, default: bool = False, negatable: bool = False
+) -> Callable[[F], F]:
     """``-q/--per-topic`` (trec_eval's ``-q``); ``negatable`` adds ``--no-per-topic``."""
     if negatable:
         shown = "--per-topic" if default else "--no-per-topic"
-        return click.option("-q", "--per-topic/--no-per-topic", "per_topic", default=default, show_default=shown, help=help)
+        return click.option(
+            "-q", "--per-topic/--no-per-topic", "per_topic", default=default, show_default=shown, help=help
+        )
     return click.option("-q", "--per-topic", "per_topic", is_flag=True, default=default, help=help)
 
 
 def format_option(formats: Sequence[str], help: str | None = None, default: str = "table") -> Callable[[F], F]:
     """``--format``: one of ``formats`` (given to the function as ``fmt``)."""
-    return click.option("--format", "fmt", type=click.Choice(list(formats)), default=default, show_default=True, help=help)
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(formats)), default=default, show_default=True, help=help
+    )
 
 
-def measure_option(measures: Sequence[str], help: str = "Measure to show (repeat for several; default: all).") -> Callable[[F], F]:
+def measure_option(
+    measures: Sequence[str], help: str = "Measure to show (repeat for several; default: all)."
+) -> Callable[[F], F]:
     """``-m/--measure``: measures to show, repeatable (given to the function as ``measures``, a tuple)."""
     return click.option("-m", "--measure", "measures", type=click.Choice(list(measures)), multiple=True, help=help)
 
 
-def max_results_option(help: str = "Use only the first N shots of each topic of a run (trec_eval's -M).") -> Callable[[F], F]:
+def max_results_option(
+    help: str = "Use only the first N shots of each topic of a run (trec_eval's -M).",
+) -> Callable[[F], F]:
     """``-M/--max-results`` (trec_eval's name): cut each topic of a run to its first N shots."""
-    return click.option("-M", "--max-results", "max_results", type=click.IntRange(min=1), default=None, metavar="N", help=help)
+    return click.option(
+        "-M", "--max-results", "max_results", type=click.IntRange(min=1), default=None, metavar="N", help=help
+    )

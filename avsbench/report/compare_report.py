@@ -17,11 +17,11 @@ import pandas as pd
 
 from avsbench.errors import ConfigError
 from avsbench.eval.leaderboard import CONFIDENCE_LEVELS, LeaderboardEntry
+from avsbench.report.formats import COMPARISON, DEFAULT_WIDTH, RenderOptions, render
 
 if TYPE_CHECKING:  # the comparison engine (and the scorer behind it) loads only when comparing
     from avsbench.eval.compare import Comparison
 
-FORMATS = ("table", "csv", "json", "latex", "markdown")
 TABLES = ("per_year", "per_topic", "wins_ties_losses", "significance", "coverage", "coverage_summary")
 _MISSING = "–"
 
@@ -59,7 +59,7 @@ def _markdown_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(tables: Sequence[ReportTable]) -> str:
+def markdown_tables(tables: Sequence[ReportTable]) -> str:
     """GitHub-flavoured Markdown: a heading, a pipe table and its notes per table."""
     parts: list[str] = []
     for table in tables:
@@ -86,7 +86,7 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def render_latex(tables: Sequence[ReportTable]) -> str:
+def latex_tables(tables: Sequence[ReportTable]) -> str:
     """One booktabs ``tabular`` per table, each in a ``table`` float with its title as caption."""
     parts: list[str] = []
     for table in tables:
@@ -105,7 +105,7 @@ def render_latex(tables: Sequence[ReportTable]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_rich(tables: Sequence[ReportTable], console=None) -> None:
+def print_report_tables(tables: Sequence[ReportTable], console=None) -> None:
     """Print the tables on a rich console (a plain one on stdout by default)."""
     from rich.console import Console
     from rich.table import Table
@@ -123,12 +123,12 @@ def render_rich(tables: Sequence[ReportTable], console=None) -> None:
         console.print()
 
 
-def render_text(tables: Sequence[ReportTable], width: int = 120) -> str:
-    """The rich tables as plain text (no colours)."""
+def report_tables_text(tables: Sequence[ReportTable], width: int = 120, color: bool = False) -> str:
+    """The rich tables as text ``width`` columns wide (ANSI styles only with ``color``)."""
     from rich.console import Console
 
     buffer = io.StringIO()
-    render_rich(tables, Console(file=buffer, width=width, color_system=None, force_terminal=False))
+    print_report_tables(tables, Console(file=buffer, width=width, color_system="auto" if color else None, force_terminal=color))
     return buffer.getvalue()
 
 
@@ -251,19 +251,21 @@ class ComparisonReport:
     def _significance_table(self) -> ReportTable:
         c = self.comparison
         s = c.significance
-        level = int(round(100 * float(c.settings["confidence"])))
+        confidence = float(c.settings["confidence"])
+        alpha = round(1 - confidence, 10)
+        level = f"{100 * confidence:g}"
         frame = pd.DataFrame({
             "scope": s["scope"], "run": s["run"], "topics": s["topics"], "mean Δ": s["mean Δ"],
             f"{level}% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(s["ci low"], s["ci high"])],
             "p": s["p"], "p (Holm)": s["p (Holm)"],
-            "": ["*" if p <= 0.05 else "" for p in s["p (Holm)"]],
+            "": ["*" if p <= alpha else "" for p in s["p (Holm)"]],
         })
         permutations = c.settings["permutations"]
         notes = [
             f"Paired randomization test (sign flips, {permutations} permutations or exact enumeration, seed "
             f"{c.settings['seed']}), two-sided; bootstrap BCa CI of the mean difference "
             f"({c.settings['bootstrap_samples']} resamples). Holm correction over the runs compared "
-            f"within each scope; * = p (Holm) <= 0.05."
+            f"within each scope; * = p (Holm) <= {alpha:g}."
             + (" Scope 'all' pools the topics of every year." if len(c.years) > 1 else ""),
         ]
         formats = {"topics": "d", "mean Δ": "+.4f", "p": ".4f", "p (Holm)": ".4f"}
@@ -297,31 +299,53 @@ class ComparisonReport:
 
     def to_table(self, per_topic: bool = True, width: int = 120) -> str:
         """Plain-text rendering of the rich tables."""
-        return render_text(self.tables(per_topic, shorten_text=True), width=width)
+        return report_tables_text(self.tables(per_topic, shorten_text=True), width=width)
 
     def print(self, per_topic: bool = True, console=None) -> None:
         """Print the rich tables on a terminal."""
-        render_rich(self.tables(per_topic, shorten_text=True), console)
+        print_report_tables(self.tables(per_topic, shorten_text=True), console)
 
     def to_markdown(self, per_topic: bool = True) -> str:
-        return render_markdown(self.tables(per_topic))
+        return markdown_tables(self.tables(per_topic))
 
     def to_latex(self, per_topic: bool = True) -> str:
-        return render_latex(self.tables(per_topic))
+        return latex_tables(self.tables(per_topic))
 
-    def render(self, fmt: str, per_topic: bool = True, table: str | None = None) -> str:
-        """Render in one of :data:`FORMATS` (``table`` picks the CSV table)."""
-        if fmt == "table":
-            return self.to_table(per_topic)
-        if fmt == "markdown":
-            return self.to_markdown(per_topic)
-        if fmt == "latex":
-            return self.to_latex(per_topic)
-        if fmt == "json":
-            return self.to_json()
-        if fmt == "csv":
-            return self.to_csv(table or ("per_topic" if per_topic else "per_year"))
-        raise ConfigError(f"unknown format {fmt!r}", expected=" or ".join(FORMATS))
+    def render(self, fmt: str, per_topic: bool = True, table: str | None = None, width: int = DEFAULT_WIDTH) -> str:
+        """Render in one of the comparison's formats (:func:`avsbench.report.formats.format_names`);
+        ``table`` picks the table of ``csv`` and ``jsonl`` (default: per_topic, or per_year)."""
+        return render(COMPARISON, fmt, self, RenderOptions(per_topic=per_topic, table=table, width=width))
+
+
+def _chosen_table(options: RenderOptions) -> str:
+    return options.table or ("per_topic" if options.per_topic else "per_year")
+
+
+def render_table(report: ComparisonReport, options: RenderOptions) -> str:
+    """The rich tables, ``options.width`` columns wide."""
+    return report_tables_text(report.tables(options.per_topic, shorten_text=True), options.width, options.color)
+
+
+def render_markdown(report: ComparisonReport, options: RenderOptions) -> str:
+    return report.to_markdown(options.per_topic)
+
+
+def render_latex(report: ComparisonReport, options: RenderOptions) -> str:
+    return report.to_latex(options.per_topic)
+
+
+def render_json(report: ComparisonReport, options: RenderOptions) -> str:
+    return report.to_json()
+
+
+def render_csv(report: ComparisonReport, options: RenderOptions) -> str:
+    return report.to_csv(_chosen_table(options))
+
+
+def render_jsonl(report: ComparisonReport, options: RenderOptions) -> str:
+    """One JSON object per row of the chosen table, full precision (NaN as null)."""
+    records = _frame_records(report.to_dataframe(_chosen_table(options)))
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def compare_runs(runs: Sequence[Any], baseline: Any = None, **options: Any) -> ComparisonReport:
@@ -329,39 +353,3 @@ def compare_runs(runs: Sequence[Any], baseline: Any = None, **options: Any) -> C
     from avsbench.eval.compare import compare_runs as compute_comparison
 
     return ComparisonReport(compute_comparison(runs, baseline, **options))
-
-
-# --- leaderboard ---------------------------------------------------------------------------
-
-
-def leaderboard_table(entries: Sequence[LeaderboardEntry], title: str = "Published TRECVID AVS results") -> ReportTable:
-    """The leaderboard entries as a table; sources become numbered notes."""
-    sources: list[str] = []
-    rows = []
-    for e in entries:
-        if e.source not in sources:
-            sources.append(e.source)
-        rows.append({"year": e.year, "system": e.system, "run": e.run or "", "kind": e.kind, "category": e.category,
-                     "metric": e.metric, "value": e.value, "conf.": e.confidence, "source": f"[{sources.index(e.source) + 1}]"})
-    frame = pd.DataFrame(rows, columns=["year", "system", "run", "kind", "category", "metric", "value", "conf.", "source"])
-    levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
-    notes = [f"Confidence: {levels}."] + [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
-    return ReportTable(title, frame, {"value": ".4f"}, notes)
-
-
-def render_leaderboard(entries: Sequence[LeaderboardEntry], fmt: str) -> str:
-    """Render leaderboard entries in one of :data:`FORMATS`."""
-    if fmt == "json":
-        return json.dumps([e.as_dict() for e in entries], indent=1, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        return pd.DataFrame([e.as_dict() for e in entries], columns=list(LeaderboardEntry.__dataclass_fields__)).to_csv(
-            index=False, lineterminator="\n"
-        )
-    table = leaderboard_table(entries)
-    if fmt == "markdown":
-        return render_markdown([table])
-    if fmt == "latex":
-        return render_latex([table])
-    if fmt == "table":
-        return render_text([table], width=160)
-    raise ConfigError(f"unknown format {fmt!r}", expected=" or ".join(FORMATS))

@@ -8,6 +8,7 @@ results, one table per year.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -81,6 +82,14 @@ def print_tables(tables: Sequence[Table], console: Console | None = None) -> Non
         console.print(table)
 
 
+def tables_text(tables: Sequence[Table], width: int, color: bool = False) -> str:
+    """The tables as text ``width`` columns wide (with ANSI styles when ``color``)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, color_system="auto" if color else None)
+    print_tables(tables, console)
+    return buffer.getvalue()
+
+
 SCORE_COLUMNS = ("infAP", "infNDCG", "iP10", "iP100")
 
 
@@ -92,15 +101,24 @@ def _topic_label(topic_id: str, topics: Mapping[int, Topic]) -> str:
     return f"{topic_id} {topic.text}" if topic else topic_id
 
 
-def score_tables(scored: Sequence[ScoredRun], *, per_topic: bool = False, topics: Mapping[int, Topic] | None = None) -> list[Table]:
-    """One table per year: a row per run (infAP, infNDCG, iP10, iP100, topics scored and missing);
-    with ``per_topic`` each run row is followed by a row per topic (id and text from ``topics``)."""
+def _measure_column(name: str) -> Column:
+    return Column(name, "d" if name == "num_ret" else ".4f", "right", min_width=max(6, len(name)), no_wrap=True)
+
+
+def score_tables(
+    scored: Sequence[ScoredRun], *, per_topic: bool = False, topics: Mapping[int, Topic] | None = None,
+    measures: Sequence[str] | None = None,
+) -> list[Table]:
+    """One table per year: a row per run (``measures``, default infAP, infNDCG, iP10, iP100; topics
+    scored and missing); with ``per_topic`` each run row is followed by a row per topic (id and
+    text from ``topics``)."""
+    measures = list(measures or SCORE_COLUMNS)
     by_year: dict[str, list[ScoredRun]] = {}
     for s in scored:
         by_year.setdefault(s.year.key if s.year else "?", []).append(s)
     first = "run / topic" if per_topic else "run"
     columns = [Column(first, min_width=12, no_wrap=True, overflow="ellipsis", ratio=1), Column("year", min_width=4, no_wrap=True)]
-    columns += [Column(m, ".4f", "right", min_width=max(6, len(m)), no_wrap=True) for m in SCORE_COLUMNS]
+    columns += [_measure_column(m) for m in measures]
     columns += [Column(h, "d", "right", min_width=len(h), no_wrap=True) for h in ("scored", "missing")]
     tables = []
     for year_key, runs in by_year.items():
@@ -113,7 +131,7 @@ def score_tables(scored: Sequence[ScoredRun], *, per_topic: bool = False, topics
         spec = TableSpec(title, columns, caption=caption)
         for s in runs:
             r = s.result
-            summary = {"infAP": r.inf_ap, "infNDCG": r.inf_ndcg, "iP10": r.precision_at.get(10), "iP100": r.precision_at.get(100)}
+            summary = {m: r.measures().get(m) for m in measures}
             spec.rows.append(
                 Row(
                     {first: s.name, "year": year_key, **summary,
@@ -126,8 +144,7 @@ def score_tables(scored: Sequence[ScoredRun], *, per_topic: bool = False, topics
                     label = "  " + _topic_label(topic_id, topics or {}) + ("" if t.in_run else " (absent: 0)")
                     spec.rows.append(
                         Row(
-                            {first: label, "infAP": t.inf_ap, "infNDCG": t.inf_ndcg,
-                             "iP10": t.precision_at.get(10), "iP100": t.precision_at.get(100)},
+                            {first: label, **{m: t.measures().get(m) for m in measures}},
                             detail=True,
                             end_section=i == len(items) - 1,
                         )
