@@ -83,7 +83,8 @@ def _trained(name: str, description: str, result, out: Path) -> DemoModel:
 
 
 def _train_models(report: DemoReport, settings, progress: bool, say: Callable[[str], None]) -> None:
-    from avsbench.model.train import average_video_weights, train_model
+    from avsbench.model.fusion_study import average_video_weights
+    from avsbench.model.train import train_model
 
     models_dir = report.out_dir / "models"
     common = dict(val_collection="demoval", rootpath=report.root, device="cpu", progress=progress)

@@ -187,7 +187,7 @@ def _topic_clip(demo_root: Path):
 def test_demo_laff_beats_baselines_and_orders_features(tmp_path_factory):
     """Demo acceptance on a reduced demo: LAFF > best single feature and > mean fusion; attention follows quality."""
     from avsbench.data.synthetic import generate_demo
-    from avsbench.model.train import compare_fusion
+    from avsbench.model.fusion_study import compare_fusion
 
     root = tmp_path_factory.mktemp("demo_compare")
     generate_demo(root, n_shots=300, n_train_videos=1000, n_val_videos=200)

@@ -70,10 +70,6 @@ class RecordTokens:
         self._data = data
         self._record_lines: list[int] | None = None
 
-    @property
-    def num_records(self) -> int:
-        return len(self.tokens) // self.fields
-
     def column(self, index: int) -> list[str]:
         """All values of field ``index`` (0-based), one per record."""
         return self.tokens[index :: self.fields]

@@ -7,6 +7,7 @@ is present always has the weights it describes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,11 @@ def save_model(model_dir: str | Path, model: LaffModel, *, bow_vocab: list[str] 
     """Write ``model`` (and its vocabularies) to ``model_dir`` in our format; returns the folder."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    config = model.config
-    config.bow_vocab_file = BOW_VOCAB_FILE if bow_vocab is not None else None
-    config.gru_vocab_file = GRU_VOCAB_FILE if gru_vocab is not None else None
+    config = dataclasses.replace(
+        model.config,
+        bow_vocab_file=BOW_VOCAB_FILE if bow_vocab is not None else None,
+        gru_vocab_file=GRU_VOCAB_FILE if gru_vocab is not None else None,
+    )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(model_dir / WEIGHTS_FILE, save(tensors, metadata={"format": "pt", "config_version": "1"}))
     if bow_vocab is not None:

@@ -102,12 +102,6 @@ class ModelConfig:
         if len(set(kinds_seen)) != len(kinds_seen):
             raise ConfigError("each of the gru, bow and w2v text encoders may appear once")
 
-    def video_feature(self, name: str) -> FeatureSpec:
-        for spec in self.video_features:
-            if spec.name == name:
-                return spec
-        raise ConfigError(f"the model has no video feature {name!r}", expected=", ".join(s.name for s in self.video_features))
-
     def text_feature_of_kind(self, kind: str) -> FeatureSpec | None:
         for spec in self.text_features:
             if spec.kind == kind:

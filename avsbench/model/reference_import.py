@@ -433,7 +433,7 @@ def import_reference_checkpoint(
     ``frame_mask=False`` keeps the reference's unmasked frame softmax (LAFF-ml; same embeddings,
     the reference's frame weights).
     """
-    from avsbench.model.checkpoint import save_model
+    from avsbench.model.checkpoint import CONFIG_FILE, save_model
 
     checkpoint = read_reference_checkpoint(path)
     converted = convert_reference_state_dict(checkpoint.state_dict, clip_feature or _clip_feature_name(checkpoint.config))
@@ -460,4 +460,4 @@ def import_reference_checkpoint(
     model = model_from_reference(converted, frame_mask=frame_mask)
     config = model.config
     save_model(out_dir, model, bow_vocab=bow_vocab if bow is not None else None, gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None)
-    return config
+    return ModelConfig.read(Path(out_dir) / CONFIG_FILE)

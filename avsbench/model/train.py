@@ -372,28 +372,47 @@ def train_model(
         torch.set_num_threads(threads)
 
 
-def _train_model(
-    train_collection: str,
-    video_features: str | Sequence[str],
-    text_features: str,
-    val_collection: str | None,
-    settings: TrainSettings,
-    rootpath: str | Path | None,
-    out_dir: str | Path | None,
-    device: str,
-    resume: bool,
-    progress: bool,
-) -> TrainResult:
-    started = time.perf_counter()
+@dataclass
+class _TextInputs:
+    """What the text side needs from the training captions: vocabularies and word vectors."""
+
+    bow_vocab: list[str] | None
+    gru_vocab: list[str] | None
+    word_vectors: WordVectors | None
+
+
+@dataclass
+class _TrainingRun:
+    """The mutable state of one training run: model, optimisation, best model so far and progress."""
+
+    model: LaffModel
+    pipeline: TextPipeline
+    optimizer: torch.optim.Optimizer
+    step_lr: torch.optim.lr_scheduler.StepLR
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    generator: torch.Generator
+    best_state: dict[str, Tensor]
+    out_path: Path | None
+    state: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []})
+
+    def best_metrics(self) -> dict[str, float]:
+        best_record = next((r for r in self.state["history"] if r["epoch"] == self.state["best_epoch"]), {})
+        return {k: best_record[k] for k in VAL_METRICS if k in best_record}
+
+    def metrics(self) -> dict[str, Any]:
+        """The ``metrics`` entry of the model config: best epoch, its validation metrics, the history."""
+        return {"best_epoch": self.state["best_epoch"], "val": self.best_metrics(), "history": self.state["history"]}
+
+
+def _check_device(device: str) -> torch.device:
     torch_device = torch.device(device)
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available")
-    generator = _seed_everything(settings.seed)
-    train = Collection(rootpath, train_collection)
-    val = Collection(rootpath, val_collection) if val_collection else None
-    videos = parse_video_features(video_features)
-    texts = parse_text_features(text_features)
-    kinds = {k for k, _ in texts}
+    return torch_device
+
+
+def _text_inputs(train: Collection, kinds: set[str], settings: TrainSettings, rootpath: str | Path | None) -> _TextInputs:
+    """Vocabularies built from the training captions and the word vectors, for the text kinds in use."""
     captions = train.captions()
     bow_vocab = build_vocab(captions.texts, settings.vocab_threshold, drop_stopwords=True) if "bow" in kinds else None
     gru_vocab = build_gru_vocab(captions.texts, settings.vocab_threshold) if "gru" in kinds else None
@@ -407,102 +426,172 @@ def _train_model(
                 raise MissingDataError("word-vector BigFile not found", path=w2v_path, expected="the 'w2v' training setting (relative to the data root)")
         else:
             word_vectors = WordVectors(w2v_path)
-    config = build_model_config(train, videos, texts, settings, len(bow_vocab or []), word_vectors.dim if word_vectors else settings.word_dim)
-    if "gru" in kinds and word_vectors is not None:
-        config.word_dim = word_vectors.dim
+    return _TextInputs(bow_vocab, gru_vocab, word_vectors)
+
+
+def _new_model(config: ModelConfig, text: _TextInputs, generator: torch.Generator, device: torch.device) -> LaffModel:
+    model = LaffModel(config, gru_vocab_size=len(text.gru_vocab) if text.gru_vocab else None)
+    if model.gru is not None:
+        _init_word_embeddings(model, text.gru_vocab or [], text.word_vectors, generator)
+    return model.to(device)
+
+
+def _new_run(model: LaffModel, pipeline: TextPipeline, settings: TrainSettings, generator: torch.Generator, out_path: Path | None) -> _TrainingRun:
+    """RMSprop with StepLR and ReduceLROnPlateau on the validation metric; the initial model as the best so far."""
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=settings.lr)
+    step_lr = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.lr_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience)
+    return _TrainingRun(model, pipeline, optimizer, step_lr, plateau, generator, copy.deepcopy(model.state_dict()), out_path)
+
+
+def _restore(run: _TrainingRun, device: torch.device) -> None:
+    """Continue from the training state saved in the output folder."""
+    if run.out_path is None or not (run.out_path / TRAIN_STATE_FILE).is_file():
+        raise MissingDataError("nothing to resume", path=None if run.out_path is None else run.out_path / TRAIN_STATE_FILE)
+    saved = torch.load(run.out_path / TRAIN_STATE_FILE, map_location=device, weights_only=True)
+    run.model.load_state_dict(saved["model"])
+    run.best_state = saved["best_model"]
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.step_lr.load_state_dict(saved["step_lr"])
+    run.plateau.load_state_dict(saved["plateau"])
+    run.generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    run.state = json.loads(saved["progress"])
+
+
+def _prepare_run(
+    train_collection: str, video_features: str | Sequence[str], text_features: str, val_collection: str | None,
+    settings: TrainSettings, rootpath: str | Path | None, out_dir: str | Path | None, device: torch.device,
+) -> tuple[_TrainingRun, SplitData, SplitData | None]:
+    """Vocabularies, model config and model, the prepared splits and a fresh optimisation state."""
+    generator = _seed_everything(settings.seed)
+    train = Collection(rootpath, train_collection)
+    val = Collection(rootpath, val_collection) if val_collection else None
+    texts = parse_text_features(text_features)
+    kinds = {k for k, _ in texts}
+    text = _text_inputs(train, kinds, settings, rootpath)
+    w2v_dim = text.word_vectors.dim if text.word_vectors else settings.word_dim
+    config = build_model_config(train, parse_video_features(video_features), texts, settings, len(text.bow_vocab or []), w2v_dim)
+    if "gru" in kinds and text.word_vectors is not None:
+        config.word_dim = text.word_vectors.dim
     config.training = {
         "train_collection": train_collection,
         "val_collection": val_collection,
         "settings": dataclasses.asdict(settings),
-        "device": str(torch_device),
+        "device": str(device),
     }
-    pipeline = TextPipeline(config, bow_vocab=bow_vocab, gru_vocab=gru_vocab, word_vectors=word_vectors)
-    model = LaffModel(config, gru_vocab_size=len(gru_vocab) if gru_vocab else None)
-    if model.gru is not None:
-        _init_word_embeddings(model, gru_vocab or [], word_vectors, generator)
-    model.to(torch_device)
-    train_data = prepare_split(train, pipeline, torch_device, settings.max_frames)
-    val_data = prepare_split(val, pipeline, torch_device, settings.max_frames) if val is not None else None
+    pipeline = TextPipeline(config, bow_vocab=text.bow_vocab, gru_vocab=text.gru_vocab, word_vectors=text.word_vectors)
+    model = _new_model(config, text, generator, device)
+    train_data = prepare_split(train, pipeline, device, settings.max_frames)
+    val_data = prepare_split(val, pipeline, device, settings.max_frames) if val is not None else None
+    run = _new_run(model, pipeline, settings, generator, Path(out_dir) if out_dir is not None else None)
+    return run, train_data, val_data
 
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=settings.lr)
-    step_lr = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.lr_decay)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience)
-    state: dict[str, Any] = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []}
-    best_state = copy.deepcopy(model.state_dict())
-    out_path = Path(out_dir) if out_dir is not None else None
+
+def _train_model(
+    train_collection: str,
+    video_features: str | Sequence[str],
+    text_features: str,
+    val_collection: str | None,
+    settings: TrainSettings,
+    rootpath: str | Path | None,
+    out_dir: str | Path | None,
+    device: str,
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
+    started = time.perf_counter()
+    torch_device = _check_device(device)
+    run, train_data, val_data = _prepare_run(
+        train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, torch_device
+    )
     if resume:
-        if out_path is None or not (out_path / TRAIN_STATE_FILE).is_file():
-            raise MissingDataError("nothing to resume", path=None if out_path is None else out_path / TRAIN_STATE_FILE)
-        saved = torch.load(out_path / TRAIN_STATE_FILE, map_location=torch_device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        best_state = saved["best_model"]
-        optimizer.load_state_dict(saved["optimizer"])
-        step_lr.load_state_dict(saved["step_lr"])
-        plateau.load_state_dict(saved["plateau"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = json.loads(saved["progress"])
+        _restore(run, torch_device)
+    trained_captions, train_seconds = _fit(run, train_data, val_data, settings, torch_device, progress)
+    run.model.load_state_dict(run.best_state)
+    run.model.eval()
+    run.model.config.metrics = run.metrics()
+    if run.out_path is not None:
+        _save(run, complete=True)
+    return TrainResult(
+        run.model,
+        run.pipeline,
+        run.best_metrics(),
+        run.state["best_epoch"],
+        run.state["history"],
+        time.perf_counter() - started,
+        trained_captions / train_seconds if train_seconds else 0.0,
+        run.out_path,
+    )
 
-    n = train_data.corpus.size
-    use_amp = settings.amp and torch_device.type == "cuda"
-    if torch_device.type == "cuda" and settings.tf32:
+
+def _fit(
+    run: _TrainingRun, train_data: SplitData, val_data: SplitData | None, settings: TrainSettings, device: torch.device, progress: bool
+) -> tuple[int, float]:
+    """The epochs (from the saved state on), with validation, best-model tracking, saving and early stopping.
+
+    Returns the number of captions trained on and the seconds spent in training steps.
+    """
+    use_amp = settings.amp and device.type == "cuda"
+    if device.type == "cuda" and settings.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     trained_captions, train_seconds = 0, 0.0
     with _Progress(progress) as bar:
-        epochs = bar.task("epochs", settings.epochs - state["epoch"])
-        for epoch in range(state["epoch"] + 1, settings.epochs + 1):
-            model.train()
-            order = torch.randperm(n, generator=generator).to(torch_device)
-            epoch_loss, epoch_start = torch.zeros((), device=torch_device), time.perf_counter()
-            steps = [order[i : i + settings.batch_size] for i in range(0, n, settings.batch_size)]
-            steps = [s for s in steps if s.numel() >= 2]
-            batches = bar.task(f"epoch {epoch}", len(steps))
-            for rows in steps:
-                epoch_loss += train_step(model, optimizer, train_data, rows, settings, use_amp)
-                batches()
-            if torch_device.type == "cuda":
-                torch.cuda.synchronize()
-            train_seconds += time.perf_counter() - epoch_start
-            trained_captions += sum(int(s.numel()) for s in steps)
-            record: dict[str, Any] = {"epoch": epoch, "loss": float(epoch_loss) / max(len(steps), 1), "lr": optimizer.param_groups[0]["lr"]}
-            if val_data is not None:
-                record.update(retrieval_metrics(model, val_data))
-                value = record[settings.val_metric] if settings.val_metric != "medr" else -record["medr"]
-            else:
-                value = -record["loss"]
-            step_lr.step()
-            plateau.step(value)
-            state["history"].append(record)
-            state["epoch"] = epoch
-            if value > state["best_value"]:
-                state.update(best_value=value, best_epoch=epoch, stale=0)
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                state["stale"] += 1
+        epochs = bar.task("epochs", settings.epochs - run.state["epoch"])
+        for epoch in range(run.state["epoch"] + 1, settings.epochs + 1):
+            record, captions, seconds = _train_epoch(run, train_data, epoch, settings, device, use_amp, bar)
+            trained_captions += captions
+            train_seconds += seconds
+            _end_epoch(run, record, _validation_value(run.model, val_data, record, settings))
             bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            if out_path is not None:
-                _save_progress(out_path, model, best_state, optimizer, step_lr, plateau, generator, state, pipeline)
+            if run.out_path is not None:
+                _save(run, complete=False)
             epochs()
-            if state["stale"] >= settings.early_stop_patience:
+            if run.state["stale"] >= settings.early_stop_patience:
                 break
+    return trained_captions, train_seconds
 
-    model.load_state_dict(best_state)
-    model.eval()
-    best_record = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
-    best_metrics = {k: best_record[k] for k in VAL_METRICS if k in best_record}
-    config.metrics = {"best_epoch": state["best_epoch"], "val": best_metrics, "history": state["history"]}
-    if out_path is not None:
-        save_model(out_path, model, bow_vocab=bow_vocab, gru_vocab=gru_vocab)
-    return TrainResult(
-        model,
-        pipeline,
-        best_metrics,
-        state["best_epoch"],
-        state["history"],
-        time.perf_counter() - started,
-        trained_captions / train_seconds if train_seconds else 0.0,
-        out_path,
-    )
+
+def _train_epoch(
+    run: _TrainingRun, data: SplitData, epoch: int, settings: TrainSettings, device: torch.device, use_amp: bool, bar: _Progress
+) -> tuple[dict[str, Any], int, float]:
+    """One pass over the shuffled captions; returns the epoch's record, captions trained on and seconds."""
+    run.model.train()
+    n = data.corpus.size
+    order = torch.randperm(n, generator=run.generator).to(device)
+    epoch_loss, epoch_start = torch.zeros((), device=device), time.perf_counter()
+    steps = [order[i : i + settings.batch_size] for i in range(0, n, settings.batch_size)]
+    steps = [s for s in steps if s.numel() >= 2]
+    batches = bar.task(f"epoch {epoch}", len(steps))
+    for rows in steps:
+        epoch_loss += train_step(run.model, run.optimizer, data, rows, settings, use_amp)
+        batches()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - epoch_start
+    record: dict[str, Any] = {"epoch": epoch, "loss": float(epoch_loss) / max(len(steps), 1), "lr": run.optimizer.param_groups[0]["lr"]}
+    return record, sum(int(s.numel()) for s in steps), seconds
+
+
+def _validation_value(model: LaffModel, val_data: SplitData | None, record: dict[str, Any], settings: TrainSettings) -> float:
+    """Adds the validation metrics to ``record``; returns the value to maximise (minus the loss without validation)."""
+    if val_data is None:
+        return -record["loss"]
+    record.update(retrieval_metrics(model, val_data))
+    return record[settings.val_metric] if settings.val_metric != "medr" else -record["medr"]
+
+
+def _end_epoch(run: _TrainingRun, record: dict[str, Any], value: float) -> None:
+    """Step the schedulers, append the record and keep the best model so far."""
+    run.step_lr.step()
+    run.plateau.step(value)
+    run.state["history"].append(record)
+    run.state["epoch"] = record["epoch"]
+    if value > run.state["best_value"]:
+        run.state.update(best_value=value, best_epoch=record["epoch"], stale=0)
+        run.best_state = copy.deepcopy(run.model.state_dict())
+    else:
+        run.state["stale"] += 1
 
 
 def _init_word_embeddings(model: LaffModel, gru_vocab: list[str], word_vectors: WordVectors | None, generator: torch.Generator) -> None:
@@ -520,85 +609,25 @@ def _init_word_embeddings(model: LaffModel, gru_vocab: list[str], word_vectors: 
             weight[torch.tensor([i for i, _ in found])] = torch.from_numpy(vectors)
 
 
-def _save_progress(out_path: Path, model: LaffModel, best_state: dict, optimizer, step_lr, plateau, generator, state: dict, pipeline: TextPipeline) -> None:
+def _save(run: _TrainingRun, *, complete: bool) -> None:
     """Save the best model so far (our format) and the resumable training state (tensors and JSON only)."""
     from avsbench.data.atomic import atomic_write
 
-    current = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    best_record = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
-    model.config.metrics = {"best_epoch": state["best_epoch"], "val": {k: best_record[k] for k in VAL_METRICS if k in best_record}, "history": state["history"]}
-    save_model(out_path, model, bow_vocab=pipeline.bow_vocab, gru_vocab=pipeline.gru_vocab)
-    model.load_state_dict(current)
+    assert run.out_path is not None
+    current = copy.deepcopy(run.model.state_dict())
+    run.model.load_state_dict(run.best_state)
+    run.model.config.metrics = run.metrics()
+    save_model(run.out_path, run.model, bow_vocab=run.pipeline.bow_vocab, gru_vocab=run.pipeline.gru_vocab)
+    run.model.load_state_dict(current)
     payload = {
         "model": current,
-        "best_model": best_state,
-        "optimizer": optimizer.state_dict(),
-        "step_lr": step_lr.state_dict(),
-        "plateau": plateau.state_dict(),
-        "generator": generator.get_state(),
+        "best_model": run.best_state,
+        "optimizer": run.optimizer.state_dict(),
+        "step_lr": run.step_lr.state_dict(),
+        "plateau": run.plateau.state_dict(),
+        "generator": run.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "progress": json.dumps(state),
+        "progress": json.dumps(run.state),
     }
-    with atomic_write(out_path / TRAIN_STATE_FILE, "wb") as fh:
+    with atomic_write(run.out_path / TRAIN_STATE_FILE, "wb") as fh:
         torch.save(payload, fh)
-
-
-@dataclass
-class FusionComparison:
-    """LAFF against its two baselines on one validation set (same settings, same seed)."""
-
-    metric: str
-    laff: dict[str, float]
-    mean_fusion: dict[str, float]
-    singles: dict[str, dict[str, float]]
-    average_video_weights: dict[str, float]  # LAFF's mean attention per video feature on the validation videos
-    laff_seconds: float
-
-    @property
-    def best_single(self) -> str:
-        return max(self.singles, key=lambda name: self.singles[name][self.metric])
-
-    @property
-    def laff_beats_baselines(self) -> bool:
-        value = self.laff[self.metric]
-        return value > self.mean_fusion[self.metric] and value > self.singles[self.best_single][self.metric]
-
-    @property
-    def features_by_weight(self) -> list[str]:
-        return sorted(self.average_video_weights, key=lambda name: -self.average_video_weights[name])
-
-
-def compare_fusion(
-    train_collection: str,
-    val_collection: str,
-    video_features: str | Sequence[str],
-    text_features: str,
-    *,
-    settings: TrainSettings = DEMO_SETTINGS,
-    rootpath: str | Path | None = None,
-    device: str = "cpu",
-    out_dir: str | Path | None = None,
-    progress: bool = False,
-) -> FusionComparison:
-    """Train LAFF (attention fusion), the attention-free mean fusion and one model per single video
-    feature; return their validation metrics and LAFF's average attention per video feature.
-    With ``out_dir`` the LAFF model is saved there."""
-    if settings.val_metric == "medr":
-        raise ConfigError("compare_fusion needs a metric where higher is better", expected="mir, r1, r5, r10 or rsum")
-    common = dict(val_collection=val_collection, rootpath=rootpath, device=device, progress=progress)
-    laff = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="attention"), out_dir=out_dir, **common)
-    mean = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="mean"), **common)
-    singles = {}
-    for kind_name in video_features.split(",") if isinstance(video_features, str) else video_features:
-        single = train_model(train_collection, [kind_name], text_features, settings=dataclasses.replace(settings, fusion="attention"), **common)
-        singles[kind_name.split(":", 1)[-1]] = single.best_metrics
-    weights = average_video_weights(laff, Collection(rootpath, val_collection), settings.max_frames)
-    return FusionComparison(settings.val_metric, laff.best_metrics, mean.best_metrics, singles, weights, laff.seconds)
-
-
-def average_video_weights(result: TrainResult, collection: Collection, max_frames: int) -> dict[str, float]:
-    """A trained model's mean attention per video feature (over all heads) on a captioned collection's videos."""
-    _, _, attention = encode_split(result.model, prepare_split(collection, result.pipeline, result.model.device, max_frames))
-    weights = attention.float().mean(dim=(0, 1)).cpu().tolist()
-    return dict(zip((spec.name for spec in result.model.config.video_features), weights))
