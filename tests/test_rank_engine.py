@@ -247,6 +247,51 @@ def test_bad_inputs(collection, tmp_path):
         rank_shots(model, srcs, shots, text_embeddings(model), RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32))
 
 
+@pytest.mark.parametrize("value", [np.inf, np.nan, 3e38, -1e20])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_insane_feature_value_is_named_with_its_file_row_and_shot(collection, tmp_path, value, precision):
+    """inf, NaN or a huge value in one row never ranks silently and is blamed on the right file,
+    file row and shot in every precision (issue 11, item 6); fb's rows are shuffled against the shot list."""
+    root, shots, _ = collection
+    fb = BigFile(root / "fb")
+    file_row = fb.ids.index(shots[333])
+    matrix = fb.read(fb.ids)
+    matrix[file_row, 5] = value
+    BigFile.write(tmp_path / "fb", fb.ids, matrix)
+    srcs = [FeatureSource("fa", BigFile(root / "fa"), shots), FeatureSource("fb", BigFile(tmp_path / "fb"), shots)]
+    model = tiny_model()
+    settings = RankSettings(top_k=10, precision=precision, device="cpu", batch_size=64)
+    with pytest.raises(InputFormatError) as caught:
+        rank_shots(model, srcs, shots, text_embeddings(model), settings)
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / "fb" / "feature.bin") + ": feature value ")
+    assert f"in row {file_row} (shot {shots[333]}, line {file_row + 1} of id.txt)" in message
+
+
+def test_rescored_rows_are_checked_too(collection, tmp_path):
+    """Rows read again for the fp32 re-scoring are checked as well (a file changed after the pass)."""
+    from avsbench.ranking.engine import check_feature_rows
+
+    root, shots, _ = collection
+    srcs = sources(root, shots)
+    buffers = [torch.zeros(3, 8), torch.zeros(3, 16)]
+    check_feature_rows(srcs, buffers, np.array([5, 9, 600]), shots)
+    buffers[1][2, 0] = -torch.inf
+    file_row = BigFile(root / "fb").ids.index(shots[600])
+    with pytest.raises(InputFormatError, match=rf"fb/feature.bin: feature value -inf in row {file_row} \(shot {shots[600]}"):
+        check_feature_rows(srcs, buffers, np.array([5, 9, 600]), shots)
+
+
+def test_nan_text_embedding_is_not_blamed_on_features(collection):
+    root, shots, _ = collection
+    model = tiny_model()
+    text = text_embeddings(model).clone()
+    text[2, 1, 0] = torch.nan
+    with pytest.raises(InputFormatError, match="text embedding row 2 holds nan") as caught:
+        rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32))
+    assert "feature.bin" not in str(caught.value) and str(root) not in str(caught.value)
+
+
 def test_topk_boundary_ties_across_pushes():
     ids = [f"shot{i:05d}_1" for i in range(10)]
     top = TopK(1, 3, shot_id_keys(ids))
@@ -302,6 +347,17 @@ def test_frame_level_feature_laff_ml(tmp_path):
             assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
     with pytest.raises(UnknownIdError, match="no frames"):
         FrameSource("fr", frames, shots + ["shot00099_1"], 5)
+    # a huge value in the second frame of one shot is named with the frame file's row (issue 11, item 6)
+    shot = next(i for i in range(100, len(shots)) if counts[i] >= 2)
+    file_row = [frame_ids[i] for i in order].index(f"{shots[shot]}_2")
+    bad = frame_matrix[order].copy()
+    bad[file_row, 3] = 3e38
+    BigFile.write(tmp_path / "frames", [frame_ids[i] for i in order], bad)
+    frames = FrameFeature(tmp_path / "frames", max_frame=5)
+    with pytest.raises(InputFormatError) as caught:
+        rank_shots(model, srcs(), shots, text, settings)
+    assert str(tmp_path / "frames" / "feature.bin") in str(caught.value)
+    assert f"3e+38 in row {file_row} (shot {shots[shot]}, line {file_row + 1} of id.txt)" in str(caught.value)
 
 
 def test_strictly_decreasing_score_column():

@@ -162,6 +162,42 @@ def test_missing_precomputed_text_feature_is_named(demo, tmp_path):
         saved.rename(text_dir)
 
 
+def test_nan_weights_and_text_features_are_blamed_on_their_true_source(demo, tmp_path):
+    """NaN in the weights names the weights file and tensor; inf in a topic's precomputed text
+    feature names the text feature file and the topic, not a video feature file (issue 11, item 6)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    root, model_dir, _, _ = demo
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    tensors = load_file(broken / "weights.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, broken / "weights.safetensors", metadata={"format": "pt", "config_version": "1"})
+    args = ["rank", "--year", "2019", "--rootpath", str(root), "--out", str(tmp_path / "runs"), "--device", "cpu"]
+    res = CliRunner().invoke(main, [*args, "--model", str(broken)])
+    assert res.exit_code == 2 and str(broken / "weights.safetensors") in res.output and repr(name) in res.output, res.output
+    assert "FeatureData" not in res.output and not (tmp_path / "runs").exists()
+
+    text_dir = root / "v3c1" / "TextData" / "demo_clip512"
+    topics = BigFile(text_dir)
+    values = topics.read(topics.ids)
+    values[topics.ids.index("615"), 7] = np.inf
+    saved = tmp_path / "saved"
+    text_dir.rename(saved)
+    try:
+        BigFile.write(text_dir, topics.ids, values)
+        res = CliRunner().invoke(main, [*args, "--model", str(model_dir)])
+        assert res.exit_code == 2 and str(text_dir / "feature.bin") in res.output and "for topic 615" in res.output, res.output
+        assert "FeatureData" not in res.output and not (tmp_path / "runs").exists()
+    finally:
+        if text_dir.exists():
+            shutil.rmtree(text_dir)
+        saved.rename(text_dir)
+
+
 def test_submit_and_validate_errors(tmp_path):
     run = tmp_path / "run.txt"
     run.write_text("1611 0 shot00001_1 1 0.5 x\n")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from avsbench.errors import InputFormatError
+from avsbench.ranking.finite import EXPECTED_VALUES, first_bad_value
 from avsbench.ranking.precision import (
     RankPlan,
     RankSettings,
@@ -182,6 +183,9 @@ class _StreamingPass:
         self.shot_ids = shot_ids
         self.cache_source = cache_source
         n_topics, self.heads, self.head_dim = text_emb.shape
+        found = first_bad_value(text_emb, limit=float("inf"))
+        if found is not None:
+            raise InputFormatError(f"text embedding row {found[0][0]} holds {found[1]}", expected="finite values")
         self.keys = shot_id_keys(shot_ids)
         self.top = TopK(n_topics, plan.candidates, self.keys)
         self.excluded = np.unique(np.asarray(excluded, dtype=np.int64))
@@ -226,6 +230,8 @@ class _StreamingPass:
                     event = torch.cuda.Event()
                     event.record()
                     reader.release(chunk, event)
+                if self.cache_source is None:
+                    check_feature_rows(self.sources, on_device, range(chunk.start, chunk.stop), self.shot_ids)
                 block, embeddings = self._score_chunk(chunk, on_device, keep_embeddings=cache_writer is not None)
                 self._keep(chunk, block)
                 if cache_writer is not None and embeddings:
@@ -256,9 +262,16 @@ class _StreamingPass:
         """Merge a chunk's scores into the candidates (excluded shots never enter) and record the error sample's."""
         if torch.isnan(block).any():
             col = int(torch.isnan(block).any(dim=0).nonzero()[0, 0])
-            path = self.sources[0].path.parent
+            topic = int(torch.isnan(block[:, col]).nonzero()[0, 0])
+            cached = self.cache_source is not None
             raise InputFormatError(
-                f"score is NaN for shot {self.shot_ids[chunk.start + col]} (NaN or inf in its features?)", path=path
+                f"score is NaN for shot {self.shot_ids[chunk.start + col]} and topic row {topic}: "
+                + (
+                    "its cached embedding holds NaN"
+                    if cached
+                    else "the model gives NaN although the features are finite"
+                ),
+                path=self.cache_source.path if self.cache_source is not None else None,
             )
         drop = _excluded_mask(self.excluded, chunk.start, chunk.stop)
         if drop.size:
@@ -289,9 +302,15 @@ class _ExactScores:
     """float32 scores of the re-scored shots against every topic (columns: shot rows, sorted), grown on demand."""
 
     def __init__(
-        self, encoder: _Encoder, sources: Sequence[FeatureSource], pool: ThreadPoolExecutor, n_topics: int
+        self,
+        encoder: _Encoder,
+        sources: Sequence[FeatureSource],
+        shot_ids: Sequence[str],
+        pool: ThreadPoolExecutor,
+        n_topics: int,
     ) -> None:
         self.encoder = encoder
+        self.shot_ids = shot_ids
         self.sources = sources
         self.pool = pool
         self.done = np.empty(0, dtype=np.int64)  # re-scored shot rows, sorted
@@ -325,7 +344,29 @@ class _ExactScores:
         ]
         jobs = [(src, [b.numpy() for b in bufs]) for src, bufs in zip(self.sources, per_source)]
         list(self.pool.map(lambda job: job[0].fill_positions(positions, job[1]), jobs))
+        check_feature_rows(self.sources, [b for bufs in per_source for b in bufs], positions, self.shot_ids)
         return [b.to(self.encoder.device) for bufs in per_source for b in bufs]
+
+
+def check_feature_rows(
+    sources: Sequence[FeatureSource], buffers: Sequence[torch.Tensor], positions: Sequence[int], shot_ids: Sequence[str]
+) -> None:
+    """Raise naming the file, row and shot of the first NaN, infinite or huge value in ``buffers``
+    (every source's, in order) holding the shot-list ``positions``."""
+    buffer_of_source = iter(buffers)
+    for src in sources:
+        for _ in src.input_names:
+            found = first_bad_value(next(buffer_of_source))
+            if found is not None:
+                (row, *frame), value = found
+                position = int(positions[row])
+                file_row = src.file_row(position, frame[0] if len(frame) == 2 else 0)
+                raise InputFormatError(
+                    f"feature value {value:g} in row {file_row} "
+                    f"(shot {shot_ids[position]}, line {file_row + 1} of id.txt)",
+                    path=src.path,
+                    expected=EXPECTED_VALUES,
+                )
 
 
 def _rescore_fp32(run: _StreamingPass, outcome: RankOutcome) -> None:
@@ -340,7 +381,7 @@ def _rescore_fp32(run: _StreamingPass, outcome: RankOutcome) -> None:
     step = max(16, top_k // 8)
     upto = [min(h, top_k + step) for h in held]  # the re-scored prefix of each topic's candidates
     with ThreadPoolExecutor(max_workers=max(1, min(run.plan.io_threads, len(run.sources)))) as pool:
-        exact = _ExactScores(run.exact_encoder, run.sources, pool, n_topics)
+        exact = _ExactScores(run.exact_encoder, run.sources, run.shot_ids, pool, n_topics)
         while True:
             exact.add(np.unique(np.concatenate([run.sample_rows, *(rows[:u] for rows, u in zip(top.rows, upto))])))
             prefix = [exact.of(rows[:u], t).astype(np.float64) for t, (rows, u) in enumerate(zip(top.rows, upto))]

@@ -22,9 +22,10 @@ from avsbench.data.bigfile import BigFile
 from avsbench.data.collection import Collection
 from avsbench.data.topics import TopicSet, Year, get_year
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
-from avsbench.model.checkpoint import LoadedModel, load_model
+from avsbench.model.checkpoint import WEIGHTS_FILE, LoadedModel, load_model
 from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
 from avsbench.ranking.engine import RankOutcome, rank_shots
+from avsbench.ranking.finite import check_text_embeddings, check_text_inputs, check_weights
 from avsbench.ranking.output import safe_run_id, write_provenance, write_trec_run
 from avsbench.ranking.precision import RankSettings, plan_ranking, resolve_device
 from avsbench.ranking.stream import FeatureSource, FrameSource
@@ -96,8 +97,12 @@ def topic_embeddings(loaded: LoadedModel, collection: Collection, topic_sets: Se
         inputs = loaded.text_pipeline.featurize([t.text for t in topics], [str(t.number) for t in topics], precomputed)
     except UnknownIdError as exc:
         raise MissingDataError(f"{exc.message} (topics are keyed by plain topic number)", path=exc.path, expected="a row for every topic") from None
+    numbers = [t.number for t in topics]
+    check_text_inputs(inputs, {name: bigfile.feature_path for name, bigfile in precomputed.items()}, numbers)
     with torch.inference_mode():
-        return loaded.model.encode_texts({k: v.to(device) for k, v in inputs.items()}).float()
+        embeddings = loaded.model.encode_texts({k: v.to(device) for k, v in inputs.items()}).float()
+    check_text_embeddings(embeddings, numbers)
+    return embeddings
 
 
 def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]) -> tuple[list[FeatureSource], list[dict]]:
@@ -174,6 +179,7 @@ def rank_years(
     torch.manual_seed(seed)
     device = resolve_device(settings.device)
     loaded = load_model(model_dir, device, rootpath=rootpath)
+    check_weights(loaded.model, model_dir / WEIGHTS_FILE)
     ctx = _RankContext(
         loaded,
         device,

@@ -63,6 +63,10 @@ class FeatureSource:
         """Shape and dtype of each buffer for ``rows`` shots."""
         return [((rows, self.dim), torch.float32)]
 
+    def file_row(self, position: int, frame: int = 0) -> int:
+        """The feature-file row holding shot-list ``position`` (``frame``: for frame-level sources)."""
+        return position if self.file_rows is None else int(self.file_rows[position])
+
     def fill(self, start: int, stop: int, outs: Sequence[np.ndarray]) -> None:
         """Fill the buffers with shot-list positions start..stop-1."""
         self.read_range(start, stop, outs[0])
@@ -165,6 +169,9 @@ class FrameSource(FeatureSource):
 
     def buffer_shapes(self, rows: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
         return [((rows, self.max_frames, self.dim), torch.float32), ((rows, self.max_frames), torch.bool)]
+
+    def file_row(self, position: int, frame: int = 0) -> int:
+        return int(self.frame_rows[self.offsets[position] + frame])
 
     def fill_positions(self, positions: np.ndarray, outs: Sequence[np.ndarray]) -> None:
         frames_out, mask_out = outs
