@@ -14,15 +14,20 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from avsbench.data.textrecords import RecordTokens, perl_number, read_file_bytes, split_records, topic_sort_key
 from avsbench.errors import InputFormatError, UnknownIdError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from avsbench.interop import QrelsRecord
 
 QRELS_LAYOUT = "topic 0 shotId stratum judgment"
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -210,6 +215,26 @@ class Qrels:
             qt.shot_codes  # noqa: B018
             qt.ideal_dcg()
         return cls(topics, str(path))
+
+
+    @classmethod
+    def from_records(cls, records: Iterable[Any], path: str = "<records>") -> Qrels:
+        """Qrels from ``(topic, shot, stratum, judgment)`` tuples, read as the lines of a qrels file."""
+        from avsbench.interop import qrels_from_records
+
+        return qrels_from_records(records, path)
+
+    def to_records(self) -> Iterator[QrelsRecord]:
+        """One ``QrelsRecord(topic, shot, stratum, judgment)`` per judged shot."""
+        from avsbench.interop import qrels_to_records
+
+        return qrels_to_records(self)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per judged shot: ``topic, shot, stratum, judgment``."""
+        from avsbench.interop import qrels_to_dataframe
+
+        return qrels_to_dataframe(self)
 
 
 def _judgment_values(records: RecordTokens, judgments: list[str]) -> dict[str, float]:

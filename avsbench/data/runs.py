@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from avsbench.data.atomic import atomic_write
 from avsbench.data.textrecords import (
@@ -39,6 +39,9 @@ from avsbench.data.textrecords import (
 )
 from avsbench.data.topics import qrels_topic_id
 from avsbench.errors import InputFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TREC_LAYOUT = "topic Q0 shotId rank score tag"
 _NUMBER_CHARS = str.maketrans("", "", "0123456789+-.eE")
@@ -152,6 +155,32 @@ class RunFile:
             return _read_xml(data, str(path), lenient)
         records = split_records(data, path, fields=6, what="run", layout=TREC_LAYOUT, lenient=lenient)
         return [_build_trec_run(records, Path(str(path)).name)]
+
+    @classmethod
+    def from_dict(cls, scores: Mapping[Any, Mapping[Any, Any]], name: str = "run", tag: str | None = None) -> RunFile:
+        """A run from ``{topic: {shot: score}}``, e.g. ``RunFile.from_dict({"1701": {"shot1_1": 2.0}})``."""
+        from avsbench.interop import run_from_dict
+
+        return run_from_dict(scores, name, tag)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """``{topic: {shot: score}}`` (a later duplicate line's score wins, as in scoring)."""
+        from avsbench.interop import run_to_dict
+
+        return run_to_dict(self)
+
+    @classmethod
+    def from_dataframe(cls, frame: pd.DataFrame, name: str = "run", tag: str | None = None) -> RunFile:
+        """A run from a frame with columns ``topic, shot, score`` (or ``query_id, doc_id, score``)."""
+        from avsbench.interop import run_from_dataframe
+
+        return run_from_dataframe(frame, name, tag)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per line: ``topic, shot, score``, in file order."""
+        from avsbench.interop import run_to_dataframe
+
+        return run_to_dataframe(self)
 
     def write(self, path: str | Path) -> None:
         """Write the run as TREC lines, atomically: topics in numeric order, shots in scorer order

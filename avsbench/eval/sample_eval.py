@@ -16,11 +16,11 @@ gains) are accumulated sequentially.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,11 @@ from avsbench.data.qrels import Qrels, QrelsTopic, discount
 from avsbench.data.runs import RunFile, TopicLines, scorer_order
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError, EvaluationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from avsbench.interop import Metric
 
 DEFAULT_CUTOFFS: tuple[int, ...] = (5, 10, 15, 20, 30, 100, 200, 500, 1000)
 DEFAULT_MAX_RESULTS = 1000
@@ -116,6 +121,19 @@ class EvalResult:
         if per_topic:
             out["per_topic"] = {t: {**r.measures(), "in_run": r.in_run} for t, r in self.per_topic.items()}
         return out
+
+
+    def to_dataframe(self, shape: str = "long") -> pd.DataFrame:
+        """Per-topic measures: ``long`` (run, topic, measure, value) or ``wide`` (topic x measure)."""
+        from avsbench.interop import result_to_dataframe
+
+        return result_to_dataframe(self, shape)
+
+    def to_metrics(self) -> Iterator[Metric]:
+        """Per-topic measures as ir_measures-style ``Metric(query_id, measure, value)`` tuples."""
+        from avsbench.interop import result_to_metrics
+
+        return result_to_metrics(self)
 
 
 @lru_cache(maxsize=8)
