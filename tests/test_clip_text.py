@@ -92,8 +92,12 @@ def test_tower_dims_read_from_state_dict(clip_fixture: ClipFixture) -> None:
     config = clip_fixture.meta["config"]
     dims = text_tower_dims(clip_fixture.tower_state())
     assert dims == ClipTextDims(
-        embed=config["embed_dim"], width=config["transformer_width"], heads=config["transformer_heads"],
-        layers=config["transformer_layers"], context=config["context_length"], vocab=config["vocab_size"],
+        embed=config["embed_dim"],
+        width=config["transformer_width"],
+        heads=config["transformer_heads"],
+        layers=config["transformer_layers"],
+        context=config["context_length"],
+        vocab=config["vocab_size"],
     )
 
 
@@ -169,3 +173,113 @@ def test_inconsistent_shapes_are_refused() -> None:
     state["transformer.resblocks.0.attn.in_proj_weight"] = torch.zeros(3 * 128, 64)
     with pytest.raises(InputFormatError, match="in_proj_weight has shape"):
         text_tower_dims(state)
+
+
+# --- import-laff: the tower travels into the model folder ------------------------------------------
+
+
+def _import_cli(args: list[str]):
+    from click.testing import CliRunner
+
+    from avsbench.cli import main
+
+    return CliRunner().invoke(main, ["model", *args])
+
+
+def _laff_checkpoint(clip_fixture: ClipFixture, path: Path, clip_model: dict | None = None) -> Path:
+    from clip_laff_layout import laff_state_with_clip, save_checkpoint
+
+    raw = torch.load(io.BytesIO(clip_fixture.checkpoint_bytes), map_location="cpu", weights_only=True)["model"]
+    clip_model = clip_model if clip_model is not None else {k[len(clip_fixture.prefix) :]: v for k, v in raw.items()}
+    embed = clip_fixture.meta["config"]["embed_dim"]
+    state = laff_state_with_clip(clip_model, heads=2, video_dims={"feat_a": 24, "feat_b": 40}, seed=1, head_dim=embed)
+    save_checkpoint(path, state)
+    return path
+
+
+def test_import_laff_keeps_the_text_tower_and_matches_reference(clip_fixture: ClipFixture, tmp_path: Path) -> None:
+    from avsbench.model.checkpoint import load_model
+
+    checkpoint = _laff_checkpoint(clip_fixture, tmp_path / "laff.pth.tar")
+    done = _import_cli(["import-laff", str(checkpoint), "--out", str(tmp_path / "m"), "--clip-feature", "clip_b32"])
+    assert done.exit_code == 0, done.output
+    n_visual = clip_fixture.meta["state_dict"]["n_visual_keys"]
+    assert (
+        f"{clip_fixture.meta['state_dict']['n_text_keys']} text keys kept, {n_visual} visual keys skipped"
+        in done.output
+    )
+    loaded = load_model(tmp_path / "m")
+    pipeline = loaded.text_pipeline
+    assert pipeline.online_clip_feature == "clip_b32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClipTruncationWarning)
+        for truncation, key in TRUNCATION_OUTPUTS:
+            features = pipeline.clip_features(clip_fixture.texts, truncation)
+            np.testing.assert_allclose(features, clip_fixture.outputs[key], rtol=0, atol=clip_fixture.atol)
+        ids = [str(i) for i in range(len(clip_fixture.texts))]
+        inputs = pipeline.featurize(clip_fixture.texts, ids, online={"clip_b32": "reference"})
+    np.testing.assert_allclose(
+        inputs["clip_b32"].numpy(), clip_fixture.outputs["text_features"], rtol=0, atol=clip_fixture.atol
+    )
+    info = _import_cli(["info", str(tmp_path / "m")])
+    assert info.exit_code == 0, info.output
+    assert "CLIP text (clip_b32): online from the LAFF checkpoint's own CLIP" in info.output
+    assert f"{n_visual} visual keys skipped" in info.output
+
+
+def test_clip_weights_file_replaces_the_tower(clip_fixture: ClipFixture, tmp_path: Path) -> None:
+    from avsbench.model.checkpoint import load_model
+
+    checkpoint = _laff_checkpoint(clip_fixture, tmp_path / "laff.pth.tar")
+    tuned = {k: v * 1.01 if k.startswith("transformer.") else v for k, v in clip_fixture.tower_state().items()}
+    torch.save(
+        {"model": {"clip_model.ClipModel." + k: v for k, v in tuned.items()}, "epoch": 1}, tmp_path / "ft.pth.tar"
+    )
+    done = _import_cli(
+        ["import-laff", str(checkpoint), "--out", str(tmp_path / "m"), "--clip-weights", str(tmp_path / "ft.pth.tar")]
+    )
+    assert done.exit_code == 0, done.output
+    assert "fine-tuned CLIP file" in done.output
+    texts = clip_fixture.texts[:6]
+    expected = ClipTextEncoder(ClipTextTower.from_state_dict(tuned)).encode(texts)
+    online = load_model(tmp_path / "m").text_pipeline.clip_features(texts)
+    np.testing.assert_allclose(online, expected, rtol=0, atol=1e-6)
+    assert np.abs(online - clip_fixture.outputs["text_features"][:6]).max() > 1e-3
+    info = _import_cli(["info", str(tmp_path / "m"), "--json"])
+    assert json.loads(info.output)["clip_text"]["weights"].startswith("fine-tuned CLIP file")
+
+
+def test_partial_clip_model_keys_are_named(clip_fixture: ClipFixture, tmp_path: Path) -> None:
+    clip_model = {
+        k: v for k, v in clip_fixture.tower_state().items() if "resblocks.1.attn" not in k and k != "text_projection"
+    }
+    checkpoint = _laff_checkpoint(clip_fixture, tmp_path / "laff.pth.tar", clip_model=clip_model)
+    done = _import_cli(["import-laff", str(checkpoint), "--out", str(tmp_path / "m")])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert "missing txt_net.encoder.CLIP_encoder.ClipModel.text_projection" in done.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_clip_weights_of_another_architecture_are_refused(clip_fixture: ClipFixture, tmp_path: Path) -> None:
+    checkpoint = _laff_checkpoint(clip_fixture, tmp_path / "laff.pth.tar")
+    dims = text_tower_dims(clip_fixture.tower_state())
+    other = random_text_tower_state(
+        ClipTextDims(dims.embed, dims.width + 64, dims.heads + 1, dims.layers, dims.context, dims.vocab)
+    )
+    torch.save({"model": {"clip_model." + k: v for k, v in other.items()}}, tmp_path / "other.pth.tar")
+    done = _import_cli(
+        [
+            "import-laff",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "m"),
+            "--clip-weights",
+            str(tmp_path / "other.pth.tar"),
+        ]
+    )
+    assert done.exit_code == 2 and "a CLIP of another architecture" in done.output and "other.pth.tar" in done.output
+    done = _import_cli(
+        ["import-laff", str(checkpoint), "--out", str(tmp_path / "m"), "--clip-weights", str(checkpoint)]
+    )
+    assert done.exit_code == 2 and "not a fine-tuned CLIP file" in done.output
+    assert not (tmp_path / "m").exists()

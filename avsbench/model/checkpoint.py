@@ -19,6 +19,7 @@ from avsbench.data.atomic import atomic_write_bytes, atomic_write_text
 from avsbench.data.bigfile import BigFile
 from avsbench.data.root import resolve_root
 from avsbench.errors import InputFormatError, MissingDataError
+from avsbench.model.clip_text import CLIP_TEXT_PREFIX, ClipTextTower
 from avsbench.model.config import ModelConfig
 from avsbench.model.laff import LaffModel
 from avsbench.model.text import TextPipeline, WordVectors, read_vocab_file, write_vocab_file
@@ -38,8 +39,15 @@ class LoadedModel:
     config: ModelConfig
 
 
-def save_model(model_dir: str | Path, model: LaffModel, *, bow_vocab: list[str] | None = None, gru_vocab: list[str] | None = None) -> Path:
-    """Write ``model`` (and its vocabularies) to ``model_dir`` in our format; returns the folder."""
+def save_model(
+    model_dir: str | Path, model: LaffModel, *, bow_vocab: list[str] | None = None, gru_vocab: list[str] | None = None,
+    clip_text: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``model`` (and its vocabularies) to ``model_dir`` in our format; returns the folder.
+
+    ``clip_text``: a CLIP text tower (OpenAI text keys), stored in the same weights file under
+    the ``clip_text.`` prefix so that the model can compute CLIP text features online.
+    """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(
@@ -48,6 +56,7 @@ def save_model(model_dir: str | Path, model: LaffModel, *, bow_vocab: list[str] 
         gru_vocab_file=GRU_VOCAB_FILE if gru_vocab is not None else None,
     )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors.update({CLIP_TEXT_PREFIX + k: v.detach().to("cpu").contiguous() for k, v in (clip_text or {}).items()})
     atomic_write_bytes(model_dir / WEIGHTS_FILE, save(tensors, metadata={"format": "pt", "config_version": "1"}))
     if bow_vocab is not None:
         write_vocab_file(model_dir / BOW_VOCAB_FILE, bow_vocab)
@@ -92,6 +101,7 @@ def load_model(
         state = load_file(weights_path, device="cpu")
     except (SafetensorError, OSError) as exc:
         raise InputFormatError(f"cannot read weights: {exc}", path=weights_path) from None
+    clip_tower = _clip_tower(state, weights_path)
     model = LaffModel(config, gru_vocab_size=len(gru_vocab) if gru_vocab else None)
     try:
         model.load_state_dict(state, strict=True)
@@ -103,8 +113,19 @@ def load_model(
     w2v_path = resolve_w2v(config, w2v, rootpath)
     if config.text_feature_of_kind("w2v") is not None and w2v_path is not None and w2v_path.is_dir():
         word_vectors = WordVectors(w2v_path)
-    pipeline = TextPipeline(config, bow_vocab=bow_vocab, gru_vocab=gru_vocab, word_vectors=word_vectors)
+    pipeline = TextPipeline(
+        config, bow_vocab=bow_vocab, gru_vocab=gru_vocab, word_vectors=word_vectors, clip_tower=clip_tower
+    )
     return LoadedModel(model, pipeline, config)
+
+
+def _clip_tower(state: dict[str, torch.Tensor], weights_path: Path) -> ClipTextTower | None:
+    """Pop the ``clip_text.*`` tensors from ``state`` and build the CLIP text tower (None without them)."""
+    keys = [k for k in state if k.startswith(CLIP_TEXT_PREFIX)]
+    if not keys:
+        return None
+    tower_state = {k[len(CLIP_TEXT_PREFIX) :]: state.pop(k) for k in keys}
+    return ClipTextTower.from_state_dict(tower_state, path=weights_path, prefix=CLIP_TEXT_PREFIX)
 
 
 def check_collection_features(config: ModelConfig, collection_dir: str | Path) -> None:
@@ -145,5 +166,17 @@ def model_info(model_dir: str | Path) -> dict:
         "w2v": config.w2v,
         "training": config.training,
         "metrics": config.metrics,
-        "source": {k: v for k, v in config.source.items() if k != "opt"},
+        "source": {k: v for k, v in config.source.items() if k not in ("opt", "clip_text")},
+        "clip_text": clip_text_summary(config, loaded.text_pipeline.clip_tower),
     }
+
+
+def clip_text_summary(config: ModelConfig, tower: ClipTextTower | None) -> dict | None:
+    """Which CLIP text weights a model holds (None when it has no CLIP text feature)."""
+    feature = next((s for s in config.text_features if s.kind == "precomputed"), None)
+    if feature is None:
+        return None
+    described = dict(config.source.get("clip_text") or {})
+    if tower is None:
+        return {"feature": feature.name, "online": False, "weights": "none (precomputed features only)", **described}
+    return {"feature": feature.name, "online": True, **described, "dims": tower.dims.to_dict()}

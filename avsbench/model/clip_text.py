@@ -28,13 +28,23 @@ from torch import Tensor, nn
 from avsbench.errors import InputFormatError
 from avsbench.model.clip_text_tokenizer import ClipTokenizer, default_tokenizer
 
+CLIP_TEXT_PREFIX = "clip_text."  # key prefix of the tower inside a model folder's weights file
 HEAD_WIDTH = 64  # OpenAI's (and LAFF's) build_model rule: heads = width // 64
 LAYER_NORM_EPS = 1e-5
 TOP_KEYS = ("token_embedding.weight", "positional_embedding", "text_projection", "ln_final.weight", "ln_final.bias")
 BLOCK_KEYS = (
-    "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias",
-    "ln_1.weight", "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
-    "ln_2.weight", "ln_2.bias",
+    "attn.in_proj_weight",
+    "attn.in_proj_bias",
+    "attn.out_proj.weight",
+    "attn.out_proj.bias",
+    "ln_1.weight",
+    "ln_1.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
 )
 _BLOCK = re.compile(r"^transformer\.resblocks\.(\d+)\.(.+)$")
 
@@ -68,13 +78,24 @@ def split_clip_state(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], li
 def _expected_shapes(dims: ClipTextDims) -> dict[str, tuple[int, ...]]:
     w = dims.width
     shapes: dict[str, tuple[int, ...]] = {
-        "token_embedding.weight": (dims.vocab, w), "positional_embedding": (dims.context, w),
-        "text_projection": (w, dims.embed), "ln_final.weight": (w,), "ln_final.bias": (w,),
+        "token_embedding.weight": (dims.vocab, w),
+        "positional_embedding": (dims.context, w),
+        "text_projection": (w, dims.embed),
+        "ln_final.weight": (w,),
+        "ln_final.bias": (w,),
     }
     per_block = {
-        "attn.in_proj_weight": (3 * w, w), "attn.in_proj_bias": (3 * w,), "attn.out_proj.weight": (w, w),
-        "attn.out_proj.bias": (w,), "ln_1.weight": (w,), "ln_1.bias": (w,), "mlp.c_fc.weight": (4 * w, w),
-        "mlp.c_fc.bias": (4 * w,), "mlp.c_proj.weight": (w, 4 * w), "mlp.c_proj.bias": (w,), "ln_2.weight": (w,),
+        "attn.in_proj_weight": (3 * w, w),
+        "attn.in_proj_bias": (3 * w,),
+        "attn.out_proj.weight": (w, w),
+        "attn.out_proj.bias": (w,),
+        "ln_1.weight": (w,),
+        "ln_1.bias": (w,),
+        "mlp.c_fc.weight": (4 * w, w),
+        "mlp.c_fc.bias": (4 * w,),
+        "mlp.c_proj.weight": (w, 4 * w),
+        "mlp.c_proj.bias": (w,),
+        "ln_2.weight": (w,),
         "ln_2.bias": (w,),
     }
     for i in range(dims.layers):
@@ -87,38 +108,49 @@ def _missing_keys(keys: Sequence[str], expected: Sequence[str], prefix: str) -> 
     return ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
 
 
-def text_tower_dims(
-    state: Mapping[str, Tensor], *, path: str | Path | None = None, prefix: str = ""
-) -> ClipTextDims:
+def text_tower_dims(state: Mapping[str, Tensor], *, path: str | Path | None = None, prefix: str = "") -> ClipTextDims:
     """Read and check the tower's sizes; a clear error names missing keys or inconsistent shapes.
 
     ``prefix`` is only used in messages (the key prefix of the file the weights came from).
     """
     absent = _missing_keys(list(state), TOP_KEYS, prefix)
     if absent:
-        raise InputFormatError(f"CLIP text tower incomplete: missing {absent}", path=path,
-                               expected="OpenAI CLIP text keys")
+        raise InputFormatError(
+            f"CLIP text tower incomplete: missing {absent}", path=path, expected="OpenAI CLIP text keys"
+        )
     blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
     if not blocks or blocks != list(range(len(blocks))):
-        raise InputFormatError(f"CLIP text tower has resblocks {blocks[:12]}", path=path,
-                               expected="transformer.resblocks.0..N-1")
+        raise InputFormatError(
+            f"CLIP text tower has resblocks {blocks[:12]}", path=path, expected="transformer.resblocks.0..N-1"
+        )
     absent = _missing_keys(list(state), [f"transformer.resblocks.{i}.{k}" for i in blocks for k in BLOCK_KEYS], prefix)
     if absent:
-        raise InputFormatError(f"CLIP text tower incomplete: missing {absent}", path=path,
-                               expected="OpenAI CLIP text keys")
+        raise InputFormatError(
+            f"CLIP text tower incomplete: missing {absent}", path=path, expected="OpenAI CLIP text keys"
+        )
     width = int(state["ln_final.weight"].shape[0])
     if width < HEAD_WIDTH or width % HEAD_WIDTH:
-        raise InputFormatError(f"CLIP text width {width} is not a multiple of {HEAD_WIDTH}", path=path,
-                               expected="width = heads x 64 (OpenAI's layout)")
+        raise InputFormatError(
+            f"CLIP text width {width} is not a multiple of {HEAD_WIDTH}",
+            path=path,
+            expected="width = heads x 64 (OpenAI's layout)",
+        )
     projection = state["text_projection"]
     dims = ClipTextDims(
-        embed=int(projection.shape[-1]), width=width, heads=width // HEAD_WIDTH, layers=len(blocks),
-        context=int(state["positional_embedding"].shape[0]), vocab=int(state["token_embedding.weight"].shape[0]),
+        embed=int(projection.shape[-1]),
+        width=width,
+        heads=width // HEAD_WIDTH,
+        layers=len(blocks),
+        context=int(state["positional_embedding"].shape[0]),
+        vocab=int(state["token_embedding.weight"].shape[0]),
     )
     for key, shape in _expected_shapes(dims).items():
         if tuple(state[key].shape) != shape:
-            raise InputFormatError(f"CLIP text key {prefix}{key} has shape {tuple(state[key].shape)}", path=path,
-                                   expected=f"{shape} for a width-{width} tower")
+            raise InputFormatError(
+                f"CLIP text key {prefix}{key} has shape {tuple(state[key].shape)}",
+                path=path,
+                expected=f"{shape} for a width-{width} tower",
+            )
     return dims
 
 
@@ -204,13 +236,21 @@ class ClipTextTower(nn.Module):
 class ClipTextEncoder:
     """Texts -> CLIP text features (fp32, not normalised), as LAFF's reference computes them online."""
 
-    def __init__(self, tower: ClipTextTower, *, truncation: str = "reference", tokenizer: ClipTokenizer | None = None,
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        tower: ClipTextTower,
+        *,
+        truncation: str = "reference",
+        tokenizer: ClipTokenizer | None = None,
+        batch_size: int = 64,
+    ) -> None:
         self.tower = tower.eval()
         self.tokenizer = tokenizer or default_tokenizer(tower.dims.context)
         if self.tokenizer.vocab_size != tower.dims.vocab:
-            raise InputFormatError(f"CLIP text tower has {tower.dims.vocab} token embeddings",
-                                   expected=f"{self.tokenizer.vocab_size} (CLIP's BPE vocabulary)")
+            raise InputFormatError(
+                f"CLIP text tower has {tower.dims.vocab} token embeddings",
+                expected=f"{self.tokenizer.vocab_size} (CLIP's BPE vocabulary)",
+            )
         self.truncation = truncation
         self.batch_size = batch_size
 

@@ -35,9 +35,7 @@ TRUNCATIONS = ("reference", "openai")
 # 49152 vocabulary lines minus the header, the 256 bytes and the two specials are used as merges.
 _N_MERGES = 49152 - 256 - 2
 _WHITESPACE = re.compile(r"\s+")
-_PIECE_PATTERN = (
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_PIECE_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
 class ClipTruncationWarning(UserWarning):

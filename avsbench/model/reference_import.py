@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
+from avsbench.model.clip_text import ClipTextDims, split_clip_state, text_tower_dims
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
 
@@ -37,8 +38,14 @@ from avsbench.model.laff import LaffModel
 REFERENCE_MODULES = ("configs", "textlib", "txt2vec", "bigfile", "common")
 _TEXT_ENCODERS = {"rnn_encoder": "gru", "bow_encoder": "bow", "w2v_encoder": "w2v", "CLIP_encoder": "precomputed"}
 _TEXT_ORDER = ("rnn_encoder", "bow_encoder", "w2v_encoder", "CLIP_encoder")
+CLIP_MODEL_PREFIX = "txt_net.encoder.CLIP_encoder.ClipModel."  # OpenAI CLIP inside a LAFF checkpoint
+FINETUNED_CLIP_PREFIX = "clip_model."  # the reference's fine-tuned CLIP files (StrongCLIP)
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-_IGNORED = (re.compile(r"\.global_emb_weight_net\.weight$"), re.compile(r"\.layer_norm\.(weight|bias)$"), re.compile(r"^txt_net\.encoder\.CLIP_encoder\."))
+_IGNORED = (
+    re.compile(r"\.global_emb_weight_net\.weight$"),
+    re.compile(r"\.layer_norm\.(weight|bias)$"),
+    re.compile(r"^txt_net\.encoder\.CLIP_encoder\."),
+)
 
 
 class ReferenceObject:
@@ -133,7 +140,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _stand_in(module, name)
         if module.split(".")[0] in REFERENCE_MODULES:
             return _stand_in(module, name)
-        if module == "torch" and name.endswith("Storage") or module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+        if (
+            module == "torch"
+            and name.endswith("Storage")
+            or module == "torch"
+            and isinstance(getattr(torch, name, None), torch.dtype)
+        ):
             return getattr(torch, name)
         found = _numpy_global(module, name)
         if found is not None:
@@ -181,10 +193,14 @@ def read_reference_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     elif isinstance(raw, dict) and all(isinstance(v, Tensor) for v in raw.values()):
         state, raw = raw, {}
     else:
-        raise InputFormatError("not a reference LAFF checkpoint", path=path, expected="a dict with a 'model' state_dict")
+        raise InputFormatError(
+            "not a reference LAFF checkpoint", path=path, expected="a dict with a 'model' state_dict"
+        )
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise InputFormatError("the 'model' entry is not a state_dict of tensors", path=path)
-    return ReferenceCheckpoint(path, dict(state), raw.get("config"), raw.get("opt"), raw.get("epoch"), raw.get("best_perf"))
+    return ReferenceCheckpoint(
+        path, dict(state), raw.get("config"), raw.get("opt"), raw.get("epoch"), raw.get("best_perf")
+    )
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -248,143 +264,189 @@ class ConvertedReference:
     gru_vocab_size: int | None
 
 
-def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: str = "clip") -> ConvertedReference:
-    """Infer the architecture from a reference state_dict and map its weights to our names."""
-    used: set[str] = set()
+@dataclass
+class _VideoLayout:
+    """Where a layout keeps its video transforms and fusion heads (LAFF or LAFF-ml)."""
 
-    def take(key: str) -> Tensor:
-        used.add(key)
-        return state[key]
+    prefix: str
+    heads_prefix: str
+    skip: tuple[str, ...]
 
-    laff_ml = any(k.startswith("vis_net.vis_attention_layer.") for k in state)
-    if laff_ml:
-        vis_prefix, vis_heads = "vis_net.", "vis_net.vis_attention_layer.attention_layer."
+
+def _video_layout(state: dict[str, Tensor]) -> _VideoLayout:
+    if any(k.startswith("vis_net.vis_attention_layer.") for k in state):
         skip = ("vis_net.vis_attention_layer.", "vis_net.frame_attention.", "vis_net.attention_layer.")
-    elif any(k.startswith("vis_net.VisMutiTransformNet.") for k in state):
-        vis_prefix, vis_heads, skip = "vis_net.VisMutiTransformNet.", "vis_net.attention_layer.attention_layer.", ()
-    else:
-        raise ConfigError("unknown reference layout: no vis_net.VisMutiTransformNet.* or vis_net.vis_attention_layer.* keys")
+        return _VideoLayout("vis_net.", "vis_net.vis_attention_layer.attention_layer.", skip)
+    if any(k.startswith("vis_net.VisMutiTransformNet.") for k in state):
+        return _VideoLayout("vis_net.VisMutiTransformNet.", "vis_net.attention_layer.attention_layer.", ())
+    raise ConfigError(
+        "unknown reference layout: no vis_net.VisMutiTransformNet.* or vis_net.vis_attention_layer.* keys"
+    )
 
-    video_weight, video_bias = _heads(state, vis_heads)
-    used.update(k for k in state if k.startswith(vis_heads) and "embedding_common" in k)
-    heads, head_dim = video_weight.shape
-    common = heads * head_dim
-    text_weight, text_bias = _heads(state, "txt_net.attention_layer.attention_layer.")
-    used.update(k for k in state if k.startswith("txt_net.attention_layer.attention_layer.") and "embedding_common" in k)
-    if tuple(text_weight.shape) != (heads, head_dim):
-        raise ConfigError(f"text heads {tuple(text_weight.shape)} differ from video heads {(heads, head_dim)}")
 
-    modules: dict[str, dict[str, dict[str, str]]] = {}
-    for key in state:
-        if not key.startswith(vis_prefix) or any(key.startswith(s) for s in skip):
-            continue
-        parts = _split_module_key(key[len(vis_prefix) :])
-        if parts is not None:
-            modules.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = key
+class _Converter:
+    """Maps a reference state_dict to ours step by step, recording which keys it used."""
 
-    frame_pattern = re.compile(r"^vis_net\.frame_attention\.(.+)\.0\.embedding_common\.0\.weight$")
-    frame_names = [m.group(1) for k in state if (m := frame_pattern.match(k))]
+    def __init__(self, state: dict[str, Tensor]) -> None:
+        self.state = state
+        self.used: set[str] = set()
+        self.ours: dict[str, Tensor] = {}
+        self.layout = _video_layout(state)
+        video_weight, video_bias = self.fusion_heads(self.layout.heads_prefix)
+        self.heads, self.head_dim = video_weight.shape
+        self.common = self.heads * self.head_dim
+        self.ours["video_fusion.weight"], self.ours["video_fusion.bias"] = video_weight, video_bias
+        text_weight, text_bias = self.fusion_heads("txt_net.attention_layer.attention_layer.")
+        if tuple(text_weight.shape) != (self.heads, self.head_dim):
+            raise ConfigError(
+                f"text heads {tuple(text_weight.shape)} differ from video heads {(self.heads, self.head_dim)}"
+            )
+        self.ours["text_fusion.weight"], self.ours["text_fusion.bias"] = text_weight, text_bias
 
-    video_specs: list[FeatureSpec] = []
-    ours: dict[str, Tensor] = {}
+    def take(self, key: str) -> Tensor:
+        self.used.add(key)
+        return self.state[key]
 
-    def transform(target: str, label: str, fc1: dict[str, str] | None, bn1: dict[str, str] | None) -> int:
+    def fusion_heads(self, prefix: str) -> tuple[Tensor, Tensor]:
+        self.used.update(k for k in self.state if k.startswith(prefix) and "embedding_common" in k)
+        return _heads(self.state, prefix)
+
+    def transform(self, target: str, label: str, fc1: dict[str, str] | None, bn1: dict[str, str] | None) -> int:
         """Map one reference transform (fc1 and/or bn1) to ours under ``target``; return its
         input dim (the head dim for the no-transform path)."""
-        dim = head_dim
+        dim = self.head_dim
         if fc1 is not None:
-            weight = take(fc1["weight"])
-            if weight.shape[0] != common:
-                raise ConfigError(f"{label} maps to {weight.shape[0]}-d", expected=f"{common}-d common space")
+            weight = self.take(fc1["weight"])
+            if weight.shape[0] != self.common:
+                raise ConfigError(f"{label} maps to {weight.shape[0]}-d", expected=f"{self.common}-d common space")
             dim = weight.shape[1]
-            ours[f"{target}.linear.weight"] = weight
-            ours[f"{target}.linear.bias"] = take(fc1["bias"])
+            self.ours[f"{target}.linear.weight"] = weight
+            self.ours[f"{target}.linear.bias"] = self.take(fc1["bias"])
         if bn1 is not None:
             for part in _BN_KEYS:
-                ours[f"{target}.bn.{part}"] = take(bn1[part])
-        return dim
+                self.ours[f"{target}.bn.{part}"] = self.take(bn1[part])
+        return int(dim)
 
-    for i, (name, parts) in enumerate(modules.items()):
+    def video_modules(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Video feature name -> {'fc1'|'bn1' -> {param -> state key}}, in state_dict order."""
+        modules: dict[str, dict[str, dict[str, str]]] = {}
+        prefix, skip = self.layout.prefix, self.layout.skip
+        for key in self.state:
+            if not key.startswith(prefix) or any(key.startswith(s) for s in skip):
+                continue
+            parts = _split_module_key(key[len(prefix) :])
+            if parts is not None:
+                modules.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = key
+        return modules
+
+    def video_features(self) -> list[FeatureSpec]:
+        """Map every video transform (and LAFF-ml frame block); return the video feature specs."""
+        modules = self.video_modules()
+        frame_pattern = re.compile(r"^vis_net\.frame_attention\.(.+)\.0\.embedding_common\.0\.weight$")
+        frame_names = [m.group(1) for k in self.state if (m := frame_pattern.match(k))]
+        missing_frames = [n for n in frame_names if n not in modules]
+        if missing_frames:
+            raise ConfigError(f"frame blocks without a video transform: {missing_frames}")
+        return [
+            self.video_feature(i, name, parts, name in frame_names) for i, (name, parts) in enumerate(modules.items())
+        ]
+
+    def video_feature(self, i: int, name: str, parts: dict[str, dict[str, str]], is_frame: bool) -> FeatureSpec:
         fc1, bn1 = parts.get("fc1"), parts.get("bn1")
         if fc1 is None and bn1 is None:
             raise ConfigError(f"video feature {name!r} has neither fc1 nor bn1 weights")
-        is_frame = name in frame_names
         data_name = name[len("Frame_") :] if is_frame and name.startswith("Frame_") else name
-        dim = transform(f"video_transforms.{i}", f"video feature {name!r}", fc1, bn1)
+        dim = self.transform(f"video_transforms.{i}", f"video feature {name!r}", fc1, bn1)
         if is_frame:
-            frame_w = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.weight")
-            ours[f"frame_blocks.{i}.scorer.weight"] = frame_w
-            ours[f"frame_blocks.{i}.scorer.bias"] = take(f"vis_net.frame_attention.{name}.0.embedding_common.0.bias")
+            block = f"vis_net.frame_attention.{name}.0.embedding_common.0."
+            frame_w = self.take(block + "weight")
+            self.ours[f"frame_blocks.{i}.scorer.weight"] = frame_w
+            self.ours[f"frame_blocks.{i}.scorer.bias"] = self.take(block + "bias")
             if fc1 is None:
-                dim = frame_w.shape[1]
-        video_specs.append(
-            FeatureSpec(
-                name=data_name,
-                dim=int(dim),
-                kind="frame" if is_frame else "video",
-                transform="linear" if fc1 is not None else "tile",
-                batch_norm=bn1 is not None,
-                dropout=0.2 if fc1 is not None else 0.0,
-                reference_name=name if data_name != name else None,
-            )
+                dim = int(frame_w.shape[1])
+        return FeatureSpec(
+            name=data_name,
+            dim=dim,
+            kind="frame" if is_frame else "video",
+            transform="linear" if fc1 is not None else "tile",
+            batch_norm=bn1 is not None,
+            dropout=0.2 if fc1 is not None else 0.0,
+            reference_name=name if data_name != name else None,
         )
-    missing_frames = [n for n in frame_names if n not in modules]
-    if missing_frames:
-        raise ConfigError(f"frame blocks without a video transform: {missing_frames}")
-    ours["video_fusion.weight"], ours["video_fusion.bias"] = video_weight, video_bias
 
-    text_modules: dict[str, dict[str, dict[str, str]]] = {}
-    for key in state:
-        m = re.match(r"^txt_net\.transform_layer\.(.+)_transform\.(fc1|bn1)\.(.+)$", key)
-        if m:
-            text_modules.setdefault(m.group(1), {}).setdefault(m.group(2), {})[m.group(3)] = key
-    unknown = [n for n in text_modules if n not in _TEXT_ENCODERS]
-    if unknown:
-        raise ConfigError(f"unsupported reference text encoder(s): {unknown}", expected=", ".join(_TEXT_ORDER))
-    text_specs: list[FeatureSpec] = []
-    gru_vocab_size: int | None = None
-    for enc in (e for e in _TEXT_ORDER if e in text_modules):
-        i = len(text_specs)
-        parts = text_modules[enc]
-        fc1, bn1 = parts.get("fc1"), parts.get("bn1")
-        kind = _TEXT_ENCODERS[enc]
-        dim = transform(f"text_transforms.{i}", f"text encoder {enc!r}", fc1, bn1)
-        if kind == "gru":
-            rnn = "txt_net.encoder.rnn_encoder."
-            if any("_reverse" in k or "_l1" in k for k in state if k.startswith(rnn)):
-                raise ConfigError("only one-layer unidirectional reference GRUs are supported")
-            embedding = take(rnn + "we.weight")
-            gru_vocab_size = embedding.shape[0]
-            ours["gru.embedding.weight"] = embedding
-            for part in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-                ours[f"gru.rnn.{part}"] = take(rnn + "rnn." + part)
-            hidden = state[rnn + "rnn.weight_hh_l0"].shape[1]
-            if dim != hidden:
-                raise ConfigError(f"GRU hidden size {hidden} but its transform takes {dim}-d")
-        name = {"gru": "gru", "bow": "bow", "w2v": "w2v"}.get(kind, clip_feature_name)
-        text_specs.append(
-            FeatureSpec(
-                name=name,
-                dim=int(dim),
-                kind=kind,
-                transform="linear" if fc1 is not None else "tile",
-                batch_norm=bn1 is not None,
-                dropout=0.2 if fc1 is not None else 0.0,
-                reference_name=enc,
+    def text_modules(self) -> dict[str, dict[str, dict[str, str]]]:
+        modules: dict[str, dict[str, dict[str, str]]] = {}
+        for key in self.state:
+            m = re.match(r"^txt_net\.transform_layer\.(.+)_transform\.(fc1|bn1)\.(.+)$", key)
+            if m:
+                modules.setdefault(m.group(1), {}).setdefault(m.group(2), {})[m.group(3)] = key
+        unknown = [n for n in modules if n not in _TEXT_ENCODERS]
+        if unknown:
+            raise ConfigError(f"unsupported reference text encoder(s): {unknown}", expected=", ".join(_TEXT_ORDER))
+        return modules
+
+    def text_features(self, clip_feature_name: str) -> tuple[list[FeatureSpec], int | None]:
+        """Map every text transform (and the GRU); return the text specs and the GRU vocabulary size."""
+        modules = self.text_modules()
+        specs: list[FeatureSpec] = []
+        gru_vocab_size: int | None = None
+        for enc in (e for e in _TEXT_ORDER if e in modules):
+            fc1, bn1 = modules[enc].get("fc1"), modules[enc].get("bn1")
+            kind = _TEXT_ENCODERS[enc]
+            dim = self.transform(f"text_transforms.{len(specs)}", f"text encoder {enc!r}", fc1, bn1)
+            if kind == "gru":
+                gru_vocab_size = self.gru(dim)
+            specs.append(
+                FeatureSpec(
+                    name=kind if kind != "precomputed" else clip_feature_name,
+                    dim=dim,
+                    kind=kind,
+                    transform="linear" if fc1 is not None else "tile",
+                    batch_norm=bn1 is not None,
+                    dropout=0.2 if fc1 is not None else 0.0,
+                    reference_name=enc,
+                )
             )
-        )
-    ours["text_fusion.weight"], ours["text_fusion.bias"] = text_weight, text_bias
+        return specs, gru_vocab_size
 
-    leftover = [k for k in state if k not in used and not any(p.search(k) for p in _IGNORED)]
-    if leftover:
-        shown = ", ".join(leftover[:5]) + (" ..." if len(leftover) > 5 else "")
-        raise ConfigError(f"{len(leftover)} reference state_dict key(s) not understood: {shown}")
+    def gru(self, dim: int) -> int:
+        """Map the reference GRU (one layer, unidirectional); return its vocabulary size."""
+        rnn = "txt_net.encoder.rnn_encoder."
+        if any("_reverse" in k or "_l1" in k for k in self.state if k.startswith(rnn)):
+            raise ConfigError("only one-layer unidirectional reference GRUs are supported")
+        embedding = self.take(rnn + "we.weight")
+        self.ours["gru.embedding.weight"] = embedding
+        for part in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            self.ours[f"gru.rnn.{part}"] = self.take(rnn + "rnn." + part)
+        hidden = self.state[rnn + "rnn.weight_hh_l0"].shape[1]
+        if dim != hidden:
+            raise ConfigError(f"GRU hidden size {hidden} but its transform takes {dim}-d")
+        return int(embedding.shape[0])
+
+    def check_all_keys_understood(self) -> None:
+        leftover = [k for k in self.state if k not in self.used and not any(p.search(k) for p in _IGNORED)]
+        if leftover:
+            shown = ", ".join(leftover[:5]) + (" ..." if len(leftover) > 5 else "")
+            raise ConfigError(f"{len(leftover)} reference state_dict key(s) not understood: {shown}")
+
+
+def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: str = "clip") -> ConvertedReference:
+    """Infer the architecture from a reference state_dict and map its weights to our names.
+
+    The CLIP model under ``txt_net.encoder.CLIP_encoder.`` is not part of our LAFF model (see
+    :func:`clip_text_weights_from_checkpoint`).
+    """
+    converter = _Converter(state)
+    video_specs = converter.video_features()
+    text_specs, gru_vocab_size = converter.text_features(clip_feature_name)
+    converter.check_all_keys_understood()
+    ours = converter.ours
     word_dim = int(ours["gru.embedding.weight"].shape[1]) if "gru.embedding.weight" in ours else 500
     config = ModelConfig(
         video_features=video_specs,
         text_features=text_specs,
-        common_dim=common,
-        heads=heads,
+        common_dim=converter.common,
+        heads=converter.heads,
         fusion="attention",
         word_dim=word_dim,
         frame_mask=True,
@@ -395,7 +457,9 @@ def convert_reference_state_dict(state: dict[str, Tensor], clip_feature_name: st
 
 def model_from_reference(converted: ConvertedReference, frame_mask: bool = True) -> LaffModel:
     """Build our model with the converted weights (strict load), in eval mode."""
-    model = LaffModel(dataclasses.replace(converted.config, frame_mask=frame_mask), gru_vocab_size=converted.gru_vocab_size)
+    model = LaffModel(
+        dataclasses.replace(converted.config, frame_mask=frame_mask), gru_vocab_size=converted.gru_vocab_size
+    )
     model.load_state_dict(converted.state_dict, strict=True)
     return model.eval()
 
@@ -419,36 +483,161 @@ def _plain(obj: Any, depth: int = 0) -> Any:
     return repr(obj)
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ClipTextWeights:
+    """A CLIP text tower taken from a checkpoint: OpenAI text keys, sizes, and where it came from."""
+
+    state: dict[str, Tensor]
+    dims: ClipTextDims
+    origin: dict[str, Any]
+
+
+def _clip_text_weights(keys: dict[str, Tensor], path: Path, prefix: str, weights: str) -> ClipTextWeights:
+    text, others = split_clip_state(keys)
+    dims = text_tower_dims(text, path=path, prefix=prefix)
+    visual = [k for k in others if k.startswith("visual.")]
+    origin = {
+        "weights": weights,
+        "file": str(path.resolve()),
+        "key_prefix": prefix,
+        "text_keys": len(text),
+        "skipped_visual_keys": len(visual),
+        "skipped_other_keys": [prefix + k for k in others if k not in visual][:20],
+    }
+    return ClipTextWeights({k: v.float() for k, v in text.items()}, dims, origin)
+
+
+def clip_text_weights_from_checkpoint(checkpoint: ReferenceCheckpoint) -> ClipTextWeights | None:
+    """The CLIP text tower under ``txt_net.encoder.CLIP_encoder.ClipModel.`` (None when absent).
+
+    The visual tower and ``logit_scale`` are skipped (and counted).
+    """
+    keys = {k[len(CLIP_MODEL_PREFIX) :]: v for k, v in checkpoint.state_dict.items() if k.startswith(CLIP_MODEL_PREFIX)}
+    if not keys:
+        return None
+    return _clip_text_weights(keys, checkpoint.path, CLIP_MODEL_PREFIX, "the LAFF checkpoint's own CLIP (ClipModel)")
+
+
+def read_finetuned_clip_weights(path: str | Path) -> ClipTextWeights:
+    """The text tower of a fine-tuned CLIP file, as the reference's "StrongCLIP" predictor loads it.
+
+    Its keys start with ``clip_model.`` (11 characters, stripped); what follows is OpenAI's CLIP
+    key name, possibly under the reference's ``ClipModel.`` module.
+    """
+    checkpoint = read_reference_checkpoint(path)
+    state = checkpoint.state_dict
+    keys = {k[len(FINETUNED_CLIP_PREFIX) :]: v for k, v in state.items() if k.startswith(FINETUNED_CLIP_PREFIX)}
+    if not keys:
+        shown = ", ".join(list(state)[:3]) or "no keys"
+        raise InputFormatError(
+            f"not a fine-tuned CLIP file (keys: {shown})",
+            path=path,
+            expected="keys clip_model.<CLIP name> (TextData/clip_finetune_*/model_best.pth.tar)",
+        )
+    prefix = FINETUNED_CLIP_PREFIX
+    if all(k.startswith("ClipModel.") for k in keys):
+        keys = {k[len("ClipModel.") :]: v for k, v in keys.items()}
+        prefix += "ClipModel."
+    return _clip_text_weights(keys, checkpoint.path, prefix, "fine-tuned CLIP file (--clip-weights)")
+
+
+def _check_clip_fits(weights: ClipTextWeights, config: ModelConfig, own: ClipTextWeights | None, path: Path) -> None:
+    """A tower must give the model's CLIP feature dim; a replacement must have the checkpoint's own sizes."""
+    feature = next((s for s in config.text_features if s.reference_name == "CLIP_encoder"), None)
+    if feature is None:
+        raise ConfigError(
+            "the checkpoint has no CLIP text feature (txt_net.transform_layer.CLIP_encoder_transform)",
+            expected="a LAFF checkpoint with a CLIP text encoder for --clip-weights",
+        )
+    if weights.dims.embed != feature.dim:
+        raise InputFormatError(
+            f"CLIP text tower gives {weights.dims.embed}-d features",
+            path=path,
+            expected=f"{feature.dim}-d, the model's CLIP text feature {feature.name!r}",
+        )
+    if own is not None and own.dims != weights.dims:
+        raise InputFormatError(
+            f"a CLIP of another architecture: text tower {weights.dims.to_dict()}",
+            path=path,
+            expected=f"the checkpoint's own {own.dims.to_dict()}",
+        )
+
+
+def _choose_clip_text(
+    checkpoint: ReferenceCheckpoint, config: ModelConfig, clip_weights: str | Path | None, checkpoint_sha256: str
+) -> ClipTextWeights | None:
+    own = clip_text_weights_from_checkpoint(checkpoint)
+    chosen = read_finetuned_clip_weights(clip_weights) if clip_weights is not None else own
+    if chosen is not None:
+        _check_clip_fits(chosen, config, own, Path(clip_weights) if clip_weights is not None else checkpoint.path)
+        chosen.origin["sha256"] = checkpoint_sha256 if chosen is own else sha256_file(Path(chosen.origin["file"]))
+        if own is not None and chosen is not own:
+            chosen.origin["replaces"] = own.origin["weights"]
+            chosen.origin["skipped_visual_keys_of_checkpoint"] = own.origin["skipped_visual_keys"]
+    return chosen
+
+
+def _check_vocabularies(
+    converted: ConvertedReference, bow_vocab: list[str] | None, gru_vocab: list[str] | None, path: str | Path
+) -> None:
+    bow = converted.config.text_feature_of_kind("bow")
+    if bow is not None and (bow_vocab is None or len(bow_vocab) != bow.dim):
+        found = "none" if bow_vocab is None else f"{len(bow_vocab)} words"
+        raise ConfigError(
+            f"bag-of-words vocabulary in the checkpoint config: {found}",
+            path=path,
+            expected=f"{bow.dim} words (config.t2v_bow.vocab)",
+        )
+    if converted.config.text_feature_of_kind("gru") is not None and (
+        gru_vocab is None or len(gru_vocab) != converted.gru_vocab_size
+    ):
+        found = "none" if gru_vocab is None else f"{len(gru_vocab)} words"
+        raise ConfigError(
+            f"GRU vocabulary in the checkpoint config: {found}",
+            path=path,
+            expected=f"{converted.gru_vocab_size} words (config.t2v_idx.vocab)",
+        )
+
+
 def import_reference_checkpoint(
     path: str | Path,
     out_dir: str | Path,
     w2v: str | Path | None = None,
     clip_feature: str | None = None,
     frame_mask: bool = True,
+    clip_weights: str | Path | None = None,
 ) -> ModelConfig:
     """Convert a reference checkpoint into our format in ``out_dir``; returns the written config.
 
     ``clip_feature`` names the precomputed CLIP text feature (``TextData/<name>/``); by default the
     config's ``text_encoding.CLIP_encoding.dir_name`` when the checkpoint has it, else ``clip``.
     ``frame_mask=False`` keeps the reference's unmasked frame softmax (LAFF-ml; same embeddings,
-    the reference's frame weights).
+    the reference's frame weights). The CLIP text tower of the checkpoint (or of ``clip_weights``,
+    a fine-tuned CLIP file) is kept so that CLIP text features can be computed online; its visual
+    tower is skipped.
     """
     from avsbench.model.checkpoint import CONFIG_FILE, save_model
 
     checkpoint = read_reference_checkpoint(path)
-    converted = convert_reference_state_dict(checkpoint.state_dict, clip_feature or _clip_feature_name(checkpoint.config))
+    converted = convert_reference_state_dict(
+        checkpoint.state_dict, clip_feature or _clip_feature_name(checkpoint.config)
+    )
     bow_vocab, gru_vocab = reference_vocabularies(checkpoint)
+    _check_vocabularies(converted, bow_vocab, gru_vocab, path)
+    digest = sha256_file(Path(path))
+    clip_text = _choose_clip_text(checkpoint, converted.config, clip_weights, digest)
     config = converted.config
-    bow = config.text_feature_of_kind("bow")
-    if bow is not None and (bow_vocab is None or len(bow_vocab) != bow.dim):
-        found = "none" if bow_vocab is None else f"{len(bow_vocab)} words"
-        raise ConfigError(f"bag-of-words vocabulary in the checkpoint config: {found}", path=path, expected=f"{bow.dim} words (config.t2v_bow.vocab)")
-    if config.text_feature_of_kind("gru") is not None and (gru_vocab is None or len(gru_vocab) != converted.gru_vocab_size):
-        found = "none" if gru_vocab is None else f"{len(gru_vocab)} words"
-        raise ConfigError(f"GRU vocabulary in the checkpoint config: {found}", path=path, expected=f"{converted.gru_vocab_size} words (config.t2v_idx.vocab)")
     if w2v is not None:
         config.w2v = str(Path(w2v).expanduser().resolve())
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     config.source = {
         "imported_from": str(Path(path).resolve()),
         "sha256": digest,
@@ -457,7 +646,15 @@ def import_reference_checkpoint(
         "best_perf": _plain(checkpoint.best_perf),
         "opt": _plain(checkpoint.opt),
     }
+    if clip_text is not None:
+        config.source["clip_text"] = clip_text.origin
     model = model_from_reference(converted, frame_mask=frame_mask)
     config = model.config
-    save_model(out_dir, model, bow_vocab=bow_vocab if bow is not None else None, gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None)
+    save_model(
+        out_dir,
+        model,
+        bow_vocab=bow_vocab if config.text_feature_of_kind("bow") else None,
+        gru_vocab=gru_vocab if config.text_feature_of_kind("gru") else None,
+        clip_text=clip_text.state if clip_text is not None else None,
+    )
     return ModelConfig.read(Path(out_dir) / CONFIG_FILE)

@@ -6,7 +6,9 @@ Encoders (which ones a model uses is configuration):
   BigFile (averaged in float64, then float32; zeros if none);
 - ``gru``: ``<start>`` tokens ``<end>`` (stopwords kept, unknown words -> ``<unk>``) as ids for the
   model's GRU, which mean-pools over the valid steps;
-- precomputed features (e.g. CLIP) read from a BigFile keyed by caption id or topic number.
+- precomputed features (e.g. CLIP) read from a BigFile keyed by caption id or topic number, or,
+  for the CLIP feature of a model that holds a CLIP text tower, computed online
+  (:class:`~avsbench.model.clip_text.ClipTextEncoder`, vectors cached per text).
 
 A dataset is featurized ONCE into a compact :class:`TextCorpus` (padded id arrays, mean word
 vectors, precomputed rows); batches are then gathered from it on the device.
@@ -28,7 +30,9 @@ from torch import Tensor
 from avsbench.data.atomic import atomic_write_text
 from avsbench.data.bigfile import BigFile
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
-from avsbench.model.config import ModelConfig
+from avsbench.model.clip_text import ClipTextEncoder, ClipTextTower
+from avsbench.model.clip_text_tokenizer import TRUNCATIONS
+from avsbench.model.config import FeatureSpec, ModelConfig
 
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -93,7 +97,9 @@ def read_vocab_file(path: str | Path) -> list[str]:
     words = path.read_text(encoding="utf-8").splitlines()
     for lineno, word in enumerate(words, 1):
         if not word or word != word.strip() or " " in word:
-            raise InputFormatError(f"bad vocabulary entry {word!r}", path=path, line=lineno, expected="one word per line")
+            raise InputFormatError(
+                f"bad vocabulary entry {word!r}", path=path, line=lineno, expected="one word per line"
+            )
     if len(set(words)) != len(words):
         raise InputFormatError("duplicate words", path=path, expected="unique words")
     return words
@@ -146,7 +152,10 @@ class WordVectors:
             indices.extend(found)
             data.extend([1.0 / max(len(found), 1)] * len(found))
             indptr.append(len(indices))
-        weights = sp.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array(indptr)), shape=(len(texts), len(words)))
+        weights = sp.csr_matrix(
+            (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array(indptr)),
+            shape=(len(texts), len(words)),
+        )
         table = self.bigfile.read(words).astype(np.float64) if words else np.zeros((0, self.dim))
         return np.asarray(weights @ table, dtype=np.float32).reshape(len(texts), self.dim)
 
@@ -205,8 +214,12 @@ class TextPipeline:
         bow_vocab: Sequence[str] | None = None,
         gru_vocab: Sequence[str] | None = None,
         word_vectors: WordVectors | None = None,
+        clip_tower: ClipTextTower | None = None,
     ) -> None:
         self.config = config
+        self.clip_tower = clip_tower
+        self._clip_encoders: dict[str, ClipTextEncoder] = {}
+        self._clip_cache: dict[tuple[str, str], np.ndarray] = {}
         self.bow_vocab = list(bow_vocab) if bow_vocab is not None else None
         self.gru_vocab = list(gru_vocab) if gru_vocab is not None else None
         self.word_vectors = word_vectors
@@ -218,7 +231,9 @@ class TextPipeline:
             raise ConfigError("the gru encoder needs its vocabulary")
         w2v = config.text_feature_of_kind("w2v")
         if w2v is not None and word_vectors is not None and word_vectors.dim != w2v.dim:
-            raise ConfigError(f"word vectors {word_vectors.path} are {word_vectors.dim}-d", expected=f"{w2v.dim}-d word vectors")
+            raise ConfigError(
+                f"word vectors {word_vectors.path} are {word_vectors.dim}-d", expected=f"{w2v.dim}-d word vectors"
+            )
         self._bow_index = _index(self.bow_vocab or [])
         self._gru_index = _index(self.gru_vocab or [])
 
@@ -227,8 +242,67 @@ class TextPipeline:
         """Names of the text features read from ``TextData/<name>/`` BigFiles."""
         return [s.name for s in self.config.text_features if s.kind == "precomputed"]
 
-    def corpus(self, texts: Sequence[str], ids: Sequence[str], precomputed: Mapping[str, BigFile] | None = None) -> TextCorpus:
-        """Featurize ``texts`` (with ids ``ids``, used for the precomputed features) once."""
+    @property
+    def online_clip_feature(self) -> str | None:
+        """The text feature the model's CLIP text tower computes online (None without a tower).
+
+        It is the precomputed feature that stood for the reference's ``CLIP_encoder`` (or the only
+        precomputed feature), when its dim is the tower's output dim.
+        """
+        specs = [s for s in self.config.text_features if s.kind == "precomputed"]
+        clip = [s for s in specs if s.reference_name == "CLIP_encoder"] or (specs if len(specs) == 1 else [])
+        if self.clip_tower is None or not clip or clip[0].dim != self.clip_tower.dims.embed:
+            return None
+        return clip[0].name
+
+    def clip_features(self, texts: Sequence[str], truncation: str = "reference") -> np.ndarray:
+        """(n, embed) float32 CLIP text features computed online, each text encoded once per truncation."""
+        if self.clip_tower is None:
+            raise MissingDataError(
+                "the model holds no CLIP text tower", expected="a model imported with its CLIP weights"
+            )
+        if truncation not in TRUNCATIONS:
+            raise ConfigError(f"unknown CLIP truncation {truncation!r}", expected=" or ".join(TRUNCATIONS))
+        encoder = self._clip_encoders.get(truncation)
+        if encoder is None:
+            encoder = self._clip_encoders[truncation] = ClipTextEncoder(self.clip_tower, truncation=truncation)
+        todo = sorted({t for t in texts if (truncation, t) not in self._clip_cache})
+        if todo:
+            for text, vector in zip(todo, encoder.encode(todo)):
+                self._clip_cache[(truncation, text)] = vector
+        dim = self.clip_tower.dims.embed
+        return np.stack([self._clip_cache[(truncation, t)] for t in texts]) if texts else np.zeros((0, dim), np.float32)
+
+    def _precomputed_rows(
+        self, spec: FeatureSpec, ids: Sequence[str], precomputed: Mapping[str, BigFile] | None
+    ) -> Tensor:
+        bigfile = (precomputed or {}).get(spec.name)
+        if bigfile is None:
+            raise MissingDataError(
+                f"no BigFile for the precomputed text feature {spec.name!r}", expected=f"TextData/{spec.name}/"
+            )
+        if bigfile.dim != spec.dim:
+            raise InputFormatError(
+                f"text feature is {bigfile.dim}-d", path=bigfile.path, expected=f"{spec.dim}-d as the model"
+            )
+        try:
+            return torch.from_numpy(bigfile.read(list(ids)))
+        except UnknownIdError as exc:
+            raise UnknownIdError(f"precomputed text feature {spec.name!r}: {exc.message}", path=exc.path) from None
+
+    def corpus(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        precomputed: Mapping[str, BigFile] | None = None,
+        *,
+        online: Mapping[str, str] | None = None,
+    ) -> TextCorpus:
+        """Featurize ``texts`` (with ids ``ids``, used for the precomputed features) once.
+
+        ``online`` maps a precomputed feature (the model's CLIP feature) to the CLIP truncation
+        with which to compute it online instead of reading it from ``precomputed``.
+        """
         if len(texts) != len(ids):
             raise ConfigError(f"{len(texts)} texts but {len(ids)} ids")
         corpus = TextCorpus(size=len(texts))
@@ -241,7 +315,9 @@ class TextPipeline:
         w2v = self.config.text_feature_of_kind("w2v")
         if w2v is not None:
             if self.word_vectors is None:
-                raise MissingDataError("the w2v text encoder needs a word-vector BigFile", expected="--w2v or the model's w2v path")
+                raise MissingDataError(
+                    "the w2v text encoder needs a word-vector BigFile", expected="--w2v or the model's w2v path"
+                )
             corpus.w2v = torch.from_numpy(self.word_vectors.mean_vectors(texts))
         if self.config.text_feature_of_kind("gru") is not None:
             rows = [[START, *(self._gru_index.get(t, UNK) for t in ts), END] for ts in token_lists]
@@ -250,17 +326,24 @@ class TextPipeline:
         for spec in self.config.text_features:
             if spec.kind != "precomputed":
                 continue
-            bigfile = (precomputed or {}).get(spec.name)
-            if bigfile is None:
-                raise MissingDataError(f"no BigFile for the precomputed text feature {spec.name!r}", expected=f"TextData/{spec.name}/")
-            if bigfile.dim != spec.dim:
-                raise InputFormatError(f"text feature is {bigfile.dim}-d", path=bigfile.path, expected=f"{spec.dim}-d as the model")
-            try:
-                corpus.precomputed[spec.name] = torch.from_numpy(bigfile.read(list(ids)))
-            except UnknownIdError as exc:
-                raise UnknownIdError(f"precomputed text feature {spec.name!r}: {exc.message}", path=exc.path) from None
+            if spec.name in (online or {}):
+                if spec.name != self.online_clip_feature:
+                    raise ConfigError(
+                        f"the model cannot compute its text feature {spec.name!r} online",
+                        expected="a CLIP text tower in the model (import-laff keeps it)",
+                    )
+                corpus.precomputed[spec.name] = torch.from_numpy(self.clip_features(texts, (online or {})[spec.name]))
+            else:
+                corpus.precomputed[spec.name] = self._precomputed_rows(spec, ids, precomputed)
         return corpus
 
-    def featurize(self, texts: Sequence[str], ids: Sequence[str], precomputed: Mapping[str, BigFile] | None = None) -> dict[str, Tensor]:
+    def featurize(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        precomputed: Mapping[str, BigFile] | None = None,
+        *,
+        online: Mapping[str, str] | None = None,
+    ) -> dict[str, Tensor]:
         """The input dict of :meth:`LaffModel.encode_texts` for ``texts`` (CPU tensors)."""
-        return self.corpus(texts, ids, precomputed).batch()
+        return self.corpus(texts, ids, precomputed, online=online).batch()
