@@ -64,7 +64,12 @@ def test_machine_formats_import_neither_rich_nor_pandas() -> None:
         "assert not heavy, heavy\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr
 

@@ -20,7 +20,8 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     from rich.table import Table
 
     from avsbench.demo_pipeline import VIDEO_FEATURES, run_demo
-    from avsbench.report.tables import print_tables, score_tables
+    from avsbench.report.score_output import score_tables
+    from avsbench.report.tables import print_tables
 
     console = Console()
     interactive = sys.stdout.isatty()

@@ -1,4 +1,4 @@
-"""Render a run comparison (and the leaderboard) as rich tables, Markdown, LaTeX, CSV and JSON.
+"""Render a run comparison as rich tables, Markdown, LaTeX, CSV, JSON and JSON lines.
 
 :class:`ComparisonReport` wraps one :class:`avsbench.eval.compare.Comparison`, like ranx's
 ``Report``: one object, many renderings, all from the same numbers.
@@ -6,11 +6,8 @@
 
 from __future__ import annotations
 
-import io
 import json
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,122 +15,16 @@ import pandas as pd
 from avsbench.errors import ConfigError
 from avsbench.eval.leaderboard import CONFIDENCE_LEVELS, LeaderboardEntry
 from avsbench.report.formats import COMPARISON, DEFAULT_WIDTH, RenderOptions, render
+from avsbench.report.tables import ReportTable, is_missing, latex_tables, markdown_tables, print_tables, tables_text
 
 if TYPE_CHECKING:  # the comparison engine (and the scorer behind it) loads only when comparing
     from avsbench.eval.compare import Comparison
 
 TABLES = ("per_year", "per_topic", "wins_ties_losses", "significance", "coverage", "coverage_summary")
-_MISSING = "–"
-
-
-@dataclass
-class ReportTable:
-    """One displayed table: a frame of cells, a format spec per numeric column, and notes."""
-
-    title: str
-    frame: pd.DataFrame
-    formats: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def cell(self, column: str, value: object) -> str:
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            return _MISSING
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        spec = self.formats.get(column)
-        if spec and isinstance(value, (int, float)):
-            return format(value, spec)
-        return str(value)
-
-    def text_rows(self) -> list[list[str]]:
-        return [[self.cell(c, v) for c, v in zip(self.frame.columns, row)] for row in self.frame.itertuples(index=False)]
-
-    def numeric(self, column: str) -> bool:
-        return column in self.formats
-
-
-# --- generic renderers ---------------------------------------------------------------------
-
-
-def _markdown_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def markdown_tables(tables: Sequence[ReportTable]) -> str:
-    """GitHub-flavoured Markdown: a heading, a pipe table and its notes per table."""
-    parts: list[str] = []
-    for table in tables:
-        columns = [str(c) for c in table.frame.columns]
-        lines = [f"### {table.title}", ""] if table.title else []
-        lines.append("| " + " | ".join(_markdown_escape(c) for c in columns) + " |")
-        lines.append("|" + "|".join("---:" if table.numeric(c) else "---" for c in columns) + "|")
-        for row in table.text_rows():
-            lines.append("| " + " | ".join(_markdown_escape(v) for v in row) + " |")
-        for note in table.notes:
-            lines.extend(["", note])
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "–": "--",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def latex_tables(tables: Sequence[ReportTable]) -> str:
-    """One booktabs ``tabular`` per table, each in a ``table`` float with its title as caption."""
-    parts: list[str] = []
-    for table in tables:
-        columns = [str(c) for c in table.frame.columns]
-        spec = "".join("r" if table.numeric(c) else "l" for c in columns)
-        lines = [
-            r"\begin{table}[ht]", r"\centering", f"\\caption{{{latex_escape(table.title)}}}",
-            f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
-            " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule",
-        ]
-        lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in table.text_rows()]
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        lines += [f"\\par\\footnotesize {latex_escape(note)}" for note in table.notes]
-        lines.append(r"\end{table}")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
-
-
-def print_report_tables(tables: Sequence[ReportTable], console=None) -> None:
-    """Print the tables on a rich console (a plain one on stdout by default)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    for table in tables:
-        view = Table(title=table.title, title_justify="left", header_style="bold")
-        for column in table.frame.columns:
-            view.add_column(str(column), justify="right" if table.numeric(str(column)) else "left", overflow="fold")
-        for row in table.text_rows():
-            view.add_row(*row)
-        console.print(view)
-        for note in table.notes:
-            console.print(note, style="dim", highlight=False, markup=False)
-        console.print()
-
-
-def report_tables_text(tables: Sequence[ReportTable], width: int = 120, color: bool = False) -> str:
-    """The rich tables as text ``width`` columns wide (ANSI styles only with ``color``)."""
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    print_report_tables(tables, Console(file=buffer, width=width, color_system="auto" if color else None, force_terminal=color))
-    return buffer.getvalue()
 
 
 def _json_value(value: object) -> object:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return None
     return value.item() if hasattr(value, "item") else value
 
@@ -233,11 +124,14 @@ class ComparisonReport:
                 rows.append({"run": f"{_reference_label(entry)} [{len(notes)}]", year: entry.value})
         if rows:
             frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
-            frame[[f"{y} topics" for y in c.years] + ["topics"]] = frame[[f"{y} topics" for y in c.years] + ["topics"]].astype("Int64")
+            counts = [f"{y} topics" for y in c.years] + ["topics"]
+            frame[counts] = frame[counts].astype("Int64")
             levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
-            notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, not here.")
+            notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, "
+                         "not here.")
         if len(c.years) > 1:
-            notes.append("'mean over years' is the mean of the per-year means over the years a run covers; each year is scored with its own qrels.")
+            notes.append("'mean over years' is the mean of the per-year means over the years a run covers; each year "
+                         "is scored with its own qrels.")
         else:
             frame = frame.drop(columns=[f"{c.years[0]} topics", "mean over years"])
         notes += [f"warning: {w}" for w in c.warnings]
@@ -246,7 +140,7 @@ class ComparisonReport:
             title += " (SYNTHETIC: " + ", ".join(c.synthetic_years) + ")"
             notes.insert(0, "SYNTHETIC: " + ", ".join(c.synthetic_years) + " scored with the qrels of a generated demo "
                          "collection; these numbers are not comparable to published TRECVID results.")
-        return ReportTable(title, frame, formats, notes)
+        return ReportTable.from_frame(title, frame, formats, notes)
 
     def _significance_table(self) -> ReportTable:
         c = self.comparison
@@ -269,13 +163,13 @@ class ComparisonReport:
             + (" Scope 'all' pools the topics of every year." if len(c.years) > 1 else ""),
         ]
         formats = {"topics": "d", "mean Δ": "+.4f", "p": ".4f", "p (Holm)": ".4f"}
-        return ReportTable(f"Significance against the baseline {c.baseline}", frame, formats, notes)
+        return ReportTable.from_frame(f"Significance against the baseline {c.baseline}", frame, formats, notes)
 
     def _wins_table(self) -> ReportTable:
         c = self.comparison
         frame = c.wins_ties_losses.reset_index()
         note = f"Per topic against {c.baseline}; a tie differs by at most {c.settings['tie_tolerance']}."
-        return ReportTable("Wins / ties / losses", frame, {"wins": "d", "ties": "d", "losses": "d"}, [note])
+        return ReportTable.from_frame("Wins / ties / losses", frame, {"wins": "d", "ties": "d", "losses": "d"}, [note])
 
     def _coverage_table(self) -> ReportTable:
         frame = self._coverage_summary()
@@ -286,7 +180,7 @@ class ComparisonReport:
             "(judged@N, any judgment) and in its sampled part (sampled@N, judgment >= 0). Shots outside the "
             "pool count as non-relevant: a run with low coverage (e.g. a new system on a fixed pool) is under-rated."
         ]
-        return ReportTable("Judged coverage", frame, formats, notes)
+        return ReportTable.from_frame("Judged coverage", frame, formats, notes)
 
     def _per_topic_table(self, shorten_text: bool) -> ReportTable:
         c = self.comparison
@@ -295,15 +189,15 @@ class ComparisonReport:
             frame["text"] = [t if len(t) <= 48 else t[:47] + "…" for t in frame["text"]]
         formats = {n: ".4f" for n in c.runs} | {col: "+.4f" for col in frame.columns if str(col).startswith("Δ ")}
         formats["topic"] = "d"
-        return ReportTable(f"{c.metric} per topic", frame, formats)
+        return ReportTable.from_frame(f"{c.metric} per topic", frame, formats)
 
     def to_table(self, per_topic: bool = True, width: int = 120) -> str:
         """Plain-text rendering of the rich tables."""
-        return report_tables_text(self.tables(per_topic, shorten_text=True), width=width)
+        return tables_text(self.tables(per_topic, shorten_text=True), width=width)
 
     def print(self, per_topic: bool = True, console=None) -> None:
         """Print the rich tables on a terminal."""
-        print_report_tables(self.tables(per_topic, shorten_text=True), console)
+        print_tables(self.tables(per_topic, shorten_text=True), console)
 
     def to_markdown(self, per_topic: bool = True) -> str:
         return markdown_tables(self.tables(per_topic))
@@ -323,7 +217,7 @@ def _chosen_table(options: RenderOptions) -> str:
 
 def render_table(report: ComparisonReport, options: RenderOptions) -> str:
     """The rich tables, ``options.width`` columns wide."""
-    return report_tables_text(report.tables(options.per_topic, shorten_text=True), options.width, options.color)
+    return tables_text(report.tables(options.per_topic, shorten_text=True), options.width, options.color)
 
 
 def render_markdown(report: ComparisonReport, options: RenderOptions) -> str:

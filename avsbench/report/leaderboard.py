@@ -9,13 +9,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from avsbench.eval.leaderboard import CONFIDENCE_LEVELS, LeaderboardEntry
-from avsbench.report.compare_report import (
-    ReportTable,
-    latex_tables,
-    markdown_tables,
-    report_tables_text,
-)
 from avsbench.report.formats import RenderOptions
+from avsbench.report.tables import ReportTable, latex_tables, markdown_tables, tables_text
 
 
 def leaderboard_table(
@@ -45,7 +40,7 @@ def leaderboard_table(
     )
     levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
     notes = [f"Confidence: {levels}."] + [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
-    return ReportTable(title, frame, {"value": ".4f"}, notes)
+    return ReportTable.from_frame(title, frame, {"value": ".4f"}, notes)
 
 
 def _entry_records(entries: Sequence[LeaderboardEntry]) -> list[dict[str, object]]:
@@ -74,4 +69,4 @@ def render_latex(entries: Sequence[LeaderboardEntry], options: RenderOptions) ->
 
 
 def render_table(entries: Sequence[LeaderboardEntry], options: RenderOptions) -> str:
-    return report_tables_text([leaderboard_table(entries)], options.width, options.color)
+    return tables_text([leaderboard_table(entries)], options.width, options.color)

@@ -1,6 +1,6 @@
 """Renderers of scored runs (:class:`avsbench.eval.scoring.ScoredRun`) for ``avsbench score``.
 
-Registered in :mod:`avsbench.report.formats`. Only the ``table`` renderer imports rich; the
+Registered in :mod:`avsbench.report.formats`. Only the ``table`` rendering imports rich; the
 machine formats use the standard library.
 """
 
@@ -16,8 +16,10 @@ from avsbench.data.topics import all_topics, plain_topic_id
 from avsbench.errors import UnknownIdError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, RECALL_LEVELS, format_sample_eval
 from avsbench.report.formats import RenderOptions
+from avsbench.report.tables import Column, ReportTable, Row
 
 if TYPE_CHECKING:
+    from avsbench.data.topics import Topic
     from avsbench.eval.scoring import ScoredRun
 
 # every measure the scorer reports, under sample_eval's names, in its order
@@ -39,12 +41,12 @@ def pick_measures(measures: Mapping[str, float | int], chosen: Sequence[str]) ->
     return {name: measures[name] for name in chosen if name in measures}
 
 
-def _topic_text(topic_id: str, topics: Mapping[int, object]) -> str:
+def _topic_text(topic_id: str, topics: Mapping[int, Topic]) -> str:
     try:
         topic = topics.get(plain_topic_id(topic_id))
     except UnknownIdError:
         return ""
-    return getattr(topic, "text", "") if topic else ""
+    return topic.text if topic else ""
 
 
 def _long_rows(
@@ -142,9 +144,77 @@ def render_tsv(scored: Sequence[ScoredRun], options: RenderOptions) -> str:
     return _render_delimited(scored, options, "\t")
 
 
+SCORE_COLUMNS = ("infAP", "infNDCG", "iP10", "iP100")  # the table's measures unless others are asked for
+
+
+def _topic_label(topic_id: str, topics: Mapping[int, Topic]) -> str:
+    text = _topic_text(topic_id, topics)
+    return f"{topic_id} {text}" if text else topic_id
+
+
+def _score_columns(first: str, measures: Sequence[str]) -> list[Column]:
+    columns = [
+        Column(first, min_width=12, no_wrap=True, overflow="ellipsis", ratio=1),
+        Column("year", min_width=4, no_wrap=True, missing=""),
+    ]
+    columns += [
+        Column(m, "d" if m == "num_ret" else ".4f", "", min_width=max(6, len(m)), no_wrap=True) for m in measures
+    ]
+    columns += [Column(h, "d", "", min_width=len(h), no_wrap=True) for h in ("scored", "missing")]
+    return columns
+
+
+def _run_rows(s: ScoredRun, first: str, measures: Sequence[str], topics: Mapping[int, Topic] | None) -> list[Row]:
+    """The run's row, then (with ``topics``) a dimmed row per topic."""
+    r = s.result
+    summary = pick_measures(r.measures(), measures)
+    year = s.year.key if s.year else "?"
+    rows = [
+        Row({first: s.name, "year": year, **summary, "scored": len(r.scored_topics), "missing": len(r.missing_topics)})
+    ]
+    if topics is not None:
+        items = list(r.per_topic.items())
+        for i, (topic_id, t) in enumerate(items):
+            label = "  " + _topic_label(topic_id, topics) + ("" if t.in_run else " (absent: 0)")
+            cells = {first: label, **pick_measures(t.measures(), measures)}
+            rows.append(Row(cells, detail=True, end_section=i == len(items) - 1))
+    return rows
+
+
+def score_tables(
+    scored: Sequence[ScoredRun],
+    *,
+    per_topic: bool = False,
+    topics: Mapping[int, Topic] | None = None,
+    measures: Sequence[str] | None = None,
+) -> list[ReportTable]:
+    """One table per year: a row per run (``measures``, default :data:`SCORE_COLUMNS`; topics
+    scored and missing); with ``per_topic`` each run row is followed by a row per topic (id and
+    text from ``topics``)."""
+    measures = list(measures or SCORE_COLUMNS)
+    by_year: dict[str, list[ScoredRun]] = {}
+    for s in scored:
+        by_year.setdefault(s.year.key if s.year else "?", []).append(s)
+    first = "run / topic" if per_topic else "run"
+    tables = []
+    for year_key, runs in by_year.items():
+        note = "scored / missing: qrels topics scored / absent from the run; qrels: " + ", ".join(
+            sorted({s.qrels_path for s in runs})
+        )
+        if any(s.synthetic_qrels for s in runs):
+            note += " (SYNTHETIC judgments of a generated collection)"
+        rows = [row for s in runs for row in _run_rows(s, first, measures, (topics or {}) if per_topic else None)]
+        tables.append(
+            ReportTable(
+                f"AVS {year_key}" if year_key != "?" else "AVS scores", _score_columns(first, measures), rows, [note]
+            )
+        )
+    return tables
+
+
 def render_table(scored: Sequence[ScoredRun], options: RenderOptions) -> str:
-    """One rich table per year (see :func:`avsbench.report.tables.score_tables`), as text."""
-    from avsbench.report.tables import score_tables, tables_text
+    """One table per year (:func:`score_tables`), ``options.width`` columns wide."""
+    from avsbench.report.tables import tables_text
 
     topics = all_topics() if options.per_topic else None
     tables = score_tables(scored, per_topic=options.per_topic, topics=topics, measures=options.measures or None)

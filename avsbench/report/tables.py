@@ -1,46 +1,59 @@
-"""Rich tables of scores.
+"""The one table abstraction of the reports, and its renderings.
 
-Generic part: :class:`Column` / :class:`Row` / :func:`build_table` turn rows of values into a
-``rich.table.Table`` (numbers right-aligned and formatted per column, section breaks, dimmed
-detail rows). Score part: :func:`score_tables` renders :class:`avsbench.eval.scoring.ScoredRun`
-results, one table per year.
+A :class:`ReportTable` is a title, :class:`Column` s (header, number format), :class:`Row` s
+(cells by header; dimmed detail rows; section breaks) and notes printed under it. It is built
+directly (score tables) or from a data frame (:meth:`ReportTable.from_frame`, the comparison and
+the leaderboard), and rendered as a rich table on a console, as plain text of a given width, as
+GitHub Markdown or as booktabs LaTeX. rich is imported only by the console renderings.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from avsbench.data.topics import Topic, plain_topic_id
-from avsbench.errors import UnknownIdError
-
 if TYPE_CHECKING:
-    from avsbench.eval.scoring import ScoredRun
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+MISSING = "–"
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN or pandas' NA."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType"
 
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, value format (``".4f"``; None: ``str``) and alignment."""
+    """A column: header, number format (``".4f"``; a column with one is numeric, right-aligned),
+    the text of a missing value, and hints for the console (rich) rendering."""
 
     header: str
     fmt: str | None = None
-    justify: str = "left"
+    missing: str = MISSING
     min_width: int | None = None
-    max_width: int | None = None
     no_wrap: bool = False
     overflow: str = "fold"  # or "ellipsis"
     ratio: int | None = None  # share of the width left over (the table then fills the console)
 
+    @property
+    def numeric(self) -> bool:
+        return self.fmt is not None
+
     def render(self, value: object) -> str:
-        if value is None:
-            return ""
-        return format(value, self.fmt) if self.fmt and isinstance(value, (int, float)) else str(value)
+        """The cell text of ``value``."""
+        if is_missing(value):
+            return self.missing
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if self.fmt and (isinstance(value, (int, float)) or hasattr(value, "item")):
+            return format(value, self.fmt)
+        return str(value)
 
 
 @dataclass(frozen=True)
@@ -53,101 +66,123 @@ class Row:
 
 
 @dataclass
-class TableSpec:
+class ReportTable:
+    """One displayed table: title, columns, rows and the notes printed under it."""
+
     title: str
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
-    caption: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_frame(
+        cls, title: str, frame: pd.DataFrame, formats: Mapping[str, str] | None = None, notes: Sequence[str] = ()
+    ) -> ReportTable:
+        """A table of ``frame``'s rows; ``formats`` gives the number format of the numeric columns."""
+        formats = formats or {}
+        columns = [Column(str(c), formats.get(str(c))) for c in frame.columns]
+        rows = [Row(dict(zip((c.header for c in columns), values))) for values in frame.itertuples(index=False)]
+        return cls(title, columns, rows, list(notes))
+
+    @property
+    def headers(self) -> list[str]:
+        return [c.header for c in self.columns]
+
+    def text_rows(self) -> list[list[str]]:
+        """Every row as cell texts, in column order."""
+        return [[c.render(row.cells.get(c.header)) for c in self.columns] for row in self.rows]
 
 
-def build_table(spec: TableSpec) -> Table:
-    """A ``rich`` table from a :class:`TableSpec`."""
-    flexible = any(col.ratio for col in spec.columns)
-    table = Table(title=spec.title, caption=spec.caption, box=box.SIMPLE_HEAD, header_style="bold", expand=flexible, pad_edge=False, collapse_padding=True)
-    for col in spec.columns:
-        table.add_column(col.header, justify=col.justify, min_width=col.min_width, max_width=col.max_width, no_wrap=col.no_wrap, overflow=col.overflow, ratio=col.ratio)
-    for row in spec.rows:
-        table.add_row(
-            *(col.render(row.cells.get(col.header)) for col in spec.columns),
-            style="dim" if row.detail else None,
-            end_section=row.end_section,
-        )
-    return table
+# --- Markdown and LaTeX --------------------------------------------------------------------
 
 
-def print_tables(tables: Sequence[Table], console: Console | None = None) -> None:
-    """Print tables one after another (to stdout unless a console is given)."""
+def _markdown_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_tables(tables: Sequence[ReportTable]) -> str:
+    """GitHub-flavoured Markdown: a heading, a pipe table and its notes per table."""
+    parts: list[str] = []
+    for table in tables:
+        lines = [f"### {table.title}", ""] if table.title else []
+        lines.append("| " + " | ".join(_markdown_escape(h) for h in table.headers) + " |")
+        lines.append("|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|")
+        lines += ["| " + " | ".join(_markdown_escape(v) for v in row) + " |" for row in table.text_rows()]
+        for note in table.notes:
+            lines.extend(["", note])
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "–": "--",
+}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_tables(tables: Sequence[ReportTable]) -> str:
+    """One booktabs ``tabular`` per table, each in a ``table`` float with its title as caption."""
+    parts: list[str] = []
+    for table in tables:
+        spec = "".join("r" if c.numeric else "l" for c in table.columns)
+        lines = [
+            r"\begin{table}[ht]", r"\centering", f"\\caption{{{latex_escape(table.title)}}}",
+            f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+            " & ".join(latex_escape(h) for h in table.headers) + r" \\", r"\midrule",
+        ]  # fmt: skip
+        lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in table.text_rows()]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [f"\\par\\footnotesize {latex_escape(note)}" for note in table.notes]
+        lines.append(r"\end{table}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+# --- console (rich) ------------------------------------------------------------------------
+
+
+def rich_table(table: ReportTable) -> Table:
+    """The table as a ``rich`` table (numbers right-aligned, detail rows dimmed)."""
+    from rich import box
+    from rich.table import Table
+
+    flexible = any(c.ratio for c in table.columns)
+    view = Table(
+        title=table.title or None, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold", expand=flexible,
+        pad_edge=False, collapse_padding=True,
+    )  # fmt: skip
+    for c in table.columns:
+        view.add_column(
+            c.header, justify="right" if c.numeric else "left", min_width=c.min_width, no_wrap=c.no_wrap,
+            overflow=c.overflow, ratio=c.ratio,
+        )  # fmt: skip
+    for row, texts in zip(table.rows, table.text_rows()):
+        view.add_row(*texts, style="dim" if row.detail else None, end_section=row.end_section)
+    return view
+
+
+def print_tables(tables: Sequence[ReportTable], console: Console | None = None) -> None:
+    """Print each table and its notes (to stdout unless a console is given)."""
+    from rich.console import Console
+
     console = console or Console()
     for table in tables:
-        console.print(table)
+        console.print(rich_table(table))
+        for note in table.notes:
+            console.print(note, style="dim", highlight=False, markup=False)
+        console.print()
 
 
-def tables_text(tables: Sequence[Table], width: int, color: bool = False) -> str:
+def tables_text(tables: Sequence[ReportTable], width: int, color: bool = False) -> str:
     """The tables as text ``width`` columns wide (with ANSI styles when ``color``)."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, color_system="auto" if color else None)
     print_tables(tables, console)
     return buffer.getvalue()
-
-
-SCORE_COLUMNS = ("infAP", "infNDCG", "iP10", "iP100")
-
-
-def _topic_label(topic_id: str, topics: Mapping[int, Topic]) -> str:
-    try:
-        topic = topics.get(plain_topic_id(topic_id))
-    except UnknownIdError:
-        topic = None
-    return f"{topic_id} {topic.text}" if topic else topic_id
-
-
-def _measure_column(name: str) -> Column:
-    return Column(name, "d" if name == "num_ret" else ".4f", "right", min_width=max(6, len(name)), no_wrap=True)
-
-
-def score_tables(
-    scored: Sequence[ScoredRun], *, per_topic: bool = False, topics: Mapping[int, Topic] | None = None,
-    measures: Sequence[str] | None = None,
-) -> list[Table]:
-    """One table per year: a row per run (``measures``, default infAP, infNDCG, iP10, iP100; topics
-    scored and missing); with ``per_topic`` each run row is followed by a row per topic (id and
-    text from ``topics``)."""
-    measures = list(measures or SCORE_COLUMNS)
-    by_year: dict[str, list[ScoredRun]] = {}
-    for s in scored:
-        by_year.setdefault(s.year.key if s.year else "?", []).append(s)
-    first = "run / topic" if per_topic else "run"
-    columns = [Column(first, min_width=12, no_wrap=True, overflow="ellipsis", ratio=1), Column("year", min_width=4, no_wrap=True)]
-    columns += [_measure_column(m) for m in measures]
-    columns += [Column(h, "d", "right", min_width=len(h), no_wrap=True) for h in ("scored", "missing")]
-    tables = []
-    for year_key, runs in by_year.items():
-        qrels = sorted({s.qrels_path for s in runs})
-        synthetic = any(s.synthetic_qrels for s in runs)
-        title = f"AVS {year_key}" if year_key != "?" else "AVS scores"
-        caption = "scored / missing: qrels topics scored / absent from the run; qrels: " + ", ".join(qrels)
-        if synthetic:
-            caption += " (SYNTHETIC judgments of a generated collection)"
-        spec = TableSpec(title, columns, caption=caption)
-        for s in runs:
-            r = s.result
-            summary = {m: r.measures().get(m) for m in measures}
-            spec.rows.append(
-                Row(
-                    {first: s.name, "year": year_key, **summary,
-                     "scored": len(r.scored_topics), "missing": len(r.missing_topics)}
-                )
-            )
-            if per_topic:
-                items = list(r.per_topic.items())
-                for i, (topic_id, t) in enumerate(items):
-                    label = "  " + _topic_label(topic_id, topics or {}) + ("" if t.in_run else " (absent: 0)")
-                    spec.rows.append(
-                        Row(
-                            {first: label, **{m: t.measures().get(m) for m in measures}},
-                            detail=True,
-                            end_section=i == len(items) - 1,
-                        )
-                    )
-        tables.append(build_table(spec))
-    return tables
