@@ -174,3 +174,50 @@ def test_fusion_output_is_always_a_valid_run(run_lists: list[dict], method_norm:
         assert len({s for s, _ in ranked}) == len(ranked) == fused.topics[topic].num_lines
         pooled = {s for r in runs if topic in r.topics for s, _ in r.topics[topic].ranked()[:depth]}
         assert {s for s, _ in ranked} == pooled
+
+
+def test_fused_score_column_holds_the_fused_values(tmp_path: Path) -> None:
+    """Not 1000..1 (issue 11, item 3): each written score is the fused value (10 decimals), ties
+    kept strictly decreasing by 1e-10 in the scorer's order."""
+    expected = fused_scores([RUN_A, RUN_B], method="rrf", k=60)
+    out = tmp_path / "fused.txt"
+    fuse([RUN_A, RUN_B], method="rrf", k=60).write(out)
+    lines = [line.split() for line in out.read_text().splitlines()]
+    for topic, ranked in expected.items():
+        written = [(shot, float(score)) for t, _, shot, _, score, _ in lines if t == topic]
+        assert [s for s, _ in written] == [s for s, _ in ranked]
+        assert [v for _, v in written] == pytest.approx([v for _, v in ranked], abs=1e-10)
+    tied = fuse([RUN_A, RUN_B], method="combsum").topics["1611"]  # shot1_4 and shot1_3 both fuse to 0.0
+    assert tied.shots == ["shot1_2", "shot1_1", "shot1_4", "shot1_3"] and tied.scores == [1.5, 1.0, 0.0, -1e-10]
+
+
+@pytest.mark.parametrize("tag", ["my run", "evil\n1611 Q0 shot1_1 1 99 injected", "a\tb", "  ", "\n"])
+def test_fuse_tag_is_cleaned_like_rank_run_ids(tmp_path: Path, tag: str) -> None:
+    """A space or newline in --tag never makes a 7-field line or injects run lines (issue 11, item 3)."""
+    from avsbench.data.runs import safe_run_id
+
+    out = tmp_path / "fused.txt"
+    res = CliRunner().invoke(main, ["fuse", *map(str, bundled_runs()), "--method", "rrf", "--tag", tag, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert all(len(line.split()) == 6 for line in lines) and len(lines) == 20 * 1000
+    assert {line.split()[5] for line in lines} == {safe_run_id(tag)}
+    assert "injected" not in {line.split()[4] for line in lines}
+    RunFile.read(out)  # our own strict reader accepts it
+
+
+def test_fuse_refuses_to_overwrite_one_of_its_inputs(tmp_path: Path) -> None:
+    """--out naming an input (directly, through '..', or a hard link) is refused; the input is untouched (issue 11, item 3)."""
+    a, b = bundled_runs()
+    mine = tmp_path / "mine.txt"
+    mine.write_bytes(Path(a).read_bytes())
+    (tmp_path / "sub").mkdir()
+    os.link(mine, tmp_path / "linked.txt")
+    before = mine.read_bytes()
+    for out in (mine, tmp_path / "sub" / ".." / "mine.txt", tmp_path / "linked.txt"):
+        res = CliRunner().invoke(main, ["fuse", str(mine), str(b), "--method", "rrf", "--out", str(out)])
+        assert res.exit_code == 2 and "is the input run" in res.output, res.output
+        assert mine.read_bytes() == before
+    with pytest.raises(ConfigError, match="is the input run"):
+        fuse_files([b, mine], tmp_path / "." / "mine.txt", method="rrf")
+    assert sorted(os.listdir(tmp_path)) == ["linked.txt", "mine.txt", "sub"]

@@ -361,7 +361,7 @@ def test_frame_level_feature_laff_ml(tmp_path):
 
 
 def test_strictly_decreasing_score_column():
-    from avsbench.ranking.output import strictly_decreasing_scores
+    from avsbench.data.runs import strictly_decreasing_scores
 
     scores = np.array([0.5, 0.25, 0.25, 0.25, 1e-12, -0.1, -0.1], dtype=np.float32)
     text = strictly_decreasing_scores(scores)

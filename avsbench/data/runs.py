@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -317,3 +318,34 @@ def _xml_run(run_element, path: str, name: str, tag: str, lenient: bool) -> RunF
         n = len(items)
         run.topics[topic] = TopicLines([shot for _, _, shot in items], [float(n - i) for i in range(n)])
     return run
+
+
+SCORE_DECIMALS = 10
+_RUN_ID_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def safe_run_id(text: str) -> str:
+    """A run tag without whitespace or odd characters (``my model`` -> ``my_model``): one field of
+    a TREC line, never a line break. Every command that writes a run tag cleans it here."""
+    cleaned = _RUN_ID_RE.sub("_", text).strip("_.")
+    return cleaned or "avsbench"
+
+
+def strictly_decreasing_scores(scores: Sequence[float]) -> list[str]:
+    """Scores (sorted non-increasing) as decimal strings with :data:`SCORE_DECIMALS` decimals that
+    strictly decrease: where two consecutive scores are equal at that precision (ties, ordered by
+    shot id descending like the scorer does), the lower one is written 1e-10 below the one above,
+    so a reader ordering by score gets exactly this order. The adjustment is at most 1e-10 per tied
+    shot, far below any score difference that matters."""
+    scale = 10**SCORE_DECIMALS
+    out: list[str] = []
+    previous: int | None = None
+    for value in scores:
+        q = round(float(value) * scale)
+        if previous is not None and q >= previous:
+            q = previous - 1
+        previous = q
+        sign = "-" if q < 0 else ""
+        whole, frac = divmod(abs(q), scale)
+        out.append(f"{sign}{whole}.{frac:0{SCORE_DECIMALS}d}")
+    return out

@@ -2,20 +2,22 @@
 
 Every input run is read in the scorer's order (a repeated shot keeps its later score; score
 descending, then shot id descending) and cut at ``depth``. The fused list is ordered the
-same way and cut at 1000 shots; its written scores are ``n - rank + 1`` so that they
-strictly decrease with rank and any TREC tool (sample_eval included) reads back exactly
-this order.
+same way and cut at 1000 shots; its score column holds the fused values (10 decimals, ties
+kept strictly decreasing by 1e-10 steps, as ``rank`` writes them), so any TREC tool
+(sample_eval included) reads back exactly this order. The tag is cleaned like ``rank``'s run
+ids, and the output file may not be one of the inputs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from avsbench.data.runs import RunFile, ranked_shots
+from avsbench.data.runs import RunFile, ranked_shots, safe_run_id, strictly_decreasing_scores
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError
 
@@ -113,10 +115,16 @@ def fuse(
     depth: int = 1000,
     tag: str = "fused",
 ) -> RunFile:
-    """Fuse runs into a new run: per topic at most 1000 shots in the fused order, written with
-    scores n, n-1, ..., 1 (strictly decreasing, so every reader keeps this exact order)."""
+    """Fuse runs into a new run: per topic at most 1000 shots in the fused order, with their fused
+    scores (strictly decreasing, so every reader keeps this exact order); ``tag`` is cleaned
+    (:func:`safe_run_id`)."""
     fused = fused_scores(runs, method=method, norm=norm, weights=weights, k=k, depth=depth)
-    entries = ((topic, shot, float(len(ranked) - i)) for topic, ranked in fused.items() for i, (shot, _) in enumerate(ranked))
+    tag = safe_run_id(tag)
+    entries = (
+        (topic, shot, float(written))
+        for topic, ranked in fused.items()
+        for (shot, _), written in zip(ranked, strictly_decreasing_scores([score for _, score in ranked]))
+    )
     return RunFile.from_entries(entries, name=tag, tag=tag)
 
 
@@ -131,7 +139,20 @@ def fuse_files(
     depth: int = 1000,
     tag: str = "fused",
 ) -> RunFile:
-    """Read run files, fuse them and write the result atomically to ``out``."""
+    """Read run files, fuse them and write the result atomically to ``out`` (never one of ``paths``)."""
+    refuse_overwriting_inputs(paths, out)
     fused = fuse([RunFile.read(p) for p in paths], method=method, norm=norm, weights=weights, k=k, depth=depth, tag=tag)
     fused.write(out)
     return fused
+
+
+def refuse_overwriting_inputs(paths: Sequence[str | Path], out: str | Path) -> None:
+    """Raise when ``out`` is one of the input files (same resolved path, or the same file by another name)."""
+    target = Path(out).resolve()
+    for path in paths:
+        source = Path(path)
+        same = source.resolve() == target or (target.exists() and source.exists() and os.path.samefile(source, target))
+        if same:
+            raise ConfigError(
+                f"the output file is the input run {str(path)!r}", path=out, expected="an output file that is not one of the runs fused"
+            )

@@ -1,49 +1,23 @@
 """What ``avsbench rank`` writes: TREC run files and their JSON provenance sidecars.
 
-Score column: the engine's float32 score, written with 10 decimals. Where two consecutive
-shots have scores that are equal at that precision (true ties, ordered by shot id descending
-like the scorer does), the lower one is written 1e-10 below the one above, so the column is
-strictly decreasing with rank and the scorer's own order (by score) is exactly our order.
-The adjustment is at most 1e-10 per tied shot, far below any score difference that matters.
+Score column: the engine's float32 score, written with 10 decimals, kept strictly decreasing
+with rank (see :func:`avsbench.data.runs.strictly_decreasing_scores`), so the scorer's own
+order (by score) is exactly our order.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from avsbench.data.atomic import atomic_write, atomic_write_text
+from avsbench.data.runs import strictly_decreasing_scores
 from avsbench.data.topics import qrels_topic_id
 
-SCORE_DECIMALS = 10
 PROVENANCE_SUFFIX = ".provenance.json"
-_RUN_ID_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
-
-
-def safe_run_id(text: str) -> str:
-    """A run tag without whitespace or odd characters (``my model`` -> ``my_model``)."""
-    cleaned = _RUN_ID_RE.sub("_", text).strip("_.")
-    return cleaned or "avsbench"
-
-
-def strictly_decreasing_scores(scores: np.ndarray) -> list[str]:
-    """Scores (sorted non-increasing) as decimal strings that strictly decrease (see the module docstring)."""
-    scale = 10**SCORE_DECIMALS
-    out: list[str] = []
-    previous: int | None = None
-    for value in scores.astype(np.float64).tolist():
-        q = round(value * scale)
-        if previous is not None and q >= previous:
-            q = previous - 1
-        previous = q
-        sign = "-" if q < 0 else ""
-        whole, frac = divmod(abs(q), scale)
-        out.append(f"{sign}{whole}.{frac:0{SCORE_DECIMALS}d}")
-    return out
 
 
 def write_trec_run(path: str | Path, topics: Sequence[int], rankings: Sequence[tuple[Sequence[str], np.ndarray]], tag: str) -> Path:

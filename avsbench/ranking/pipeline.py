@@ -20,13 +20,14 @@ import torch
 from avsbench import __version__
 from avsbench.data.bigfile import BigFile
 from avsbench.data.collection import Collection
+from avsbench.data.runs import safe_run_id
 from avsbench.data.topics import TopicSet, Year, get_year
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 from avsbench.model.checkpoint import WEIGHTS_FILE, LoadedModel, load_model
 from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
 from avsbench.ranking.engine import RankOutcome, rank_shots
 from avsbench.ranking.finite import check_text_embeddings, check_text_inputs, check_weights
-from avsbench.ranking.output import safe_run_id, write_provenance, write_trec_run
+from avsbench.ranking.output import write_provenance, write_trec_run
 from avsbench.ranking.precision import RankSettings, plan_ranking, resolve_device
 from avsbench.ranking.stream import FeatureSource, FrameSource
 
