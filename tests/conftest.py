@@ -22,3 +22,19 @@ def small_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("small_demo")
     generate_demo(root, **SMALL_DEMO_PARAMS)
     return root
+
+
+def _private_cache_folder() -> None:
+    """Tests never write into the user's cache: the parsed-qrels cache goes to a temporary folder."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "AVSBENCH_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="avsbench-test-cache-")
+        os.environ["AVSBENCH_CACHE"] = folder
+        atexit.register(shutil.rmtree, folder, True)
+
+
+_private_cache_folder()

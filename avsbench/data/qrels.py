@@ -7,21 +7,25 @@ Per topic and stratum the script counts every record (a duplicate (topic, shot) 
 counts twice): ``N`` pool size, ``n`` sampled (``j >= 0``), ``r`` sampled relevant
 (``j > 0``) and ``r`` per judgment string. The shot -> judgment and shot -> stratum lookups
 keep the last record. Topic, shot and stratum keys are exact strings ("3" != "03").
+
+Files are parsed in bulk (:mod:`avsbench.data.bulktext`): each topic's pool is held as arrays
+(shot ids sorted by a 64-bit key, with stratum index and judgment), and the parsed form is
+kept in a binary cache (:mod:`avsbench.data.qrels_cache`) keyed by the file's size, mtime and
+content hash.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avsbench.data.textrecords import RecordTokens, perl_number, read_file_bytes, split_records, topic_sort_key
+from avsbench.data import bulktext
+from avsbench.data.textrecords import perl_number, split_records, topic_sort_key
 from avsbench.errors import InputFormatError, UnknownIdError
 
 if TYPE_CHECKING:
@@ -39,71 +43,89 @@ def discount(rank: float) -> float:
     return math.log(rank + 1) / _LOG2
 
 
-class ShotCodes(NamedTuple):
-    """A topic's pool as small integer codes (see :attr:`QrelsTopic.shot_codes`)."""
-
-    code: dict[str, int]  # shot -> code
-    stratum: np.ndarray  # code -> stratum index (-1: not in the pool)
-    judgment: np.ndarray  # code -> numeric judgment (0 for shots outside the pool)
-    outside_pool: int  # the code of every shot not in the qrels
-
-
 class QrelsTopic:
-    """The judgments of one topic with sample_eval's per-stratum statistics."""
+    """The judgments of one topic with sample_eval's per-stratum statistics.
 
-    __slots__ = ("topic", "judgment", "stratum", "pool_size", "sampled", "relevant", "grade_counts", "_derived", "_codes", "_idcg")
+    The pool is held as arrays aligned on ``keys`` (sorted 64-bit keys of the shot ids): ``shot_ids``
+    (bytes), ``stratum_index`` (index into :attr:`strata`) and ``judgments`` (numeric, last record wins).
+    """
 
-    def __init__(self, topic: str) -> None:
+    __slots__ = (
+        "_idcg",
+        "_judgment",
+        "_stratum",
+        "_unique_keys",
+        "estimated_relevant",
+        "grade_counts",
+        "judgments",
+        "keys",
+        "pool_size",
+        "relevant",
+        "sampled",
+        "shot_ids",
+        "strata",
+        "stratum_index",
+        "topic",
+    )
+
+    def __init__(self, topic: str, strata: tuple[str, ...], counts: dict[str, tuple[int, int, int]],
+                 grade_counts: dict[str, dict[str, int]], arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                 ideal_dcg: float | None = None) -> None:
         self.topic = topic
-        self.judgment: dict[str, float] = {}  # shot -> numeric judgment (last record wins)
-        self.stratum: dict[str, str] = {}  # shot -> stratum (last record wins)
-        self.pool_size: dict[str, int] = {}  # N: records per stratum
-        self.sampled: dict[str, int] = {}  # n: records with j >= 0
-        self.relevant: dict[str, int] = {}  # r: records with j > 0
-        self.grade_counts: dict[str, dict[str, int]] = {}  # stratum -> judgment string -> records (j > 0)
-        self._derived: tuple[tuple[str, ...], float] | None = None
-        self._codes: ShotCodes | None = None
-        self._idcg: dict[int, float] = {}
+        self.strata = strata  # ascending string order (the order of every sum over strata)
+        self.pool_size = {s: c[0] for s, c in counts.items()}  # N: records per stratum
+        self.sampled = {s: c[1] for s, c in counts.items() if c[1]}  # n: records with j >= 0
+        self.relevant = {s: c[2] for s, c in counts.items() if c[2]}  # r: records with j > 0
+        self.grade_counts = grade_counts  # stratum -> judgment string -> records (j > 0)
+        self.keys, self.shot_ids, self.stratum_index, self.judgments = arrays
+        self._unique_keys = bool(self.keys.size < 2 or (self.keys[1:] != self.keys[:-1]).all())
+        estimate = 0
+        for s in strata:
+            n = self.sampled.get(s, 0)
+            if n != 0:
+                estimate += self.relevant.get(s, 0) * self.pool_size[s] / n
+        self.estimated_relevant = float(estimate)  # R-hat: sum over strata of r * N / n
+        self._idcg: dict[int, float] = {} if ideal_dcg is None else {1000: ideal_dcg}  # max_results -> ideal DCG
+        self._judgment: dict[str, float] | None = None
+        self._stratum: dict[str, str] | None = None
 
     def __repr__(self) -> str:
-        return f"QrelsTopic({self.topic!r}, {len(self.judgment)} shots, strata {list(self.strata)})"
+        return f"QrelsTopic({self.topic!r}, {len(self.keys)} shots, strata {list(self.strata)})"
 
-    def _derive(self) -> tuple[tuple[str, ...], float]:
-        if self._derived is None:
-            strata = tuple(sorted(self.pool_size))
-            estimate = 0
-            for s in strata:
-                n = self.sampled.get(s, 0)
-                if n != 0:
-                    estimate += self.relevant.get(s, 0) * self.pool_size[s] / n
-            self._derived = (strata, float(estimate))
-        return self._derived
+    def lookup(self, shot_ids: np.ndarray, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Stratum index (-1: not in the pool) and judgment (0 outside the pool) of each shot id."""
+        if keys is None:
+            keys = bulktext.hash_keys(shot_ids)
+        if not self._unique_keys:  # two ids of this pool share a key: compare the ids themselves
+            return self._lookup_by_id(shot_ids)
+        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        if len(self.keys) == 0:
+            found = np.zeros(len(keys), dtype=bool)
+        else:
+            found = (self.keys[at] == keys) & (self.shot_ids[at] == shot_ids)
+        stratum = np.where(found, self.stratum_index[at] if len(self.keys) else -1, -1)
+        judgment = np.where(found, self.judgments[at] if len(self.keys) else 0.0, 0.0)
+        return stratum, judgment
+
+    def _lookup_by_id(self, shot_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = {s: i for i, s in enumerate(self.shot_ids.tolist())}
+        at = np.array([index.get(s, -1) for s in shot_ids.tolist()], dtype=np.int64)
+        found = at >= 0
+        return np.where(found, self.stratum_index[at], -1), np.where(found, self.judgments[at], 0.0)
 
     @property
-    def strata(self) -> tuple[str, ...]:
-        """The topic's strata in ascending string order (the order of every sum over strata)."""
-        return self._derive()[0]
+    def judgment(self) -> dict[str, float]:
+        """shot -> numeric judgment (last record wins)."""
+        if self._judgment is None:
+            self._judgment = dict(zip(_decoded(self.shot_ids), self.judgments.tolist()))
+        return self._judgment
 
     @property
-    def estimated_relevant(self) -> float:
-        """R-hat: sum over strata of r * N / n (strata with n = 0 skipped)."""
-        return self._derive()[1]
-
-    @property
-    def shot_codes(self) -> ShotCodes:
-        """One lookup per shot for the scorer: shot -> code, code -> (stratum index, judgment)."""
-        if self._codes is None:
-            index = {s: i for i, s in enumerate(self.strata)}
-            pairs = list(zip(map(index.__getitem__, self.stratum.values()), map(self.judgment.__getitem__, self.stratum)))
-            unique = {pair: code for code, pair in enumerate(dict.fromkeys(pairs))}
-            codes = dict(zip(self.stratum, map(unique.__getitem__, pairs)))
-            self._codes = ShotCodes(
-                codes,
-                np.array([s for s, _ in unique] + [-1], dtype=np.intp),
-                np.array([j for _, j in unique] + [0.0], dtype=np.float64),
-                len(unique),
-            )
-        return self._codes
+    def stratum(self) -> dict[str, str]:
+        """shot -> stratum (last record wins)."""
+        if self._stratum is None:
+            self._stratum = dict(zip(_decoded(self.shot_ids), (self.strata[i] for i in self.stratum_index.tolist())))
+        return self._stratum
 
     def stratum_weight(self, stratum: str) -> float:
         """r * N / n of a stratum (its share of R-hat); 0 when nothing of it was sampled."""
@@ -139,17 +161,21 @@ class QrelsTopic:
     @property
     def pool(self) -> set[str]:
         """Every shot of the topic's pool (sampled or not)."""
-        return set(self.judgment)
+        return set(_decoded(self.shot_ids))
 
     @property
     def judged(self) -> set[str]:
         """Shots that were sampled and judged (j >= 0)."""
-        return {d for d, j in self.judgment.items() if j >= 0}
+        return set(_decoded(self.shot_ids[self.judgments >= 0]))
 
     @property
     def relevant_shots(self) -> set[str]:
         """Shots judged relevant (j > 0)."""
-        return {d for d, j in self.judgment.items() if j > 0}
+        return set(_decoded(self.shot_ids[self.judgments > 0]))
+
+
+def _decoded(ids: np.ndarray) -> list[str]:
+    return [s.decode("utf-8", "surrogateescape") for s in ids.tolist()]
 
 
 class Qrels:
@@ -203,19 +229,43 @@ class Qrels:
         return float(total)
 
     @classmethod
-    def read(cls, path: str | Path, *, lenient: bool = False) -> Qrels:
-        """Read a qrels file. ``lenient`` reproduces sample_eval.pl's silent parsing (see textrecords)."""
-        return cls.from_bytes(read_file_bytes(path, "qrels"), path, lenient=lenient)
+    def read(cls, path: str | Path, *, lenient: bool = False, cache: bool = True) -> Qrels:
+        """Read a qrels file (gzip read transparently, ``-`` for standard input).
+
+        ``lenient`` reproduces sample_eval.pl's silent parsing (see textrecords). With ``cache``
+        the parsed form is kept in the qrels cache and reused while the file is unchanged.
+        """
+        if cache and str(path) != bulktext.STDIN_NAME:
+            from avsbench.data import qrels_cache
+
+            return qrels_cache.read_cached(path, lenient=lenient)
+        return cls.parse(path, lenient=lenient)
+
+    @classmethod
+    def parse(cls, path: str | Path, *, lenient: bool = False) -> Qrels:
+        """Parse a qrels file without the cache."""
+        label = bulktext.source_label(path)
+        if lenient:
+            return cls.from_bytes(bulktext.read_all_bytes(path, "qrels"), label, lenient=True)
+        builder = _QrelsBuilder(label)
+        line = 1
+        for data in bulktext.line_chunks(path, "qrels"):
+            builder.add(bulktext.tokenize_strict(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=line, first_chunk=line == 1))
+            line += data.count(b"\n")
+        if not builder.parts:  # an empty file
+            bulktext.tokenize_strict(b"", label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True)
+        return builder.build()
 
     @classmethod
     def from_bytes(cls, data: bytes, path: str | Path = "<qrels>", *, lenient: bool = False) -> Qrels:
-        records = split_records(data, path, fields=5, what="qrels", layout=QRELS_LAYOUT, lenient=lenient)
-        topics = _build_topics(records)
-        for qt in topics.values():  # build the scorer's lookup tables now, not on the first evaluation
-            qt.shot_codes  # noqa: B018
-            qt.ideal_dcg()
-        return cls(topics, str(path))
-
+        label = str(path)
+        builder = _QrelsBuilder(label, lenient=lenient)
+        if lenient:
+            records = split_records(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, lenient=True)
+            builder.add(bulktext.chunk_from_lenient_tokens([t.encode("utf-8", "surrogateescape") for t in records.tokens], 5, label))
+        else:
+            builder.add(bulktext.tokenize_strict(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True))
+        return builder.build()
 
     @classmethod
     def from_records(cls, records: Iterable[Any], path: str = "<records>") -> Qrels:
@@ -237,48 +287,124 @@ class Qrels:
         return qrels_to_dataframe(self)
 
 
-def _judgment_values(records: RecordTokens, judgments: list[str]) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for text in set(judgments):
-        if not records.lenient and not _INTEGER.fullmatch(text):
-            record = judgments.index(text)
-            raise InputFormatError(
-                f"judgment {text!r} is not an integer",
-                path=records.path,
-                line=records.line_of(record),
-                expected="1 (relevant), 0 (not relevant) or -1 (not sampled)",
+class _QrelsBuilder:
+    """Collects the columns of a qrels file chunk by chunk, then builds the per-topic tables."""
+
+    def __init__(self, path: str, lenient: bool = False) -> None:
+        self.path = path
+        self.lenient = lenient
+        self.topic_names: dict[bytes, int] = {}
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self.rows = 0
+
+    def add(self, chunk: bulktext.Chunk) -> None:
+        names, local = bulktext.group_codes(chunk.field_bytes(0))
+        to_global = np.array([self.topic_names.setdefault(n, len(self.topic_names)) for n in names], dtype=np.int64)
+        topics = to_global[local] if len(local) else local
+        judgments = chunk.field_bytes(4)
+        if not self.lenient:
+            self._check_judgments(chunk, judgments)
+        self.parts.append((topics, chunk.field_bytes(2), chunk.field_bytes(3), judgments))
+        self.rows += chunk.num_records
+
+    def _check_judgments(self, chunk: bulktext.Chunk, judgments: np.ndarray) -> None:
+        for text in np.unique(judgments).tolist():
+            if not _INTEGER.fullmatch(text.decode("utf-8", "replace")):
+                record = int(np.flatnonzero(judgments == text)[0])
+                raise InputFormatError(
+                    f"judgment {text.decode('utf-8', 'replace')!r} is not an integer",
+                    path=self.path,
+                    line=chunk.line_of(record),
+                    expected="1 (relevant), 0 (not relevant) or -1 (not sampled)",
+                )
+
+    def build(self) -> Qrels:
+        topics = np.concatenate([p[0] for p in self.parts]) if self.parts else np.zeros(0, np.int64)
+        shots = _concat_bytes([p[1] for p in self.parts])
+        stratum_names, stratum_codes = _sorted_codes(_concat_bytes([p[2] for p in self.parts]))
+        judgment_names, judgment_codes = _sorted_codes(_concat_bytes([p[3] for p in self.parts]))
+        self.parts = []
+        values = np.array([perl_number(j.decode("utf-8", "surrogateescape")) for j in judgment_names], dtype=np.float64)
+        names = [n.decode("utf-8", "surrogateescape") for n in stratum_names]
+        labels = [j.decode("utf-8", "surrogateescape") for j in judgment_names]
+        counts = _stratum_counts(topics, stratum_codes, judgment_codes, values, len(names), len(labels))
+        keys = bulktext.hash_keys(shots)
+        order = np.argsort(topics, kind="stable")
+        bounds = np.searchsorted(topics[order], np.arange(len(self.topic_names) + 1))
+        table: dict[str, QrelsTopic] = {}
+        for code, topic in enumerate(self.topic_names):
+            rows = order[bounds[code] : bounds[code + 1]]
+            table[topic.decode("utf-8", "surrogateescape")] = _topic_table(
+                topic.decode("utf-8", "surrogateescape"), rows, keys, shots, stratum_codes, judgment_codes, values, names, labels,
+                counts.get(code, {}),
             )
-        values[text] = perl_number(text)
-    return values
+        return Qrels(table, self.path)
 
 
-def _build_topics(records: RecordTokens) -> dict[str, QrelsTopic]:
-    topic_col = records.column(0)
-    shots = records.column(2)
-    strata = records.column(3)
-    judgments = records.column(4)
-    values = _judgment_values(records, judgments)
+def _concat_bytes(parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype="S1")
+    width = max(p.dtype.itemsize for p in parts)
+    return np.concatenate([p.astype(f"S{width}") for p in parts])
 
-    topics: dict[str, QrelsTopic] = {}
-    start = 0
-    # consecutive records of one topic are merged in bulk; later blocks update earlier ones
-    for topic, block in groupby(topic_col):
-        end = start + len(list(block))
-        qt = topics.get(topic)
-        if qt is None:
-            qt = topics[topic] = QrelsTopic(topic)
-        qt.judgment.update(zip(shots[start:end], map(values.__getitem__, judgments[start:end])))
-        qt.stratum.update(zip(shots[start:end], strata[start:end]))
-        start = end
 
-    for (topic, stratum, text), count in Counter(zip(topic_col, strata, judgments)).items():
-        qt = topics[topic]
-        j = values[text]
-        qt.pool_size[stratum] = qt.pool_size.get(stratum, 0) + count
-        if j >= 0:
-            qt.sampled[stratum] = qt.sampled.get(stratum, 0) + count
-        if j > 0:
-            qt.relevant[stratum] = qt.relevant.get(stratum, 0) + count
-            grades = qt.grade_counts.setdefault(stratum, {})
-            grades[text] = grades.get(text, 0) + count
-    return topics
+def _sorted_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """Distinct byte strings in ascending byte order and each row's index into them."""
+    if values.dtype.itemsize <= 8 and len(values):
+        padded = np.zeros((len(values), 8), dtype=np.uint8)
+        padded[:, : values.dtype.itemsize] = values.view(np.uint8).reshape(len(values), -1)
+        packed = padded.view(">u8").ravel()
+        uniques, inverse = np.unique(packed, return_inverse=True)
+        names = [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()]
+        return names, inverse.ravel()
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return [u for u in uniques.tolist()], inverse.ravel()
+
+
+def _stratum_counts(topics, strata, judgments, values, num_strata: int, num_judgments: int) -> dict[int, dict]:
+    """topic code -> stratum index -> (N, n, r, {judgment index: records with j > 0})."""
+    combined = (topics * num_strata + strata) * num_judgments + judgments
+    cells, records = np.unique(combined, return_counts=True)
+    out: dict[int, dict] = {}
+    for cell, count in zip(cells.tolist(), records.tolist()):
+        j = cell % num_judgments
+        rest = cell // num_judgments
+        topic, stratum = divmod(rest, num_strata)
+        entry = out.setdefault(topic, {}).setdefault(stratum, [0, 0, 0, {}])
+        entry[0] += count
+        if values[j] >= 0:
+            entry[1] += count
+        if values[j] > 0:
+            entry[2] += count
+            entry[3][j] = entry[3].get(j, 0) + count
+    return out
+
+
+def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, labels, counts) -> QrelsTopic:
+    """One topic's :class:`QrelsTopic` from its rows (in file order): last record per shot wins."""
+    local = sorted(counts)  # stratum codes are in string order already
+    topic_keys = keys[rows]
+    order = np.argsort(topic_keys, kind="stable")
+    sorted_keys = topic_keys[order]
+    last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if len(order) else np.zeros(0, dtype=bool)
+    chosen = rows[order[last]]
+    remap = np.full(len(names), -1, dtype=np.int16)
+    remap[local] = np.arange(len(local), dtype=np.int16)
+    same_key = ~last[:-1] if len(order) > 1 else np.zeros(0, dtype=bool)
+    if same_key.any() and (shots[rows[order[:-1]]][same_key] != shots[rows[order[1:]]][same_key]).any():
+        return _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap)
+    stat = {names[c]: tuple(counts[c][:3]) for c in local}
+    grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
+    return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades,
+                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]))
+
+
+def _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap) -> QrelsTopic:
+    """Same as :func:`_topic_table` when two different ids share a key: dedupe on the ids themselves."""
+    last_row = {s: r for r, s in zip(rows.tolist(), shots[rows].tolist())}
+    chosen = np.array(sorted(last_row.values(), key=lambda r: (int(keys[r]), r)), dtype=np.int64)
+    local = sorted(counts)
+    stat = {names[c]: tuple(counts[c][:3]) for c in local}
+    grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
+    return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades,
+                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]))

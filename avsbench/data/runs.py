@@ -20,21 +20,21 @@ that order.
 
 from __future__ import annotations
 
+import itertools
 import math
-import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
+from avsbench.data import bulktext
 from avsbench.data.atomic import atomic_write
 from avsbench.data.textrecords import (
     PERL_WHITESPACE,
-    RecordTokens,
     perl_number,
-    read_file_bytes,
     split_records,
     topic_sort_key,
 )
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TREC_LAYOUT = "topic Q0 shotId rank score tag"
-_NUMBER_CHARS = str.maketrans("", "", "0123456789+-.eE")
+PRUNE_ROWS = 1 << 16  # a topic's pending lines before the ones that cannot be among its best are dropped
 
 
 def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[str, float]]:
@@ -58,36 +58,99 @@ def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[st
     return [(shot, score) for score, shot in sorted(zip(final.values(), final), reverse=True)]
 
 
-def scorer_order(shots: list[str], scores: list[float]) -> tuple[list[str], int]:
-    """Shot ids in scorer order (as :func:`ranked_shots`) and the number of distinct shots.
+def rank_distinct_shots(shot_ids: np.ndarray, scores: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Row indices of the distinct shots (a later line's score wins) in scorer order.
 
-    Returns ``shots`` itself (not a copy) when the lines are already in that order.
+    ``shot_ids`` (``S<n>``) and ``scores`` are a topic's lines in file order; the result orders
+    the rows that hold each shot's last line by score descending, then shot id descending (bytes).
+    ``keys``: the ids' :func:`~avsbench.data.bulktext.hash_keys`, when known.
     """
-    if len(set(shots)) == len(shots):
-        if all(map(operator.gt, scores, scores[1:])):
-            return shots, len(shots)
-        pairs = zip(scores, shots)
-    else:
-        final = dict(zip(shots, scores))
-        pairs = zip(final.values(), final)
-    ranked = [shot for _, shot in sorted(pairs, reverse=True)]  # (score, shot) tuples: ties by shot id desc
-    return ranked, len(ranked)
+    rows = _last_lines(shot_ids, keys)
+    ranked_scores = scores[rows]
+    if len(rows) < 2 or (ranked_scores[1:] < ranked_scores[:-1]).all():
+        return rows
+    return rows[np.lexsort((shot_ids[rows], ranked_scores))[::-1]]
 
 
-@dataclass
+def distinct_shot_count(lines: TopicLines) -> int:
+    """Distinct shots listed for a topic (shots dropped while reading with ``keep_best`` included)."""
+    return len(_last_lines(lines.shot_ids, lines.shot_keys)) + lines.dropped_shots
+
+
+def _last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Indices (ascending) of the last line of each distinct shot."""
+    n = len(shot_ids)
+    if keys is None:
+        keys = bulktext.hash_keys(shot_ids)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if n else np.zeros(0, dtype=bool)
+    if last.all():
+        return np.arange(n)
+    same = ~last[:-1]
+    if (shot_ids[order[:-1]][same] != shot_ids[order[1:]][same]).any():  # two ids share a key
+        final = {s: i for i, s in enumerate(shot_ids.tolist())}
+        return np.array(sorted(final.values()), dtype=np.int64)
+    return np.sort(order[last])
+
+
 class TopicLines:
-    """One topic's run lines in file order."""
+    """One topic's run lines in file order.
 
-    shots: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
+    Held as arrays (``shot_ids`` bytes, ``score_values`` float64); ``shots`` and ``scores`` give
+    them as Python lists. A topic read with ``keep_best`` holds only the lines that can still
+    reach its best shots (``num_lines`` still counts every line read).
+    """
+
+    def __init__(self, shots: Sequence[str] = (), scores: Sequence[float] = ()) -> None:
+        self.shot_ids = _encode_ids(shots)
+        self.score_values = np.asarray(scores, dtype=np.float64)
+        self._num_lines = len(self.score_values)
+        self._keys: np.ndarray | None = None
+        self.dropped_shots = 0  # shots dropped while reading as beyond the best kept_best (see RunFile.read)
+        self.kept_best: int | None = None
+
+    @classmethod
+    def from_arrays(cls, shot_ids: np.ndarray, scores: np.ndarray, num_lines: int | None = None,
+                    keys: np.ndarray | None = None) -> TopicLines:
+        lines = cls()
+        lines.shot_ids, lines.score_values, lines._keys = shot_ids, scores, keys
+        lines._num_lines = len(scores) if num_lines is None else num_lines
+        return lines
+
+    def __repr__(self) -> str:
+        return f"TopicLines({self.num_lines} lines)"
+
+    @property
+    def shot_keys(self) -> np.ndarray:
+        """The :func:`~avsbench.data.bulktext.hash_keys` of ``shot_ids``."""
+        if self._keys is None:
+            self._keys = bulktext.hash_keys(self.shot_ids)
+        return self._keys
+
+    @property
+    def shots(self) -> list[str]:
+        return [s.decode("utf-8", "surrogateescape") for s in self.shot_ids.tolist()]
+
+    @property
+    def scores(self) -> list[float]:
+        return self.score_values.tolist()
 
     @property
     def num_lines(self) -> int:
-        return len(self.shots)
+        return self._num_lines
 
     def ranked(self) -> list[tuple[str, float]]:
         """Distinct shots in scorer order (see :func:`ranked_shots`)."""
-        return ranked_shots(self.shots, self.scores)
+        rows = rank_distinct_shots(self.shot_ids, self.score_values, self.shot_keys)
+        ids = self.shot_ids[rows].tolist()
+        return [(s.decode("utf-8", "surrogateescape"), v) for s, v in zip(ids, self.score_values[rows].tolist())]
+
+
+def _encode_ids(shots: Sequence[str]) -> np.ndarray:
+    if not len(shots):
+        return np.zeros(0, dtype="S1")
+    return np.array([s.encode("utf-8", "surrogateescape") for s in shots], dtype=bytes)
 
 
 class RunEntry(NamedTuple):
@@ -125,19 +188,23 @@ class RunFile:
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[str, str, float]], name: str, tag: str | None = None) -> RunFile:
         """Build a run from ``(topic, shot, score)`` triples (e.g. a ranker's output)."""
-        run = cls(name=name, tag=tag or name)
+        collected: dict[str, tuple[list[str], list[float]]] = {}
         for topic, shot, score in entries:
-            lines = run.topics.get(topic)
-            if lines is None:
-                lines = run.topics[topic] = TopicLines()
-            lines.shots.append(shot)
-            lines.scores.append(float(score))
+            shots, scores = collected.setdefault(topic, ([], []))
+            shots.append(shot)
+            scores.append(float(score))
+        run = cls(name=name, tag=tag or name)
+        run.topics = {topic: TopicLines(shots, scores) for topic, (shots, scores) in collected.items()}
         return run
 
     @classmethod
-    def read(cls, path: str | Path, *, lenient: bool = False) -> RunFile:
-        """Read a TREC or TRECVID XML run (by content: XML starts with '<'); an XML file must hold one run."""
-        runs = cls.read_all(path, lenient=lenient)
+    def read(cls, path: str | Path, *, lenient: bool = False, keep_best: int | None = None) -> RunFile:
+        """Read a TREC or TRECVID XML run (by content: XML starts with '<'); an XML file must hold one run.
+
+        ``keep_best``: keep per topic only the lines that can be among its ``keep_best`` best
+        shots (bounded memory for huge runs; scoring with at most that many results is exact).
+        """
+        runs = cls.read_all(path, lenient=lenient, keep_best=keep_best)
         if len(runs) != 1:
             raise InputFormatError(
                 f"XML file holds {len(runs)} runs (videoAdhocSearchRunResult)", path=path, expected="one run; use RunFile.read_all"
@@ -145,17 +212,39 @@ class RunFile:
         return runs[0]
 
     @classmethod
-    def read_all(cls, path: str | Path, *, lenient: bool = False) -> list[RunFile]:
-        """Read every run of a file: one for a TREC file, one per ``videoAdhocSearchRunResult`` for XML."""
-        data = read_file_bytes(path, "run")
-        return cls.from_bytes(data, path, lenient=lenient)
+    def read_all(cls, path: str | Path, *, lenient: bool = False, keep_best: int | None = None) -> list[RunFile]:
+        """Read every run of a file: one for a TREC file, one per ``videoAdhocSearchRunResult`` for XML.
+
+        Gzipped files are read transparently and ``-`` reads standard input.
+        """
+        label = bulktext.source_label(path)
+        chunks = bulktext.line_chunks(path, "run")
+        first = next(chunks, b"")
+        if lenient or first.lstrip(PERL_WHITESPACE)[:1] == b"<":
+            data = first + b"".join(chunks)
+            return cls.from_bytes(data, label, lenient=lenient)
+        reader = _TrecReader(label, keep_best if str(path) != bulktext.STDIN_NAME else None)
+        reader.read(itertools.chain([first], chunks))
+        if reader.inexact:  # a shot kept as one of the best was later given a lower score: read it all again
+            reader = _TrecReader(label, None)
+            reader.read(bulktext.line_chunks(path, "run"))
+        return [reader.run()]
 
     @classmethod
     def from_bytes(cls, data: bytes, path: str | Path = "<run>", *, lenient: bool = False) -> list[RunFile]:
         if data.lstrip(PERL_WHITESPACE)[:1] == b"<":
             return _read_xml(data, str(path), lenient)
-        records = split_records(data, path, fields=6, what="run", layout=TREC_LAYOUT, lenient=lenient)
-        return [_build_trec_run(records, Path(str(path)).name)]
+        label = str(path)
+        if lenient:
+            records = split_records(data, label, fields=6, what="run", layout=TREC_LAYOUT, lenient=True)
+            chunk = bulktext.chunk_from_lenient_tokens([t.encode("utf-8", "surrogateescape") for t in records.tokens], 6, label)
+            reader = _TrecReader(label, None, lenient=True)
+            reader.add(chunk)
+            reader.finish()
+            return [reader.run()]
+        reader = _TrecReader(label, None)
+        reader.read([data])
+        return [reader.run()]
 
     @classmethod
     def from_dict(cls, scores: Mapping[Any, Mapping[Any, Any]], name: str = "run", tag: str | None = None) -> RunFile:
@@ -203,44 +292,147 @@ def format_score(score: float) -> str:
     return repr(score)
 
 
-def _parse_scores(records: RecordTokens, texts: list[str]) -> list[float]:
-    if records.lenient:
-        return list(map(perl_number, texts))
-    expected = "a finite number such as 9999, 0.8731 or 4.7e-04"
-    if "".join(texts).translate(_NUMBER_CHARS):  # a character no plain decimal number uses
-        record = next(i for i, t in enumerate(texts) if t.translate(_NUMBER_CHARS))
-        raise InputFormatError(f"score {texts[record]!r} is not a number", path=records.path, line=records.line_of(record), expected=expected)
-    try:
-        scores = list(map(float, texts))
-    except ValueError:
-        for i, t in enumerate(texts):
-            try:
-                float(t)
-            except ValueError:
-                raise InputFormatError(f"score {t!r} is not a number", path=records.path, line=records.line_of(i), expected=expected) from None
-        raise
-    if not all(map(math.isfinite, scores)):
-        i = next(i for i, x in enumerate(scores) if not math.isfinite(x))
-        raise InputFormatError(f"score {texts[i]!r} is out of range", path=records.path, line=records.line_of(i), expected=expected)
-    return scores
+class _TopicBest:
+    """A topic's lines while a run is read; with ``keep`` the lines that cannot reach its best ``keep`` shots are dropped.
+
+    Dropping is exact for a shot's last line. A kept shot given a lower score by a later line could
+    let a dropped shot back in: the best dropped (score, id) is remembered, and the result is
+    flagged inexact (the caller reads the topic in full) unless ``keep`` kept shots still beat it.
+    """
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.ids: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.pending = 0
+        self.lines = 0
+        self.dropped = 0
+        self.pruned = False
+        self.best_dropped: tuple[float, bytes] | None = None
+
+    def add(self, ids: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
+        self.ids.append(ids)
+        self.scores.append(scores)
+        self.keys.append(keys)
+        self.pending += len(scores)
+        self.lines += len(scores)
+        if self.keep is not None and self.pending > max(4 * self.keep, PRUNE_ROWS):
+            self._prune()
+
+    def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self.ids) > 1:
+            width = max(a.dtype.itemsize for a in self.ids)
+            self.ids = [np.concatenate([a.astype(f"S{width}") for a in self.ids])]
+            self.scores = [np.concatenate(self.scores)]
+            self.keys = [np.concatenate(self.keys)]
+        return self.ids[0], self.scores[0], self.keys[0]
+
+    def _prune(self) -> None:
+        assert self.keep is not None
+        ids, scores, keys = self._joined()
+        rows = rank_distinct_shots(ids, scores, keys)
+        self.pruned = True
+        if len(rows) > self.keep:
+            self.dropped += len(rows) - self.keep
+            dropped = (float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]]))
+            self.best_dropped = dropped if self.best_dropped is None else max(self.best_dropped, dropped)
+            rows = rows[: self.keep]
+        self.ids, self.scores, self.keys = [ids[rows]], [scores[rows]], [keys[rows]]
+        self.pending = len(rows)
+
+    def lines_kept(self) -> tuple[TopicLines, bool]:
+        """The topic's lines (all, or those kept) and whether the kept ones are known to hold the best."""
+        ids, scores, keys = self._joined()
+        if not self.pruned:
+            return TopicLines.from_arrays(ids, scores, keys=keys), True
+        assert self.keep is not None
+        exact = True
+        if self.best_dropped is not None:
+            self._prune()
+            ids, scores, keys = self.ids[0], self.scores[0], self.keys[0]
+            exact = len(ids) >= self.keep and (float(scores[self.keep - 1]), bytes(ids[self.keep - 1])) > self.best_dropped
+        lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys)
+        lines.dropped_shots, lines.kept_best = self.dropped, self.keep
+        return lines, exact
 
 
-def _build_trec_run(records: RecordTokens, name: str) -> RunFile:
-    topic_col = records.column(0)
-    shots = records.column(2)
-    scores = _parse_scores(records, records.column(4))
-    tags = records.column(5)
-    run = RunFile(name=name, tag=tags[0] if tags else name, path=records.path, source_format="trec")
-    start = 0
-    for topic, block in groupby(topic_col):
-        end = start + len(list(block))
-        lines = run.topics.get(topic)
-        if lines is None:
-            lines = run.topics[topic] = TopicLines()
-        lines.shots.extend(shots[start:end])
-        lines.scores.extend(scores[start:end])
-        start = end
-    return run
+class _TrecReader:
+    """Reads TREC run lines chunk by chunk into per-topic arrays."""
+
+    def __init__(self, path: str, keep_best: int | None, lenient: bool = False) -> None:
+        self.path = path
+        self.keep_best = keep_best
+        self.lenient = lenient
+        self.topics: dict[str, _TopicBest] = {}
+        self.tag: str | None = None
+        self.inexact = False
+        self._lines: dict[str, TopicLines] | None = None
+
+    def read(self, chunks: Iterable[bytes]) -> None:
+        """Read strict TREC lines from chunks of whole lines, then :meth:`finish`."""
+        line = 1
+        for data in chunks:
+            self.add(bulktext.tokenize_strict(data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=line,
+                                              first_chunk=line == 1))
+            line += data.count(b"\n")
+        if line == 1 and not self.topics:
+            bulktext.tokenize_strict(b"", self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=1, first_chunk=True)
+        self.finish()
+
+    def finish(self) -> None:
+        lines = {}
+        for topic, best in self.topics.items():
+            lines[topic], exact = best.lines_kept()
+            self.inexact |= not exact
+        self._lines = lines
+
+    def add(self, chunk: bulktext.Chunk) -> None:
+        if chunk.num_records == 0:
+            return
+        if self.tag is None:
+            self.tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
+        names, codes = bulktext.group_codes(chunk.field_bytes(0))
+        ids = chunk.field_bytes(2)
+        scores = self._scores(chunk)
+        keys = bulktext.hash_keys(ids)
+        if len(names) == 1:
+            parts = [(names[0], slice(None))]
+        else:
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+            parts = [(name, order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(names)]
+        for name, rows in parts:
+            topic = name.decode("utf-8", "surrogateescape")
+            best = self.topics.get(topic)
+            if best is None:
+                best = self.topics[topic] = _TopicBest(self.keep_best)
+            best.add(ids[rows], scores[rows], keys[rows])
+
+    def _scores(self, chunk: bulktext.Chunk) -> np.ndarray:
+        texts = chunk.field_bytes(4)
+        if self.lenient:
+            uniques, inverse = np.unique(texts, return_inverse=True)
+            values = np.array([perl_number(t.decode("utf-8", "surrogateescape")) for t in uniques.tolist()], dtype=np.float64)
+            return values[inverse.ravel()]
+        scores, failed = bulktext.parse_floats(texts)
+        expected = "a finite number such as 9999, 0.8731 or 4.7e-04"
+        if failed.any():
+            record = int(np.flatnonzero(failed)[0])
+            text = texts[record].decode("utf-8", "replace")
+            raise InputFormatError(f"score {text!r} is not a number", path=self.path, line=chunk.line_of(record), expected=expected)
+        infinite = ~np.isfinite(scores)
+        if infinite.any():
+            record = int(np.flatnonzero(infinite)[0])
+            text = texts[record].decode("utf-8", "replace")
+            raise InputFormatError(f"score {text!r} is out of range", path=self.path, line=chunk.line_of(record), expected=expected)
+        return scores
+
+    def run(self) -> RunFile:
+        name = "stdin" if self.path == "<stdin>" else Path(self.path).name
+        run = RunFile(name=name, tag=self.tag or name, path=self.path, source_format="trec")
+        run.topics = dict(self._lines or {})
+        return run
 
 
 RESULTS_TAG = "videoAdhocSearchResults"

@@ -19,13 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from avsbench.data.qrels import Qrels, QrelsTopic, discount
-from avsbench.data.runs import RunFile, TopicLines, scorer_order
+from avsbench.data.runs import (
+    RunFile,
+    TopicLines,
+    distinct_shot_count,
+    rank_distinct_shots,
+)
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError, EvaluationError
 
@@ -149,91 +153,110 @@ def _rank_numbers(max_results: int) -> np.ndarray:
 
 def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFAULT_MAX_RESULTS, cutoffs: Sequence[int] = DEFAULT_CUTOFFS) -> TopicResult:
     """Score one topic's run lines against its qrels exactly as sample_eval.pl does."""
-    order, num_distinct = scorer_order(lines.shots, lines.scores)
-    shots = order[:max_results]
-    k_max = len(shots)
-    if k_max == 0:
+    if lines.kept_best is not None and max_results > lines.kept_best:
+        raise ConfigError(f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}")
+    keys = lines.shot_keys
+    rows = rank_distinct_shots(lines.shot_ids, lines.score_values, keys)
+    num_distinct = len(rows) + lines.dropped_shots
+    rows = rows[:max_results]
+    shots = lines.shot_ids[rows]
+    if len(shots) == 0:
         return _zero_topic(qt, cutoffs, in_run=True)
-    strata = qt.strata
-    codes = qt.shot_codes
-    looked_up = map(codes.code.get, shots, repeat(codes.outside_pool))
-    if codes.outside_pool < 256:  # few distinct (stratum, judgment) pairs: bytes() converts in C
-        code = np.frombuffer(bytes(looked_up), dtype=np.uint8)
-    else:
-        code = np.array(list(looked_up), dtype=np.intp)
-    stratum_of = codes.stratum[code]
-    gain = codes.judgment[code]
-    relevant = gain > 0
-    ranks = _rank_numbers(max_results)[:k_max]
+    stratum_of, gain = qt.lookup(shots, keys[rows])
+    counters = _rank_counters(stratum_of, gain, len(qt.strata))
+    sum_prec, sum_gain = _relevant_sums(counters, stratum_of, gain, max_results)
+    est_rel_ret = counters.est_rel_ret
+    rr_final = float(est_rel_ret[-1])
+    k_max = len(shots)
+    return TopicResult(
+        topic=qt.topic,
+        inf_ap=_inf_ap(qt, sum_prec, max_results),
+        inf_ndcg=_inf_ndcg(qt, counters, sum_gain, max_results),
+        precision_at={c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs},
+        inum_rel_ret=rr_final,
+        inum_rel=qt.estimated_relevant,
+        num_ret=lines.num_lines,
+        num_ranked=k_max,
+        num_distinct=num_distinct,
+        iprec_at_recall=_interpolated_precision(est_rel_ret, _rank_numbers(max_results)[:k_max], qt.estimated_relevant, rr_final),
+    )
 
-    # counters after each rank (columns) per stratum (rows, string order); exact integers held as floats
-    num_strata = len(strata)
+
+class _Counters(NamedTuple):
+    """Per-stratum counters after each rank (columns), strata in string order (rows); exact integers as floats."""
+
+    in_stratum: np.ndarray  # rank's shot belongs to the stratum
+    docs: np.ndarray  # pool shots seen
+    samp: np.ndarray  # sampled shots seen
+    relr: np.ndarray  # relevant shots seen
+    pool_seen: np.ndarray  # D: pool shots seen (all strata)
+    est_rel_ret: np.ndarray  # RR_k: estimated relevant retrieved down to rank k
+
+
+def _rank_counters(stratum_of: np.ndarray, gain: np.ndarray, num_strata: int) -> _Counters:
     in_stratum = stratum_of == np.arange(num_strata)[:, None]
-    flags = np.concatenate((in_stratum, in_stratum & (gain >= 0), in_stratum & relevant))
+    flags = np.concatenate((in_stratum, in_stratum & (gain >= 0), in_stratum & (gain > 0)))
     counts = np.cumsum(flags, axis=1, dtype=np.float64)
     docs, samp, relr = counts[:num_strata], counts[num_strata : 2 * num_strata], counts[2 * num_strata :]
-    pool_seen = np.cumsum(stratum_of >= 0, dtype=np.float64)  # D
-
-    # RR_k: estimated relevant retrieved down to rank k (sum over strata in order)
+    pool_seen = np.cumsum(stratum_of >= 0, dtype=np.float64)
     terms = docs * (relr + REL_EPSILON) / (samp + SAMPLED_EPSILON)
     est_rel_ret = terms[0]
-    for c in range(1, num_strata):
+    for c in range(1, num_strata):  # summed over strata in order, as the script does
         est_rel_ret = est_rel_ret + terms[c]
+    return _Counters(in_stratum, docs, samp, relr, pool_seen, est_rel_ret)
 
-    # estimated precision at each relevant rank, from the counters of the ranks above it
-    rel_pos = np.flatnonzero(relevant)
-    rel_ranks = ranks[rel_pos]
-    own = in_stratum[:, rel_pos]
-    docs_above = docs[:, rel_pos] - own
-    pool_above = pool_seen[rel_pos] - 1
+
+def _relevant_sums(counters: _Counters, stratum_of: np.ndarray, gain: np.ndarray, max_results: int) -> tuple[list[float], list[float]]:
+    """Per stratum: the sum of estimated precisions at its relevant ranks (SAP) and of their discounted gains."""
+    rel_pos = np.flatnonzero(gain > 0)
+    num_strata = counters.docs.shape[0]
+    if rel_pos.size == 0:
+        return [0.0] * num_strata, [0.0] * num_strata
+    rel_ranks = _rank_numbers(max_results)[rel_pos]
+    own = counters.in_stratum[:, rel_pos]
+    docs_above = counters.docs[:, rel_pos] - own  # counters of the ranks above each relevant rank
+    pool_above = counters.pool_seen[rel_pos] - 1
     pool_divisor = np.where(pool_above != 0, pool_above, 1.0)
-    terms = (docs_above / pool_divisor) * (relr[:, rel_pos] - own + REL_EPSILON) / (samp[:, rel_pos] - own + SAMPLED_EPSILON)
+    relr_above = counters.relr[:, rel_pos] - own + REL_EPSILON
+    terms = (docs_above / pool_divisor) * relr_above / (counters.samp[:, rel_pos] - own + SAMPLED_EPSILON)
     terms = np.where((pool_above != 0) & (docs_above != 0), terms, 0.0)
     prec_above = terms[0]
     for c in range(1, num_strata):
         prec_above = prec_above + terms[c]
     precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above
     dcg_gain = gain[rel_pos] / _discount_table(max_results)[rel_ranks]
+    rel_strata = stratum_of[rel_pos]
+    sum_prec, sum_gain = [], []
+    for c in range(num_strata):  # cumsum adds in rank order, one term at a time, like the script
+        mine = rel_strata == c
+        sum_prec.append(float(np.cumsum(np.where(mine, precision, 0.0))[-1]))
+        sum_gain.append(float(np.cumsum(np.where(mine, dcg_gain, 0.0))[-1]))
+    return sum_prec, sum_gain
 
-    sum_prec = [0.0] * num_strata  # SAP per stratum, summed down the ranking
-    sum_gain = [0.0] * num_strata
-    for s, p, g in zip(stratum_of[rel_pos].tolist(), precision.tolist(), dcg_gain.tolist()):
-        sum_prec[s] += p
-        sum_gain[s] += g
 
+def _inf_ap(qt: QrelsTopic, sum_prec: list[float], max_results: int) -> float:
     estimate = qt.estimated_relevant
     ap = 0.0
     if estimate != 0:
-        for i, s in enumerate(strata):
+        for i, s in enumerate(qt.strata):
             if qt.sampled.get(s, 0) != 0:
                 r = qt.relevant.get(s, 0)
                 ap += (qt.stratum_weight(s) / estimate) * (sum_prec[i] / r if r != 0 else 0)
     if estimate > max_results:
         ap = ap * estimate / max_results
+    return ap
 
-    pool_final = int(pool_seen[-1])
-    docs_final = [int(x) for x in docs[:, -1].tolist()]
-    samp_final = [int(x) for x in samp[:, -1].tolist()]
+
+def _inf_ndcg(qt: QrelsTopic, counters: _Counters, sum_gain: list[float], max_results: int) -> float:
+    pool_final = int(counters.pool_seen[-1])
+    docs_final = [int(x) for x in counters.docs[:, -1].tolist()]
+    samp_final = [int(x) for x in counters.samp[:, -1].tolist()]
     dcg = 0.0
-    for c in range(num_strata):
+    for c in range(len(docs_final)):
         if pool_final != 0 and samp_final[c] != 0:
             dcg += (docs_final[c] / pool_final) * sum_gain[c] / samp_final[c]
     idcg = qt.ideal_dcg(max_results)
-    ndcg = pool_final * dcg / idcg if idcg != 0 else 0.0
-
-    rr_final = float(est_rel_ret[-1])
-    return TopicResult(
-        topic=qt.topic,
-        inf_ap=ap,
-        inf_ndcg=ndcg,
-        precision_at={c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs},
-        inum_rel_ret=rr_final,
-        inum_rel=estimate,
-        num_ret=lines.num_lines,
-        num_ranked=k_max,
-        num_distinct=num_distinct,
-        iprec_at_recall=_interpolated_precision(est_rel_ret, ranks, estimate, rr_final),
-    )
+    return pool_final * dcg / idcg if idcg != 0 else 0.0
 
 
 def _interpolated_precision(est_rel_ret: np.ndarray, ranks: np.ndarray, estimate: float, rr_final: float) -> tuple[float, ...]:
@@ -302,7 +325,7 @@ def evaluate(
         per_topic.update((t, _zero_topic(qrels.topics[t], cutoffs, in_run=False)) for t in missing)
         per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
 
-    distinct = {t: per_topic[t].num_distinct if t in scored_set else len(set(run.topics[t].shots)) for t in run_topics}
+    distinct = {t: per_topic[t].num_distinct if t in scored_set else distinct_shot_count(run.topics[t]) for t in run_topics}
     duplicates = {t: run.topics[t].num_lines - distinct[t] for t in run_topics}
     over_limit = {t: n for t, n in distinct.items() if n > max_results}
     count = len(per_topic)

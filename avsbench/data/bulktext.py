@@ -1,0 +1,325 @@
+"""Whole-buffer reading of whitespace record files (TREC runs, NIST qrels) with numpy.
+
+A file is read in large chunks cut at line ends (gzip read transparently, ``-`` is standard
+input). Each chunk is tokenised without Python objects per line: a byte table marks Perl's
+whitespace, token starts and ends come from one comparison of neighbours, and the strict
+checks (fields per line, control bytes, UTF-8) are vector tests. Only when a check fails is
+the offending line looked for, to name it in the error. Columns come out as fixed-width byte
+arrays (``S<n>``), 64-bit keys (for hashing and grouping) and exactly parsed floats.
+
+Lenient reading (sample_eval.pl's rules: the whole file one token stream, records straddling
+lines, a leading empty token) is kept in :mod:`avsbench.data.textrecords`; its tokens are turned
+into the same column arrays by :func:`columns_from_tokens`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsbench.data.textrecords import PERL_WHITESPACE, line_at
+from avsbench.errors import InputFormatError, MissingDataError
+
+CHUNK_BYTES = 32 << 20
+MAX_FIELD_BYTES = 256  # longer than any topic, shot id or score; a longer field is an error (strict)
+GZIP_MAGIC = b"\x1f\x8b"
+STDIN_NAME = "-"
+
+_CONTROL = np.zeros(256, dtype=bool)
+_CONTROL[[*range(9), *range(0x0E, 0x20), 0x7F]] = True
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _CONTROL[b])
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[ord("0") : ord("9") + 1] = True
+_NUMBER_BYTE = np.zeros(256, dtype=bool)
+_NUMBER_BYTE[[0, *b"0123456789+-.eE"]] = True
+_HASH_PRIME = np.uint64(0x100000001B3)
+_HASH_SEED = np.uint64(0xCBF29CE484222325)
+_POWERS_OF_TEN = np.array([10.0**i for i in range(23)])  # exact doubles (Clinger's fast path)
+_INT_POWERS_OF_TEN = np.array([10**i for i in range(19)], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------- input
+
+
+def source_label(path: str | Path) -> str:
+    """How a file is named in messages ("<stdin>" for ``-``)."""
+    return "<stdin>" if str(path) == STDIN_NAME else str(path)
+
+
+def _check_readable(path: Path, what: str) -> None:
+    if not path.exists():
+        raise MissingDataError(f"{what} file not found", path=path)
+    if not path.is_file():
+        raise MissingDataError(f"{what} path is not a file", path=path)
+
+
+def _raw_chunks(path: str | Path, what: str, size: int) -> Iterator[bytes]:
+    """The file's bytes in pieces of about ``size`` (decompressed when gzipped)."""
+    if str(path) == STDIN_NAME:
+        stream = sys.stdin.buffer
+        head = stream.read(2)
+        if head == GZIP_MAGIC:
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[arg-type]
+            head = b""
+        if head:
+            yield head
+        yield from iter(lambda: stream.read(size), b"")
+        return
+    path = Path(path)
+    _check_readable(path, what)
+    try:
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == GZIP_MAGIC
+            fh.seek(0)
+            stream = gzip.GzipFile(fileobj=fh) if compressed else fh
+            try:
+                yield from iter(lambda: stream.read(size), b"")
+            except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+                raise InputFormatError(f"cannot decompress gzip {what} file: {exc}", path=path) from None
+    except OSError as exc:
+        raise MissingDataError(f"cannot read {what} file: {exc.strerror or exc}", path=path) from None
+
+
+class _Prefixed:
+    """A binary stream with bytes already read put back in front (for sniffing stdin)."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._head = self._head, b""
+        if n is None or n < 0:
+            return head + self._stream.read()
+        return head + self._stream.read(max(0, n - len(head)))
+
+
+def line_chunks(path: str | Path, what: str, size: int | None = None) -> Iterator[bytes]:
+    """The file in chunks of whole lines (the last one may lack its newline); ``size``: CHUNK_BYTES."""
+    rest = b""
+    for piece in _raw_chunks(path, what, size or CHUNK_BYTES):
+        data = rest + piece if rest else piece
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+    if rest:
+        yield rest
+
+
+def read_all_bytes(path: str | Path, what: str) -> bytes:
+    """The whole (decompressed) file."""
+    return b"".join(_raw_chunks(path, what, CHUNK_BYTES))
+
+
+def is_gzip_file(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------------- tokenising
+
+
+@dataclass
+class Chunk:
+    """The tokens of one chunk of a record file: ``fields`` consecutive tokens per record."""
+
+    buf: np.ndarray  # uint8 view of the chunk
+    starts: np.ndarray  # token start offsets
+    ends: np.ndarray  # token end offsets (exclusive)
+    fields: int
+    path: str
+    first_line: int  # 1-based line number of the chunk's first line
+
+    @property
+    def num_records(self) -> int:
+        return len(self.starts) // self.fields
+
+    def line_of(self, record: int) -> int:
+        """1-based line of a record."""
+        return self.first_line + int(np.count_nonzero(self.buf[: self.starts[record * self.fields]] == 10))
+
+    def field_bytes(self, index: int) -> np.ndarray:
+        """Field ``index`` of every record as a fixed-width byte array (``S<n>``)."""
+        return gather_tokens(self.buf, self.starts[index :: self.fields], self.ends[index :: self.fields])
+
+    def first_token(self, index: int) -> bytes:
+        return bytes(self.buf[self.starts[index] : self.ends[index]])
+
+
+def gather_tokens(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Copy tokens (given by offsets) into one ``S<width>`` array (shorter tokens padded with NUL)."""
+    n = len(starts)
+    lengths = ends - starts
+    width = max(1, int(lengths.max())) if n else 1
+    columns = np.zeros((width, n), dtype=np.uint8)
+    if len(buf) == 0:
+        return columns.T.copy().view(f"S{width}").ravel()
+    last = len(buf) - 1
+    for j in range(width):
+        column = columns[j]
+        column[:] = buf[np.minimum(starts + j, last)]
+        column[lengths <= j] = 0
+    return np.ascontiguousarray(columns.T).view(f"S{width}").ravel()
+
+
+def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: str, first_line: int, first_chunk: bool) -> Chunk:
+    """Tokenise a chunk of whole lines; every non-blank line must hold exactly ``fields`` fields."""
+    expected = f"{fields} whitespace-separated fields per line: {layout}"
+    if first_chunk:
+        _check_file_start(data, path, what, expected)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if data.translate(None, _NOT_CONTROL_BYTES):
+        bad = int(np.flatnonzero(_CONTROL[buf])[0])
+        raise InputFormatError(
+            f"binary data (byte 0x{data[bad]:02x}) in a text {what} file", path=path, line=first_line + line_at(data, bad) - 1
+        )
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = first_line + line_at(data, exc.start) - 1
+            raise InputFormatError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line) from None
+    space = buf <= 0x20  # without control bytes, the bytes up to 0x20 are Perl's whitespace
+    edges = np.flatnonzero(np.diff(space.view(np.int8), prepend=np.int8(1), append=np.int8(1)))
+    starts, ends = edges[0::2], edges[1::2]  # (start, end) of each run of non-whitespace bytes
+    if not _lines_hold(buf, starts, ends, fields):
+        _raise_field_count(data, path, fields, expected, first_line)
+    too_long = np.flatnonzero(ends - starts > MAX_FIELD_BYTES)
+    if too_long.size:
+        at = int(starts[too_long[0]])
+        raise InputFormatError(
+            f"field of {int(ends[too_long[0]] - at):,} bytes", path=path, line=first_line + line_at(data, at) - 1, expected=expected
+        )
+    return Chunk(buf, starts, ends, fields, path, first_line)
+
+
+def _check_file_start(data: bytes, path: str, what: str, expected: str) -> None:
+    if not data.strip(PERL_WHITESPACE):
+        raise InputFormatError(f"empty {what} file", path=path, expected=expected)
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise InputFormatError(
+            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id", path=path, line=1
+        )
+    if data[0] in PERL_WHITESPACE:
+        raise InputFormatError(
+            f"{what} file starts with whitespace (blank line or leading blank); sample_eval.pl would shift "
+            "every record by one token (use --lenient to reproduce that)",
+            path=path,
+            line=1,
+        )
+
+
+def _lines_hold(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, fields: int) -> bool:
+    """True when each record's fields share one line and each record starts a new line."""
+    if len(starts) % fields:
+        return False
+    if not len(starts):
+        return True
+    newlines = np.flatnonzero(buf == 10)
+    first = np.searchsorted(newlines, starts[0::fields])  # lines before the record's first field
+    last = np.searchsorted(newlines, ends[fields - 1 :: fields])
+    return bool(np.array_equal(first, last) and (first[1:] > last[:-1]).all())
+
+
+def _raise_field_count(data: bytes, path: str, fields: int, expected: str, first_line: int) -> None:
+    for number, line in enumerate(data.split(b"\n"), first_line):
+        count = len(line.split())
+        if count not in (0, fields):
+            raise InputFormatError(f"line has {count} fields", path=path, line=number, expected=expected)
+    raise AssertionError("field count check failed without a bad line")  # pragma: no cover
+
+
+def chunk_from_lenient_tokens(tokens: list[bytes], fields: int, path: str) -> Chunk:
+    """A :class:`Chunk` over tokens already split the lenient (Perl) way (empty tokens allowed)."""
+    data = b" ".join(tokens)
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    return Chunk(np.frombuffer(data, dtype=np.uint8), starts, starts + lengths, fields, path, 1)
+
+
+# ----------------------------------------------------------------------------------- columns
+
+
+def hash_keys(values: np.ndarray) -> np.ndarray:
+    """A 64-bit FNV-1a key per byte string (``S<n>`` array); equal strings get equal keys."""
+    n = len(values)
+    width = values.dtype.itemsize
+    matrix = values.view(np.uint8).reshape(n, width) if n else np.zeros((0, width), np.uint8)
+    key = np.full(n, _HASH_SEED, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(width):
+            column = matrix[:, j].astype(np.uint64)
+            key = np.where(column != 0, (key ^ column) * _HASH_PRIME, key)
+    return key
+
+
+def group_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """Distinct values in order of first appearance and each row's index into them.
+
+    Rows of one value usually come in blocks (a topic's lines), so only block heads are looked up.
+    """
+    n = len(values)
+    if n == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    heads = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    if len(heads) * 8 > n:
+        uniques, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return [uniques[i].tobytes().rstrip(b"\0") for i in order], rank[inverse.ravel()]
+    index: dict[bytes, int] = {}
+    block_codes = np.fromiter((index.setdefault(v, len(index)) for v in values[heads].tolist()), dtype=np.int64, count=len(heads))
+    lengths = np.diff(np.append(heads, n))
+    return list(index), np.repeat(block_codes, lengths)
+
+
+def parse_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers from ``S<n>`` decimal texts, bit-identical to ``float()``; second array: rows rejected.
+
+    Plain decimals (``[+-]digits[.digits]``) whose digits form an integer below 2^53 and with at
+    most 22 decimals are one IEEE division of exact operands, correctly rounded as ``float()``
+    is; other rows (exponents, long mantissas) go through ``float()``. Rows holding a byte no
+    decimal number uses, or that ``float()`` rejects, are marked in the second array.
+    """
+    n = len(values)
+    width = values.dtype.itemsize
+    columns = values.view(np.uint8).reshape(n, width).T.copy() if n else np.zeros((width, 0), np.uint8)
+    first = columns[0]
+    signed = (first == ord("-")) | (first == ord("+"))
+    mantissa = np.zeros(n, dtype=np.int64)
+    digits = np.zeros(n, dtype=np.int64)
+    decimals = np.zeros(n, dtype=np.int64)
+    points = np.zeros(n, dtype=np.int64)
+    odd = np.zeros(n, dtype=bool)  # a byte outside [+-]digits[.digits]
+    for j in range(width):
+        c = columns[j]
+        digit = _DIGIT[c]
+        point = c == ord(".")
+        mantissa = np.where(digit, mantissa * 10 + (c.astype(np.int64) - ord("0")), mantissa)
+        digits += digit
+        decimals += digit & (points > 0)
+        points += point
+        stray = ~(digit | point) & (c != 0)
+        odd |= (stray & ~signed) if j == 0 else stray
+    fast = ~odd & (points <= 1) & (digits > 0) & (digits <= 18) & (mantissa < 2**53) & (decimals <= 22)
+    result = mantissa.astype(np.float64) / _POWERS_OF_TEN[np.minimum(decimals, 22)]
+    result = np.where(first == ord("-"), -result, result)
+    failed = ~_NUMBER_BYTE[columns].all(axis=0)  # a byte no plain decimal number uses
+    for i in np.flatnonzero(~fast & ~failed).tolist():
+        try:
+            result[i] = float(values[i])
+        except ValueError:
+            failed[i] = True
+    return result, failed

@@ -1,0 +1,143 @@
+"""A binary cache of parsed qrels, so that a qrels file is parsed once and loaded in milliseconds.
+
+One cache file per (content hash, size, mtime, reading mode) in the cache folder
+(``$AVSBENCH_CACHE``, else ``$XDG_CACHE_HOME/avsbench``, else ``~/.cache/avsbench``), under
+``qrels/``. The file is hashed (BLAKE2b) on every read and its size and mtime compared, and the
+same key is stored inside the cache entry: an entry is used only when all of it matches, so a
+file rewritten with the same size and mtime is parsed again. Entries are written atomically;
+an unreadable, truncated or foreign entry is ignored and rebuilt. A cache folder that cannot
+be written is not an error (the qrels are then parsed every time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from avsbench.data.qrels import Qrels, QrelsTopic
+
+CACHE_ENV = "AVSBENCH_CACHE"
+MAGIC = b"AVSBENCH-QRELS-CACHE-1\n"
+_HEADER_LENGTH = struct.Struct("<Q")
+_HASH_PIECE = 8 << 20
+
+
+def cache_folder() -> Path:
+    """Where parsed qrels are kept."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "qrels"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "avsbench" / "qrels"
+
+
+def file_key(path: str | Path, lenient: bool) -> dict[str, object]:
+    """The key of a qrels file: size, mtime (ns), BLAKE2b of the content, reading mode."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+        digest = hashlib.blake2b(digest_size=20)
+        with open(path, "rb") as fh:
+            for piece in iter(lambda: fh.read(_HASH_PIECE), b""):
+                digest.update(piece)
+    except OSError:
+        return {}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest(), "lenient": lenient}
+
+
+def entry_path(key: dict[str, object]) -> Path:
+    mode = "lenient" if key["lenient"] else "strict"
+    return cache_folder() / f"{key['blake2b']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels"
+
+
+def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
+    """The qrels of ``path``: from the cache when its key matches, else parsed (and cached)."""
+    key = file_key(path, lenient)
+    if not key:  # missing or unreadable: the plain reader gives the clear error
+        return Qrels.parse(path, lenient=lenient)
+    entry = entry_path(key)
+    loaded = load_entry(entry, key, str(path))
+    if loaded is not None:
+        return loaded
+    qrels = Qrels.parse(path, lenient=lenient)
+    with contextlib.suppress(OSError):
+        save_entry(entry, key, qrels)
+    return qrels
+
+
+def save_entry(entry: Path, key: dict[str, object], qrels: Qrels) -> None:
+    """Write ``qrels`` as a cache entry (header JSON, then the per-topic arrays back to back)."""
+    topics = list(qrels.topics.values())
+    width = max((t.shot_ids.dtype.itemsize for t in topics), default=1)
+    header = {
+        "key": key,
+        "width": width,
+        "topics": [
+            {
+                "topic": t.topic, "strata": list(t.strata), "pool_size": t.pool_size, "sampled": t.sampled,
+                "relevant": t.relevant, "grade_counts": t.grade_counts, "shots": len(t.keys), "idcg": t.ideal_dcg(),
+            }
+            for t in topics
+        ],
+    }
+    head = json.dumps(header).encode()
+    parts = [MAGIC, _HEADER_LENGTH.pack(len(head)), head]
+    for name, dtype in (("keys", "<u8"), ("shot_ids", f"S{width}"), ("stratum_index", "<i2"), ("judgments", "<f8")):
+        parts.extend(np.ascontiguousarray(getattr(t, name), dtype=dtype).tobytes() for t in topics)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(b"".join(parts))
+        os.replace(tmp, entry)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def load_entry(entry: Path, key: dict[str, object], path: str) -> Qrels | None:
+    """The qrels held by a cache entry, or None when it is missing, damaged or for another key."""
+    try:
+        data = entry.read_bytes()
+    except OSError:
+        return None
+    try:
+        return _decode(data, key, path)
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+
+
+def _decode(data: bytes, key: dict[str, object], path: str) -> Qrels | None:
+    if not data.startswith(MAGIC):
+        return None
+    (length,) = _HEADER_LENGTH.unpack_from(data, len(MAGIC))
+    start = len(MAGIC) + _HEADER_LENGTH.size
+    header = json.loads(data[start : start + length])
+    if header["key"] != key:
+        return None
+    width = int(header["width"])
+    metas = header["topics"]
+    offset = start + length
+    arrays: dict[str, list[np.ndarray]] = {}
+    for name, dtype in (("keys", "<u8"), ("shot_ids", f"S{width}"), ("stratum_index", "<i2"), ("judgments", "<f8")):
+        size = np.dtype(dtype).itemsize
+        arrays[name] = []
+        for meta in metas:
+            count = int(meta["shots"])
+            arrays[name].append(np.frombuffer(data, dtype=dtype, count=count, offset=offset))
+            offset += count * size
+    if offset != len(data):
+        return None
+    topics: dict[str, QrelsTopic] = {}
+    for i, meta in enumerate(metas):
+        counts = {s: (n, meta["sampled"].get(s, 0), meta["relevant"].get(s, 0)) for s, n in meta["pool_size"].items()}
+        table = QrelsTopic(meta["topic"], tuple(meta["strata"]), counts, meta["grade_counts"],
+                           tuple(arrays[name][i] for name in ("keys", "shot_ids", "stratum_index", "judgments")),  # type: ignore[arg-type]
+                           ideal_dcg=float(meta["idcg"]))
+        topics[meta["topic"]] = table
+    return Qrels(topics, path)

@@ -1,0 +1,101 @@
+"""Bulk (numpy) reading of runs and qrels (issue 12): exact numbers, exact tie order, bounded reading."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsbench.data import bulktext, runs
+from avsbench.data.qrels import Qrels
+from avsbench.data.runs import RunFile
+from avsbench.errors import InputFormatError
+from avsbench.eval.sample_eval import evaluate, format_sample_eval
+
+
+def test_parse_floats_is_bit_identical_to_float() -> None:
+    rnd = random.Random(3)
+    texts = ["0", "-0", "+.5", "5.", "1e+3", "1E-03", "00012.5000", "-6.123e-03", ".750", "750e-3", "1e400",
+             "123456789012345678", "0.1000000000000000055511151231257827", "9007199254740993", "4.7312e-04"]
+    for _ in range(5000):
+        value = rnd.uniform(-1e4, 1e4) * 10 ** rnd.randint(-6, 3)
+        texts.append(rnd.choice([repr(value), f"{value:.6f}", f"{value:.3e}", str(int(value))]))
+    values, failed = bulktext.parse_floats(np.array([t.encode() for t in texts]))
+    assert not failed.any()
+    expected = np.array([float(t) for t in texts])
+    assert values.view(np.uint64).tolist() == expected.view(np.uint64).tolist()
+
+
+@pytest.mark.parametrize("text", ["abc", "1e", "--1", ".", "1.2.3", "1_0", "inf", "nan", "e5", "+", "0x10"])
+def test_parse_floats_rejects_what_is_not_a_plain_number(text: str) -> None:
+    _, failed = bulktext.parse_floats(np.array([b"1", text.encode()]))
+    assert failed.tolist() == [False, True]
+
+
+def _random_run(rnd: random.Random, topics: int, lines: int) -> bytes:
+    out = []
+    for t in range(topics):
+        for i in range(lines):
+            shot = f"shot{rnd.randint(1, lines // 2):05d}_{rnd.randint(1, 3)}"  # many duplicates
+            score = rnd.choice([rnd.randint(0, 50), rnd.random()])  # many ties
+            out.append(f"{1661 + t} Q0 {shot} {i + 1} {score} r\n")
+    return "".join(out).encode()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_keeping_the_best_lines_while_reading_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    monkeypatch.setattr(runs, "PRUNE_ROWS", 50)
+    rnd = random.Random(seed)
+    path = tmp_path / "big.run"
+    path.write_bytes(_random_run(rnd, 3, 900))
+    qrels_text = "".join(f"{1661 + t} 0 shot{i:05d}_{j} {1 + i % 3} {rnd.choice([1, 0, -1])}\n"
+                         for t in range(3) for i in range(1, 450) for j in (1, 2))
+    qrels = Qrels.from_bytes(qrels_text.encode())
+    full = RunFile.read(path)
+    kept = RunFile.read(path, keep_best=100)
+    assert sum(len(t.score_values) for t in kept.topics.values()) < sum(len(t.score_values) for t in full.topics.values())
+    for topic in full.topics:
+        assert kept.topics[topic].ranked()[:100] == full.topics[topic].ranked()[:100]
+        assert kept.topics[topic].num_lines == full.topics[topic].num_lines
+    a = evaluate(qrels, full, max_results=100)
+    b = evaluate(qrels, kept, max_results=100)
+    assert format_sample_eval(a, True) == format_sample_eval(b, True)
+
+
+def test_a_demoted_kept_shot_makes_the_reader_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "PRUNE_ROWS", 4)
+    lines = [f"1 Q0 s{i} {i} {100 - i} r\n" for i in range(12)]
+    lines += [f"1 Q0 s{i} 99 -{i} r\n" for i in range(3)]  # the three best shots sink to the bottom
+    path = tmp_path / "demoted.run"
+    path.write_text("".join(lines))
+    kept = RunFile.read(path, keep_best=3)
+    assert [s for s, _ in kept.topics["1"].ranked()[:3]] == ["s3", "s4", "s5"]
+
+
+def test_gzipped_run_and_qrels_are_read_transparently(tmp_path: Path) -> None:
+    run = tmp_path / "run.txt.gz"
+    run.write_bytes(gzip.compress(b"7 Q0 x 1 4 r\n7 Q0 a 2 3 r\n7 Q0 e 3 2 r\n7 Q0 c 4 1 r\n"))
+    qrels = tmp_path / "q.gz"
+    qrels.write_bytes(gzip.compress(b"7 0 a 1 1\n7 0 b 1 0\n7 0 c 2 1\n7 0 d 2 0\n7 0 e 2 -1\n7 0 f 2 -1\n"))
+    result = evaluate(Qrels.read(qrels), RunFile.read(run))
+    assert f"{result.inf_ap:6.4f}" == "0.5556"
+
+
+def test_corrupt_gzip_is_one_clear_error(tmp_path: Path) -> None:
+    run = tmp_path / "run.txt.gz"
+    run.write_bytes(gzip.compress(b"7 Q0 x 1 4 r\n" * 1000)[:40])
+    with pytest.raises(InputFormatError, match="gzip"):
+        RunFile.read(run)
+
+
+def test_errors_name_the_line_in_a_later_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulktext, "CHUNK_BYTES", 64)
+    path = tmp_path / "bad.run"
+    path.write_text("".join(f"7 Q0 s{i} {i} {100 - i} r\n" for i in range(40)) + "7 Q0 z 41 1x r\n")
+    with pytest.raises(InputFormatError) as info:
+        RunFile.read(path)
+    assert info.value.line == 41
+    assert len(list(bulktext.line_chunks(path, "run"))) > 10

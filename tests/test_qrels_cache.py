@@ -1,0 +1,98 @@
+"""The parsed-qrels cache (issue 12): used only while size, mtime and content all match."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from avsbench.data import qrels_cache
+from avsbench.data.qrels import Qrels
+
+TOY = b"7 0 a 1 1\n7 0 b 1 0\n7 0 c 2 1\n7 0 d 2 0\n7 0 e 2 -1\n7 0 f 2 -1\n"
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(qrels_cache.CACHE_ENV, str(folder))
+    return folder / "qrels"
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.qrels")) if folder.is_dir() else []
+
+
+def test_cached_qrels_equal_parsed_qrels(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    first = Qrels.read(path)
+    assert len(_entries(cache_dir)) == 1
+    second = Qrels.read(path)  # from the cache
+    for qrels in (first, second):
+        topic = qrels["7"]
+        assert topic.strata == ("1", "2") and topic.estimated_relevant == 3.0
+        assert topic.judgment == {"a": 1, "b": 0, "c": 1, "d": 0, "e": -1, "f": -1}
+        assert topic.stratum["e"] == "2" and qrels.path == str(path)
+    assert second["7"].ideal_dcg() == first["7"].ideal_dcg()
+
+
+def test_cache_is_rebuilt_when_the_bytes_change_with_same_size_and_mtime(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    stat = path.stat()
+    assert Qrels.read(path)["7"].judgment["a"] == 1
+    changed = TOY.replace(b"7 0 a 1 1", b"7 0 a 1 0")  # same size
+    path.write_bytes(changed)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    reread = Qrels.read(path)
+    assert reread["7"].judgment["a"] == 0 and reread["7"].relevant == {"2": 1}
+    assert len(_entries(cache_dir)) == 2
+
+
+def test_cache_is_rebuilt_when_only_the_mtime_changes(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    Qrels.read(path)
+    os.utime(path, ns=(1, 10**18))
+    Qrels.read(path)
+    assert len(_entries(cache_dir)) == 2
+
+
+def test_damaged_or_foreign_entries_are_ignored(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    Qrels.read(path)
+    (entry,) = _entries(cache_dir)
+    entry.write_bytes(entry.read_bytes()[:-5])  # truncated
+    assert Qrels.read(path)["7"].judgment["a"] == 1
+    other = tmp_path / "other.qrels"
+    other.write_bytes(TOY.replace(b"7 0", b"8 0"))
+    key = qrels_cache.file_key(path, False)
+    qrels_cache.entry_path(key).write_bytes(qrels_cache.entry_path(key).read_bytes())
+    foreign = qrels_cache.file_key(other, False)
+    Qrels.read(other)
+    qrels_cache.entry_path(key).write_bytes(qrels_cache.entry_path(foreign).read_bytes())  # an entry for other bytes
+    assert list(Qrels.read(path).topics) == ["7"]
+
+
+def test_strict_and_lenient_readings_are_cached_apart(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "lead.qrels"
+    path.write_bytes(b" " + TOY)
+    with pytest.raises(Exception, match="starts with whitespace"):
+        Qrels.read(path)
+    lenient = Qrels.read(path, lenient=True)
+    assert "7" not in lenient.topics  # every record shifted, as in sample_eval.pl
+    with pytest.raises(Exception, match="starts with whitespace"):
+        Qrels.read(path)
+
+
+def test_unwritable_cache_folder_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv(qrels_cache.CACHE_ENV, str(blocker))
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    assert Qrels.read(path)["7"].estimated_relevant == 3.0
