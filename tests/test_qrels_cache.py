@@ -34,6 +34,7 @@ def test_cached_qrels_equal_parsed_qrels(tmp_path: Path, cache_dir: Path) -> Non
         topic = qrels["7"]
         assert topic.strata == ("1", "2") and topic.estimated_relevant == 3.0
         assert topic.judgment == {"a": 1, "b": 0, "c": 1, "d": 0, "e": -1, "f": -1}
+        assert list(topic.judgment) == list("abcdef")  # file order
         assert topic.stratum["e"] == "2" and qrels.path == str(path)
     assert second["7"].ideal_dcg() == first["7"].ideal_dcg()
 

@@ -52,6 +52,7 @@ class QrelsTopic:
 
     __slots__ = (
         "_idcg",
+        "appearance",
         "_judgment",
         "_stratum",
         "_unique_keys",
@@ -70,7 +71,7 @@ class QrelsTopic:
 
     def __init__(self, topic: str, strata: tuple[str, ...], counts: dict[str, tuple[int, int, int]],
                  grade_counts: dict[str, dict[str, int]], arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                 ideal_dcg: float | None = None) -> None:
+                 ideal_dcg: float | None = None, appearance: np.ndarray | None = None) -> None:
         self.topic = topic
         self.strata = strata  # ascending string order (the order of every sum over strata)
         self.pool_size = {s: c[0] for s, c in counts.items()}  # N: records per stratum
@@ -78,6 +79,8 @@ class QrelsTopic:
         self.relevant = {s: c[2] for s, c in counts.items() if c[2]}  # r: records with j > 0
         self.grade_counts = grade_counts  # stratum -> judgment string -> records (j > 0)
         self.keys, self.shot_ids, self.stratum_index, self.judgments = arrays
+        # positions in the arrays, shots in order of first appearance in the file
+        self.appearance = np.arange(len(self.keys), dtype=np.int64) if appearance is None else appearance
         self._unique_keys = bool(self.keys.size < 2 or (self.keys[1:] != self.keys[:-1]).all())
         estimate = 0
         for s in strata:
@@ -117,14 +120,16 @@ class QrelsTopic:
     def judgment(self) -> dict[str, float]:
         """shot -> numeric judgment (last record wins)."""
         if self._judgment is None:
-            self._judgment = dict(zip(_decoded(self.shot_ids), self.judgments.tolist()))
+            at = self.appearance
+            self._judgment = dict(zip(_decoded(self.shot_ids[at]), self.judgments[at].tolist()))
         return self._judgment
 
     @property
     def stratum(self) -> dict[str, str]:
         """shot -> stratum (last record wins)."""
         if self._stratum is None:
-            self._stratum = dict(zip(_decoded(self.shot_ids), (self.strata[i] for i in self.stratum_index.tolist())))
+            at = self.appearance
+            self._stratum = dict(zip(_decoded(self.shot_ids[at]), (self.strata[i] for i in self.stratum_index[at].tolist())))
         return self._stratum
 
     def stratum_weight(self, stratum: str) -> float:
@@ -388,6 +393,8 @@ def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, lab
     sorted_keys = topic_keys[order]
     last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if len(order) else np.zeros(0, dtype=bool)
     chosen = rows[order[last]]
+    first = np.concatenate(([True], last[:-1])) if len(order) else np.zeros(0, dtype=bool)
+    appearance = np.argsort(rows[order[first]], kind="stable")
     remap = np.full(len(names), -1, dtype=np.int16)
     remap[local] = np.arange(len(local), dtype=np.int16)
     same_key = ~last[:-1] if len(order) > 1 else np.zeros(0, dtype=bool)
@@ -396,13 +403,13 @@ def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, lab
     stat = {names[c]: tuple(counts[c][:3]) for c in local}
     grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
     return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades,
-                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]))
+                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]), appearance=appearance)
 
 
 def _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap) -> QrelsTopic:
     """Same as :func:`_topic_table` when two different ids share a key: dedupe on the ids themselves."""
-    last_row = {s: r for r, s in zip(rows.tolist(), shots[rows].tolist())}
-    chosen = np.array(sorted(last_row.values(), key=lambda r: (int(keys[r]), r)), dtype=np.int64)
+    last_row = {s: r for r, s in zip(rows.tolist(), shots[rows].tolist())}  # in order of first appearance
+    chosen = np.array(list(last_row.values()), dtype=np.int64)
     local = sorted(counts)
     stat = {names[c]: tuple(counts[c][:3]) for c in local}
     grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
