@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
+from avsbench.cli.next_steps import check_ready_to_rank
 from avsbench.cli.options import rootpath_option
 
 from avsbench.data.topics import parse_years
@@ -53,7 +54,7 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
 
 @click.command()
 @click.option("--year", "years", required=True, help="Year(s) sharing a collection are ranked in one pass, e.g. 2019,2020,2021,progress.")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder (config.json + weights.safetensors).")
+@click.option("--model", "model_dir", default=None, type=click.Path(), help="Model folder (config.json + weights.safetensors): trained, or imported with `model import-laff`.")
 @rootpath_option()
 @click.option("--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1).")
 @click.option("--topics", "topic_groups", default="main", show_default=True, help="main and/or progress (591-610, with a V3C1 year).")
@@ -75,6 +76,7 @@ def rank(
     seed: int, no_score: bool,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
+    check_ready_to_rank(model_dir, parse_years(years), rootpath, collection_name)
     from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
     from avsbench.ranking.pipeline import rank_years, select_years
 
