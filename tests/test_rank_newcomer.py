@@ -45,9 +45,14 @@ def test_no_model_says_train_or_import_and_where_the_collection_goes(tmp_path):
     root = tmp_path / "VisualSearch"
     line = one_error(
         rank("--year", "2019", "--rootpath", str(root)),
-        "--model", "avsbench train", "avsbench model import-laff", "Ranking with a released LAFF model",
+        "--model",
+        "avsbench train",
+        "avsbench model import-laff",
+        "Ranking with a released LAFF model",
         f"collection 'v3c1' (for 2019) not found under the data root {root}",
-        str(root / "v3c1" / "VideoSets" / "v3c1.txt"), "FeatureData", "feature.bin,id.txt,shape.txt",
+        str(root / "v3c1" / "VideoSets" / "v3c1.txt"),
+        "FeatureData",
+        "feature.bin,id.txt,shape.txt",
         f"avsbench collection info v3c1 --rootpath {root}",
     )
     assert line.index("--model") < line.index("collection 'v3c1'")
@@ -61,7 +66,9 @@ def test_no_model_with_the_collection_in_place_speaks_only_of_the_model(small_de
 def test_the_root_comes_from_the_environment_too(tmp_path):
     model = model_folder(tmp_path / "models" / "laff", [("clip", 512, "video")])
     root = tmp_path / "env-root"
-    one_error(rank("--year", "2019", "--model", str(model), env={"AVSBENCH_ROOT": str(root)}), f"under the data root {root}")
+    one_error(
+        rank("--year", "2019", "--model", str(model), env={"AVSBENCH_ROOT": str(root)}), f"under the data root {root}"
+    )
 
 
 def test_a_checkpoint_file_as_model_says_import_it(tmp_path):
@@ -69,7 +76,8 @@ def test_a_checkpoint_file_as_model_says_import_it(tmp_path):
     checkpoint.write_bytes(b"not read")
     one_error(
         rank("--year", "2019", "--model", str(checkpoint), "--rootpath", str(tmp_path)),
-        f"{checkpoint} is a file, not a model folder", f"avsbench model import-laff {checkpoint} --out models/laff",
+        f"{checkpoint} is a file, not a model folder",
+        f"avsbench model import-laff {checkpoint} --out models/laff",
     )
 
 
@@ -78,14 +86,22 @@ def test_a_folder_that_is_not_a_model_says_train_or_import(tmp_path, make):
     folder = tmp_path / "models" / "x"
     if make == "empty":
         folder.mkdir(parents=True)
-    one_error(rank("--year", "2019", "--model", str(folder), "--rootpath", str(tmp_path)), str(folder), "model import-laff")
+    one_error(
+        rank("--year", "2019", "--model", str(folder), "--rootpath", str(tmp_path)), str(folder), "model import-laff"
+    )
 
 
 def test_collection_without_shot_list_or_model_features_says_what_is_missing(tmp_path):
     root = tmp_path / "root"
     (root / "v3c1" / "TextData").mkdir(parents=True)  # e.g. only qrels fetched so far
-    model = model_folder(tmp_path / "m", [("clip_ft", 512, "video"), ("clip_frames", 512, "frame"), ("x3d", 2048, "video")])
-    one_error(rank("--year", "2019", "--model", str(model), "--rootpath", str(root)), "has no shot list", "collection info v3c1")
+    model = model_folder(
+        tmp_path / "m", [("clip_ft", 512, "video"), ("clip_frames", 512, "frame"), ("x3d", 2048, "video")]
+    )
+    one_error(
+        rank("--year", "2019", "--model", str(model), "--rootpath", str(root)),
+        "has no shot list",
+        "collection info v3c1",
+    )
 
     (root / "v3c1" / "VideoSets").mkdir()
     (root / "v3c1" / "VideoSets" / "v3c1.txt").write_text("shot00001_1\n")
@@ -93,7 +109,9 @@ def test_collection_without_shot_list_or_model_features_says_what_is_missing(tmp
     (root / "v3c1" / "FeatureData" / "x3d" / "shape.txt").write_text("1 2048")
     one_error(
         rank("--year", "2019", "--model", str(model), "--rootpath", str(root)),
-        "lacks the model's feature(s) clip_ft, frame/clip_frames", str(root / "v3c1" / "FeatureData"), "avsbench demo",
+        "lacks the model's feature(s) clip_ft, frame/clip_frames",
+        str(root / "v3c1" / "FeatureData"),
+        "avsbench demo",
     )
 
 
@@ -111,6 +129,8 @@ def test_ready_model_and_collection_pass_the_check(small_demo_root, tmp_path):
 
 def test_in_a_child_process_under_a_memory_limit_nothing_is_written(tmp_path):
     before = tree_snapshot(tmp_path)
-    done = run_cli_limited(["rank", "--year", "2019", "--rootpath", str(tmp_path / "root"), "--out", str(tmp_path / "runs")], cwd=tmp_path)
+    done = run_cli_limited(
+        ["rank", "--year", "2019", "--rootpath", str(tmp_path / "root"), "--out", str(tmp_path / "runs")], cwd=tmp_path
+    )
     assert_one_clear_error(done, "model import-laff", "collection info v3c1")
     assert tree_snapshot(tmp_path) == before and not (tmp_path / "runs").exists()

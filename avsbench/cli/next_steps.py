@@ -17,7 +17,8 @@ from avsbench.errors import AvsbenchError, ConfigError, MissingDataError
 README_SECTION = 'README: "Ranking with a released LAFF model"'
 MODEL_STEPS = (
     "train one (`avsbench train --help`) or import a released LAFF checkpoint "
-    "(`avsbench model import-laff model_best.pth.tar --out models/laff --w2v <root>/word2vec/flickr/vec500flickr30m`), "
+    "(`avsbench model import-laff model_best.pth.tar --out models/laff "
+    "--w2v <root>/word2vec/flickr/vec500flickr30m`), "
     f"then pass --model models/laff ({README_SECTION})"
 )
 
@@ -60,7 +61,9 @@ def _layout(root: Path, name: str) -> str:
     )
 
 
-def collection_problem(root: Path, name: str, years: Sequence[Year], features: Sequence[tuple[str, str]] = ()) -> str | None:
+def collection_problem(
+    root: Path, name: str, years: Sequence[Year], features: Sequence[tuple[str, str]] = ()
+) -> str | None:
     """Why collection ``name`` under ``root`` cannot be ranked, with the next step; None when it looks ready."""
     folder = root / name
     editions = ", ".join(y.key for y in years)
@@ -76,7 +79,10 @@ def collection_problem(root: Path, name: str, years: Sequence[Year], features: S
 
 
 def check_ready_to_rank(
-    model_dir: str | Path | None, years: Sequence[Year], rootpath: str | Path | None = None, collection_name: str | None = None
+    model_dir: str | Path | None,
+    years: Sequence[Year],
+    rootpath: str | Path | None = None,
+    collection_name: str | None = None,
 ) -> None:
     """Raise one error naming what to do next when the model or a collection is missing; return when ready."""
     root = resolve_root(rootpath)
@@ -89,4 +95,6 @@ def check_ready_to_rank(
     if model is not None:
         raise ConfigError("; also ".join([model, *problems]))
     if problems:
-        raise MissingDataError("; also ".join(problems) + "; to try the whole pipeline on synthetic data first: `avsbench demo`")
+        raise MissingDataError(
+            "; also ".join(problems) + "; to try the whole pipeline on synthetic data first: `avsbench demo`"
+        )

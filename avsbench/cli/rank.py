@@ -10,6 +10,7 @@ import click
 
 from avsbench.cli.next_steps import check_ready_to_rank
 from avsbench.cli.options import rootpath_option
+from avsbench.extras import require_extra
 
 from avsbench.data.topics import parse_years
 
@@ -76,6 +77,7 @@ def rank(
     seed: int, no_score: bool,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
+    require_extra("model")
     check_ready_to_rank(model_dir, parse_years(years), rootpath, collection_name)
     from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
     from avsbench.ranking.pipeline import rank_years, select_years
