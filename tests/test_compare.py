@@ -238,6 +238,7 @@ def test_cli_json_equals_the_library_on_the_real_runs(real_report: ComparisonRep
     assert data["significance"] == json.loads(real_report.to_json())["significance"]
 
 
+@pytest.mark.needs_plot
 def test_cli_formats_and_plot(two_years: tuple[Path, list[Path]], tmp_path: Path) -> None:
     root, runs = two_years
     runner = CliRunner()
@@ -275,6 +276,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert wrong_plot.exit_code == 2 and not (tmp_path / "x.gif").exists()
 
 
+@pytest.mark.needs_plot
 def test_plots_write_pngs(real_report: ComparisonReport, tmp_path: Path) -> None:
     for draw, name in ((plot_per_topic, "bars.png"), (plot_precision_curve, "curve.png")):
         path = draw(real_report, tmp_path / name)
@@ -290,6 +292,7 @@ def test_missing_matplotlib_is_a_clear_error(real_report: ComparisonReport, tmp_
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.needs_plot
 def test_comparison_commands_do_not_import_torch(two_years: tuple[Path, list[Path]], tmp_path: Path) -> None:
     root, runs = two_years
     code = (
