@@ -174,6 +174,10 @@ def test_explain_topic_and_cli(trained, demo_root):
     assert result.query in out.output and "demo_noisy1024" in out.output and result.shots[0].shot_id in out.output
     bad = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "999", "--rootpath", str(demo_root)])
     assert bad.exit_code == 2 and "999" in bad.output
+    # the run/qrels id that score prints names the same topic (issue 11, item 16)
+    same = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "1611", "--top", "3", "--rootpath", str(demo_root)])
+    assert same.exit_code == 0 and same.output == out.output
+    assert [s.shot_id for s in explain_topic(loaded, 2019, "1611", top=5, rootpath=demo_root).shots] == [s.shot_id for s in result.shots]
 
 
 def _topic_clip(demo_root: Path):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from avsbench.cli.options import rootpath_option
+from avsbench.cli.options import TOPIC, rootpath_option
 
 
 @click.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="Model folder (our format).")
 @click.option("--year", required=True, help="AVS year of the topic (e.g. 2019).")
-@click.option("--topic", required=True, type=int, help="Topic number (e.g. 611).")
+@click.option("--topic", required=True, type=TOPIC, help="Topic number (e.g. 611, or its run/qrels id 1611).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of top shots to explain.")
 @rootpath_option()
 @click.option("--device", default="cpu", show_default=True)

@@ -71,3 +71,17 @@ def max_results_option(
     return click.option(
         "-M", "--max-results", "max_results", type=click.IntRange(min=1), default=None, metavar="N", help=help
     )
+
+
+class TopicNumber(click.ParamType):
+    """A topic option's value: 611 or its run/qrels id 1611 (what ``score`` prints), as the plain number."""
+
+    name = "topic"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from avsbench.data.topics import topic_number
+
+        return topic_number(value)
+
+
+TOPIC = TopicNumber()

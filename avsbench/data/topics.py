@@ -1,7 +1,8 @@
 """AVS topics, topic-id conventions and the year -> collection registry.
 
 Topic files and XML submissions use the plain topic number (611); qrels and TREC run files
-use "1" + number (1611). Convert only with :func:`qrels_topic_id` / :func:`plain_topic_id`.
+use "1" + number (1611). Convert only with :func:`qrels_topic_id` / :func:`plain_topic_id`;
+a topic typed by a user (either form) is read with :func:`topic_number`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ V3C1 = "v3c1"
 def qrels_topic_id(number: int | str) -> str:
     """Plain topic number (611) -> the id used in qrels and TREC runs ("1611")."""
     return "1" + str(int(number))
+
+
+def topic_number(value: int | str) -> int:
+    """A topic as a user gives it -> its plain number: 611, "611", 1611 and "1611" (the qrels and
+    run id that ``score`` prints) all give 611. Every command option and API argument that names
+    a topic goes through here."""
+    text = str(value).strip()
+    number = int(text) if text.isascii() and text.isdigit() and not isinstance(value, bool) else -1
+    if 1000 < number < 2000:
+        number -= 1000
+    if not 0 < number < 1000:
+        raise ConfigError(f"bad topic {value!r}", expected="a topic number such as 611, or its run/qrels id 1611")
+    return number
 
 
 def plain_topic_id(qrels_id: str) -> int:
@@ -61,11 +75,13 @@ class TopicSet:
     def __contains__(self, number: object) -> bool:
         return any(t.number == number for t in self.topics)
 
-    def get(self, number: int) -> Topic:
+    def get(self, number: int | str) -> Topic:
+        """The topic ``number`` (611 or its run/qrels id 1611, see :func:`topic_number`)."""
+        plain = topic_number(number)
         for t in self.topics:
-            if t.number == number:
+            if t.number == plain:
                 return t
-        raise UnknownIdError(f"topic {number} is not in topic set {self.name}", path=self.source or None)
+        raise UnknownIdError(f"topic {plain} is not in topic set {self.name}", path=self.source or None)
 
     @property
     def numbers(self) -> list[int]:

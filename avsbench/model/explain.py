@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from avsbench.data.collection import Collection
-from avsbench.data.topics import Topic, get_year
+from avsbench.data.topics import Topic, get_year, topic_number
 from avsbench.errors import UnknownIdError
 from avsbench.model.checkpoint import LoadedModel, check_collection_features
 from avsbench.model.laff import LaffModel
@@ -69,13 +69,14 @@ def average_attention(model: LaffModel, inputs: dict[str, Tensor], side: str) ->
 def explain_topic(
     loaded: LoadedModel,
     year: str | int,
-    topic: int,
+    topic: int | str,
     *,
     top: int = 10,
     rootpath: str | Path | None = None,
     chunk_size: int = 8192,
 ) -> TopicExplanation:
     """Explain the ranking of ``topic`` of ``year`` on that year's collection under ``rootpath``."""
+    topic = topic_number(topic)  # 611 or 1611
     year_info = get_year(year)
     collection = Collection(rootpath, year_info.collection)
     check_collection_features(loaded.config, collection.path)
