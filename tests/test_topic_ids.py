@@ -10,7 +10,9 @@ from avsbench.data.topics import get_year, topic_number
 from avsbench.errors import ConfigError
 
 
-@pytest.mark.parametrize(("given", "plain"), [(611, 611), ("611", 611), (1611, 611), ("1611", 611), (" 1501 ", 501), ("0591", 591)])
+@pytest.mark.parametrize(
+    ("given", "plain"), [(611, 611), ("611", 611), (1611, 611), ("1611", 611), (" 1501 ", 501), ("0591", 591)]
+)
 def test_topic_number_accepts_plain_and_run_ids(given: int | str, plain: int) -> None:
     assert topic_number(given) == plain
 
@@ -30,12 +32,23 @@ def test_topics_command_looks_topics_up_by_either_id() -> None:
     runner = CliRunner()
     by_run_id = runner.invoke(main, ["topics", "--topic", "1611,612"])
     assert by_run_id.exit_code == 0, by_run_id.output
-    assert by_run_id.output.splitlines() == ["# tv19 (v3c1, 30 topics)", "611\ta drone flying", "612\ta truck being driven in the daytime"]
-    assert runner.invoke(main, ["topics", "--topic", "611"]).output == runner.invoke(main, ["topics", "--topic", "1611"]).output
+    assert by_run_id.output.splitlines() == [
+        "# tv19 (v3c1, 30 topics)",
+        "611\ta drone flying",
+        "612\ta truck being driven in the daytime",
+    ]
+    assert (
+        runner.invoke(main, ["topics", "--topic", "611"]).output
+        == runner.invoke(main, ["topics", "--topic", "1611"]).output
+    )
     qrels = runner.invoke(main, ["topics", "--year", "2021", "--topic", "661", "--qrels-ids"])
     assert qrels.exit_code == 0 and qrels.output.splitlines()[1].startswith("1661\t")
-    for args, needle in [(["--topic", "61a"], "bad topic '61a'"), (["--year", "2021", "--topic", "1611"], "611 not in tv21"),
-                         (["--topic", "999"], "topic 999"), ([], "no year and no topic")]:
+    for args, needle in [
+        (["--topic", "61a"], "bad topic '61a'"),
+        (["--year", "2021", "--topic", "1611"], "611 not in tv21"),
+        (["--topic", "999"], "topic 999"),
+        ([], "no year and no topic"),
+    ]:
         res = runner.invoke(main, ["topics", *args])
         assert res.exit_code == 2 and needle in res.output, res.output
 

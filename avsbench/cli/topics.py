@@ -10,8 +10,12 @@ from avsbench.errors import ConfigError
 
 @click.command()
 @click.option("--year", "years", default=None, help="Year(s), e.g. 2019 or 2019,2020,progress.")
-@click.option("--topic", "topic_list", default=None,
-              help="Only these topics, comma-separated: numbers (611) or run/qrels ids (1611); the year is found from them.")
+@click.option(
+    "--topic",
+    "topic_list",
+    default=None,
+    help="Only these topics, comma-separated: numbers (611) or run/qrels ids (1611); the year is found from them.",
+)
 @click.option("--qrels-ids", is_flag=True, help="Print qrels-style ids (1611) instead of plain numbers.")
 def topics(years: str | None, topic_list: str | None, qrels_ids: bool) -> None:
     """List the topics of one or more AVS years, or the topics given with --topic."""
@@ -32,4 +36,6 @@ def topics(years: str | None, topic_list: str | None, qrels_ids: bool) -> None:
     missing = sorted(set(wanted or []) - {t.number for year in chosen for t in year.topics()})
     if missing:
         where = ", ".join(y.edition for y in chosen)
-        raise ConfigError(f"topic(s) {', '.join(map(str, missing))} not in {where}", expected="topics of the year(s) given")
+        raise ConfigError(
+            f"topic(s) {', '.join(map(str, missing))} not in {where}", expected="topics of the year(s) given"
+        )
