@@ -8,9 +8,9 @@ import math
 import pandas as pd
 
 import avsbench.report.compare_report as compare_report
+from avsbench.data.resources import bundled_runs
 from avsbench.eval.leaderboard import leaderboard_entries
 from avsbench.eval.scoring import score_runs
-from avsbench.data.resources import bundled_runs
 from avsbench.report.leaderboard import leaderboard_table
 from avsbench.report.score_output import score_tables
 from avsbench.report.tables import Column, ReportTable, Row, latex_tables, markdown_tables, tables_text

@@ -189,7 +189,8 @@ class ComparisonReport:
             frame["text"] = [t if len(t) <= 48 else t[:47] + "…" for t in frame["text"]]
         formats = {n: ".4f" for n in c.runs} | {col: "+.4f" for col in frame.columns if str(col).startswith("Δ ")}
         formats["topic"] = "d"
-        return ReportTable.from_frame(f"{c.metric} per topic", frame, formats)
+        aliases = {name: f"R{i}" for i, name in enumerate(c.runs, 1)}
+        return ReportTable.from_frame(f"{c.metric} per topic", frame, formats, aliases=aliases, keys=3)
 
     def to_table(self, per_topic: bool = True, width: int = 120) -> str:
         """Plain-text rendering of the rich tables."""

@@ -40,7 +40,7 @@ def leaderboard_table(
     )
     levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
     notes = [f"Confidence: {levels}."] + [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
-    return ReportTable.from_frame(title, frame, {"value": ".4f"}, notes)
+    return ReportTable.from_frame(title, frame, {"value": ".4f"}, notes, keys=2)
 
 
 def _entry_records(entries: Sequence[LeaderboardEntry]) -> list[dict[str, object]]:

@@ -206,7 +206,11 @@ def score_tables(
         rows = [row for s in runs for row in _run_rows(s, first, measures, (topics or {}) if per_topic else None)]
         tables.append(
             ReportTable(
-                f"AVS {year_key}" if year_key != "?" else "AVS scores", _score_columns(first, measures), rows, [note]
+                f"AVS {year_key}" if year_key != "?" else "AVS scores",
+                _score_columns(first, measures),
+                rows,
+                [note],
+                keys=2,
             )
         )
     return tables

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,16 +73,20 @@ class ReportTable:
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)  # long name in headers -> short label, where too wide
+    keys: int = 1  # leading columns repeated in each part when the table is split to fit
 
     @classmethod
     def from_frame(
-        cls, title: str, frame: pd.DataFrame, formats: Mapping[str, str] | None = None, notes: Sequence[str] = ()
+        cls, title: str, frame: pd.DataFrame, formats: Mapping[str, str] | None = None, notes: Sequence[str] = (),
+        **layout: Any,
     ) -> ReportTable:
-        """A table of ``frame``'s rows; ``formats`` gives the number format of the numeric columns."""
+        """A table of ``frame``'s rows; ``formats`` gives the number format of the numeric columns;
+        ``layout``: ``aliases`` and ``keys`` (see the class)."""
         formats = formats or {}
         columns = [Column(str(c), formats.get(str(c))) for c in frame.columns]
         rows = [Row(dict(zip((c.header for c in columns), values))) for values in frame.itertuples(index=False)]
-        return cls(title, columns, rows, list(notes))
+        return cls(title, columns, rows, list(notes), **layout)
 
     @property
     def headers(self) -> list[str]:
@@ -143,11 +147,118 @@ def latex_tables(tables: Sequence[ReportTable]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# --- fitting a console ---------------------------------------------------------------------
+
+TEXT_MIN_WIDTH = 10  # the narrowest a wrapping text column is made
+FOLDED_HEADER_WIDTH = 6  # numeric columns narrower than their header fold headers longer than this
+COLUMN_OVERHEAD = 2  # characters of padding and rule per column of the console tables
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    """A table laid out for a console: fixed widths of its numeric columns (None: text, flexible)."""
+
+    table: ReportTable
+    widths: list[int | None]
+
+
+def _text_width(texts: Sequence[str]) -> int:
+    return max((len(line) for t in texts for line in t.splitlines() or [""]), default=0)
+
+
+def _layout(table: ReportTable, fold_headers: bool) -> tuple[list[int | None], int]:
+    """Fixed widths of the numeric columns (their numbers never wrap) and the table's least width."""
+    cells = list(zip(*table.text_rows())) or [() for _ in table.columns]
+    widths: list[int | None] = []
+    least = 0
+    for column, texts in zip(table.columns, cells):
+        header = min(len(column.header), FOLDED_HEADER_WIDTH) if fold_headers and column.numeric else len(column.header)
+        natural = max(_text_width(texts), header, 1)
+        if column.numeric:
+            widths.append(natural)
+            least += natural
+        else:
+            widths.append(None)
+            if column.ratio:
+                least += column.min_width or TEXT_MIN_WIDTH
+            else:
+                least += natural if column.no_wrap else min(natural, max(TEXT_MIN_WIDTH, column.min_width or 0))
+        least += COLUMN_OVERHEAD
+    return widths, least
+
+
+def _constants_in_title(table: ReportTable) -> ReportTable:
+    """Text columns (past the keys) holding one value in every row, moved into the title."""
+    if len(table.rows) < 2:
+        return table
+    texts = table.text_rows()
+    constant = [
+        i for i in range(table.keys, len(table.columns))
+        if not table.columns[i].numeric and len({row[i] for row in texts}) == 1
+    ]  # fmt: skip
+    if not constant:
+        return table
+    said = ", ".join(f"{table.columns[i].header} {texts[0][i]}" for i in constant)
+    kept = [c for i, c in enumerate(table.columns) if i not in constant]
+    return replace(table, title=f"{table.title} ({said})", columns=kept)
+
+
+def _with_aliases(table: ReportTable) -> ReportTable:
+    """Headers with the table's long names replaced by their short labels, and a legend note."""
+    names = sorted(table.aliases, key=len, reverse=True)
+
+    def shorten(header: str) -> str:
+        for name in names:
+            header = header.replace(name, table.aliases[name])
+        return header
+
+    renamed = {c.header: shorten(c.header) for c in table.columns}
+    if all(old == new for old, new in renamed.items()):
+        return table
+    columns = [replace(c, header=renamed[c.header]) for c in table.columns]
+    rows = [replace(r, cells={renamed.get(k, k): v for k, v in r.cells.items()}) for r in table.rows]
+    used = [name for name in table.aliases if any(name in old for old in renamed if old != renamed[old])]
+    legend = "; ".join(f"{table.aliases[name]} = {name}" for name in used)
+    return replace(table, columns=columns, rows=rows, notes=[*table.notes, legend], aliases={})
+
+
+def _split(table: ReportTable, width: int) -> list[FittedTable]:
+    """Parts of the table that each fit ``width``: the key columns, then as many others as fit."""
+    keys, others = table.columns[: table.keys], table.columns[table.keys :]
+    groups: list[list[Column]] = [[]]
+    for column in others:
+        trial = replace(table, columns=[*keys, *groups[-1], column])
+        if groups[-1] and _layout(trial, True)[1] > width:
+            groups.append([])
+        groups[-1].append(column)
+    parts = []
+    for i, group in enumerate(groups, 1):
+        notes = table.notes if i == len(groups) else []
+        part = replace(table, title=f"{table.title} ({i}/{len(groups)})", columns=[*keys, *group], notes=notes)
+        parts.append(FittedTable(part, _layout(part, True)[0]))
+    return parts
+
+
+def fit_table(table: ReportTable, width: int) -> list[FittedTable]:
+    """Lay ``table`` out in ``width`` columns without splitting a number: as it is if it fits, else
+    with constant columns in the title, then with short labels for long names (and a legend), then
+    with headers folded, and at last split into parts that repeat the key columns."""
+    candidates = [(table, False)]
+    compact = _constants_in_title(table)
+    candidates += [(compact, False), (_with_aliases(compact), False), (_with_aliases(compact), True)]
+    for candidate, fold_headers in candidates:
+        widths, least = _layout(candidate, fold_headers)
+        if least <= width:
+            return [FittedTable(candidate, widths)]
+    return _split(candidates[-1][0], width)
+
+
 # --- console (rich) ------------------------------------------------------------------------
 
 
-def rich_table(table: ReportTable) -> Table:
-    """The table as a ``rich`` table (numbers right-aligned, detail rows dimmed)."""
+def rich_table(table: ReportTable, widths: Sequence[int | None] | None = None) -> Table:
+    """The table as a ``rich`` table (numbers right-aligned, detail rows dimmed); ``widths`` fixes
+    the width of columns (see :func:`fit_table`)."""
     from rich import box
     from rich.table import Table
 
@@ -156,10 +267,10 @@ def rich_table(table: ReportTable) -> Table:
         title=table.title or None, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold", expand=flexible,
         pad_edge=False, collapse_padding=True,
     )  # fmt: skip
-    for c in table.columns:
+    for c, fixed in zip(table.columns, widths or [None] * len(table.columns)):
         view.add_column(
-            c.header, justify="right" if c.numeric else "left", min_width=c.min_width, no_wrap=c.no_wrap,
-            overflow=c.overflow, ratio=c.ratio,
+            c.header, justify="right" if c.numeric else "left", width=fixed, min_width=c.min_width,
+            no_wrap=c.no_wrap, overflow=c.overflow, ratio=c.ratio,
         )  # fmt: skip
     for row, texts in zip(table.rows, table.text_rows()):
         view.add_row(*texts, style="dim" if row.detail else None, end_section=row.end_section)
@@ -167,13 +278,13 @@ def rich_table(table: ReportTable) -> Table:
 
 
 def print_tables(tables: Sequence[ReportTable], console: Console | None = None) -> None:
-    """Print each table and its notes (to stdout unless a console is given)."""
+    """Print each table and its notes, fitted to the console's width (to stdout by default)."""
     from rich.console import Console
 
     console = console or Console()
-    for table in tables:
-        console.print(rich_table(table))
-        for note in table.notes:
+    for fitted in (part for table in tables for part in fit_table(table, console.width)):
+        console.print(rich_table(fitted.table, fitted.widths))
+        for note in fitted.table.notes:
             console.print(note, style="dim", highlight=False, markup=False)
         console.print()
 
