@@ -64,3 +64,7 @@ class MissingExtraError(AvsbenchError):
 
 class DownloadError(AvsbenchError):
     """A download failed: no network, an HTTP error, a cut connection, or bytes that are not the pinned file."""
+
+
+class AvsbenchWarning(UserWarning):
+    """A warning the CLI shows as one ``avsbench: warning:`` line."""

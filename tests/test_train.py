@@ -198,3 +198,34 @@ def test_demo_laff_beats_baselines_and_orders_features(tmp_path_factory):
     result = compare_fusion("demotrain", "demoval", FEATURES, "bow,w2v,clip:demo_clip512", settings=dataclasses.replace(DEMO_SETTINGS, epochs=3), rootpath=root)
     assert result.laff_beats_baselines, (result.laff, result.mean_fusion, result.singles)
     assert result.features_by_weight == FEATURES.split(",")
+
+
+def test_interrupted_training_marks_the_model_folder_incomplete(demo_root, tmp_path, monkeypatch):
+    """Issue 11 item 5: a run killed after epoch 1 of 3 is reported as incomplete on load and by model info."""
+    from avsbench.cli import main
+    from avsbench.model import train as train_module
+    from avsbench.model.checkpoint import IncompleteModelWarning
+
+    real_epoch = train_module._train_epoch
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    settings = dataclasses.replace(TINY, epochs=3, early_stop_patience=5)
+    common = dict(val_collection="demoval", rootpath=demo_root, progress=False, out_dir=tmp_path / "m")
+    with pytest.raises(KeyboardInterrupt):
+        train_model("demotrain", "demo_clip512", "bow,clip:demo_clip512", settings=settings, **common)
+    with pytest.warns(IncompleteModelWarning, match="did not finish"):
+        assert load_model(tmp_path / "m").config.complete is False
+    info = CliRunner().invoke(main, ["model", "info", str(tmp_path / "m")])
+    assert info.exit_code == 0 and "best epoch 1 of 1 trained, 3 configured (incomplete)" in info.output, info.output
+    monkeypatch.setattr(train_module, "_train_epoch", real_epoch)
+    train_model("demotrain", "demo_clip512", "bow,clip:demo_clip512", settings=settings, resume=True, **common)
+    assert load_model(tmp_path / "m").config.complete is True
+    info = CliRunner().invoke(main, ["model", "info", str(tmp_path / "m")])
+    assert "of 3 trained, 3 configured" in info.output and "incomplete" not in info.output

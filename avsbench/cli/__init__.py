@@ -4,13 +4,15 @@ starts fast and never imports torch."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
+import warnings
 
 import click
 
 from avsbench import __version__
-from avsbench.errors import AvsbenchError
+from avsbench.errors import AvsbenchError, AvsbenchWarning
 from avsbench.extras import extra_of_module, missing_extra_error
 
 # command name -> "module:attribute" (modules under avsbench.cli)
@@ -54,7 +56,9 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):  # noqa: D102 - click API
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except AvsbenchError as exc:
             click.echo(f"avsbench: error: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -67,8 +71,40 @@ class LazyGroup(click.Group):
             click.echo(f"avsbench: error: {missing_extra_error(extra, exc.name or extra)}", err=True)
             sys.exit(2)
         except OSError as exc:
-            click.echo(f"avsbench: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            click.echo(f"avsbench: error: {describe_os_error(exc)}", err=True)
             sys.exit(2)
+        except MemoryError:
+            click.echo(f"avsbench: error: {OUT_OF_MEMORY}", err=True)
+            sys.exit(2)
+        except RuntimeError as exc:
+            # torch's CPU allocator has no exception class of its own for a failed allocation
+            if "can't allocate memory" not in str(exc) and type(exc).__name__ != "OutOfMemoryError":
+                raise
+            click.echo(f"avsbench: error: {OUT_OF_MEMORY}", err=True)
+            sys.exit(2)
+
+
+OUT_OF_MEMORY = (
+    "out of memory: use smaller inputs or batches (e.g. --batch-size, fewer topics or features), "
+    "close other programs, or run on a machine with more memory"
+)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: the file, what went wrong, and for a full disk what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = where + (exc.strerror or str(exc))
+    if exc.errno == errno.ENOSPC:
+        text += " (free space on that disk, or write the output elsewhere)"
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings API
+    """Our warnings as one ``avsbench: warning:`` line; others as Python shows them."""
+    if issubclass(category, AvsbenchWarning):
+        click.echo(f"avsbench: warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

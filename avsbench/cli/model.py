@@ -59,7 +59,7 @@ def info(model_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from avsbench.model.checkpoint import model_info
+    from avsbench.model.checkpoint import model_info, training_summary
 
     summary = model_info(model_dir)
     if as_json:
@@ -84,7 +84,11 @@ def info(model_dir: Path, as_json: bool) -> None:
     metrics = summary["metrics"]
     if metrics.get("val"):
         values = ", ".join(f"{k}={v:.4g}" for k, v in metrics["val"].items())
-        console.print(f"validation (best epoch {metrics.get('best_epoch')} of {len(metrics.get('history', []))}): {values}")
+        console.print(f"validation ({training_summary(summary)}): {values}")
+    elif metrics.get("history"):
+        console.print(f"training: {training_summary(summary)}")
+    if not summary["complete"]:
+        console.print("[bold]incomplete[/bold]: the training run did not finish; 'avsbench train --resume' continues it")
     if summary["training"]:
         console.print("training: " + json.dumps(summary["training"]))
     if summary["source"]:

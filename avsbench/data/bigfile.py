@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsbench.data.atomic import naming_os_errors, new_staging_folder, recover_folder, swap_in
 from avsbench.errors import InputFormatError, MissingDataError, UnknownIdError
 
 DTYPE = np.dtype("<f4")
@@ -77,6 +78,7 @@ class BigFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        recover_folder(self.path)  # a replacement cut short by a crash: back to the old folder
         if not self.path.is_dir():
             raise MissingDataError("BigFile folder not found", path=self.path, expected="a folder with feature.bin, id.txt, shape.txt")
         self.nrows, self.dim = read_shape(self.path)
@@ -285,7 +287,8 @@ class BigFileWriter:
 
     def __enter__(self) -> BigFileWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        recover_folder(self.path)
+        self._tmpdir = new_staging_folder(self.path)
         self._fh = open(self._tmpdir / FEATURE_FILE, "wb")
         return self
 
@@ -296,7 +299,8 @@ class BigFileWriter:
             raise InputFormatError(f"block of shape {block.shape}", path=self.path, expected=f"(rows, {self.dim})")
         if self.rows_written + block.shape[0] > len(self.ids):
             raise InputFormatError(f"more than {len(self.ids)} rows written", path=self.path, expected=f"{len(self.ids)} rows, one per id")
-        self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).data)
+        with naming_os_errors(self.path / FEATURE_FILE):
+            self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).data)
         self.rows_written += block.shape[0]
 
     def adopt_feature_file(self, feature_path: Path) -> None:
@@ -313,9 +317,10 @@ class BigFileWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         tmpdir = self._tmpdir
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
+            with naming_os_errors(self.path / FEATURE_FILE):
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
             if exc_type is None:
                 if self.rows_written != len(self.ids):
                     raise InputFormatError(
@@ -323,18 +328,12 @@ class BigFileWriter:
                     )
                 (tmpdir / ID_FILE).write_text("".join(i + "\n" for i in self.ids), encoding="utf-8")
                 (tmpdir / SHAPE_FILE).write_text(f"{len(self.ids)} {self.dim}\n", encoding="utf-8")
-                replace_dir(tmpdir, self.path)
+                swap_in(tmpdir, self.path)
         finally:
             if tmpdir.exists():
                 shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def replace_dir(src: Path, dst: Path) -> None:
-    """Move folder ``src`` to ``dst``, replacing an existing ``dst`` (old one removed after the swap)."""
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-        os.replace(dst, old / dst.name)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
+    """Move folder ``src`` to ``dst`` as a unit, replacing an existing ``dst`` (see :func:`avsbench.data.atomic.swap_in`)."""
+    swap_in(src, dst)

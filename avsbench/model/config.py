@@ -7,9 +7,12 @@ stacking order), the text features (in stacking order) and the vocabulary files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
@@ -21,6 +24,18 @@ VIDEO_KINDS = ("video", "frame")
 TEXT_KINDS = ("gru", "bow", "w2v", "precomputed")
 TRANSFORMS = ("linear", "tile")
 FUSIONS = ("attention", "mean")
+CONFIG_MAX_BYTES = 16 << 20
+
+# Inclusive bounds of the numbers in a config (far above any real LAFF model, far below sizes
+# that would exhaust memory before the weights are even compared).
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "dim": (1, 1 << 22),
+    "common_dim": (1, 1 << 16),
+    "heads": (1, 1024),
+    "word_dim": (1, 1 << 14),
+    "max_frames": (1, 1 << 16),
+}
+FLOAT_BOUNDS: dict[str, tuple[float, float]] = {"dropout": (0.0, 1.0)}
 
 
 @dataclass
@@ -67,6 +82,7 @@ class ModelConfig:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True  # False while training runs (or after it was interrupted)
 
     @property
     def head_dim(self) -> int:
@@ -84,6 +100,8 @@ class ModelConfig:
             raise ConfigError("the model has no text feature")
         for side, specs, kinds in (("video", self.video_features, VIDEO_KINDS), ("text", self.text_features, TEXT_KINDS)):
             names = [s.name for s in specs]
+            for name in names:
+                check_plain_name(name, f"{side} feature name")
             if len(set(names)) != len(names):
                 raise ConfigError(f"duplicate {side} feature names: {names}")
             for spec in specs:
@@ -98,6 +116,9 @@ class ModelConfig:
                     )
                 if spec.dim < 1:
                     raise ConfigError(f"feature {spec.name!r} has dim {spec.dim}")
+        for vocab in (self.bow_vocab_file, self.gru_vocab_file):
+            if vocab is not None:
+                check_plain_name(vocab, "vocabulary file")
         kinds_seen = [s.kind for s in self.text_features if s.kind != "precomputed"]
         if len(set(kinds_seen)) != len(kinds_seen):
             raise ConfigError("each of the gru, bow and w2v text encoders may appear once")
@@ -124,11 +145,12 @@ class ModelConfig:
             raise InputFormatError(f"unsupported config version {version!r}", path=path, expected=f"version <= {CONFIG_VERSION}")
         body = {k: v for k, v in data.items() if k not in ("format", "version")}
         try:
-            body["video_features"] = [FeatureSpec(**s) for s in body["video_features"]]
-            body["text_features"] = [FeatureSpec(**s) for s in body["text_features"]]
+            check_fields(cls, body, "config")
+            body["video_features"] = [_feature_spec(s, f"video_features[{i}]") for i, s in enumerate(body["video_features"])]
+            body["text_features"] = [_feature_spec(s, f"text_features[{i}]") for i, s in enumerate(body["text_features"])]
             config = cls(**body)
-        except (KeyError, TypeError) as exc:
-            raise InputFormatError(f"bad model config: {exc}", path=path) from None
+        except ConfigError as exc:
+            raise InputFormatError(exc.message, path=path, expected=exc.expected) from None
         try:
             config.validate()
         except ConfigError as exc:
@@ -140,6 +162,8 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise MissingDataError("model config not found", path=path)
+        if path.stat().st_size > CONFIG_MAX_BYTES:
+            raise InputFormatError(f"model config of {path.stat().st_size:,} bytes", path=path, expected=f"at most {CONFIG_MAX_BYTES:,} bytes")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -147,3 +171,64 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise InputFormatError("not a JSON object", path=path)
         return cls.from_dict(data, path)
+
+
+def check_plain_name(name: str, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is one plain path component (no folder, no ``..``)."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not name or len(parts) != 1 or parts[0] in (".", "..") or any(ord(c) < 32 for c in name):
+        raise ConfigError(f"{what} {name!r} is not a plain name", expected="a name inside the model folder: no '/', no '..', not absolute")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type of a dataclass field (``int`` excludes bool and float)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint) if isinstance(hint, type) else False
+
+
+def check_fields(cls: type, values: dict[str, Any], where: str) -> None:
+    """Check ``values`` against the fields of dataclass ``cls``: known keys, required ones present,
+    JSON types as annotated (no null where a value is needed), numbers within :data:`INT_BOUNDS`."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}", expected=", ".join(fields))
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [n for n in required if n not in values]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    for name, value in values.items():
+        if not _matches(value, hints[name]):
+            found = "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+            raise ConfigError(f"{where}.{name} is {found}", expected=_type_name(hints[name]))
+        low, high = INT_BOUNDS.get(name) or FLOAT_BOUNDS.get(name) or (None, None)
+        if low is not None and not low <= value <= high:
+            raise ConfigError(f"{where}.{name} is {value}", expected=f"a number from {low} to {high}")
+
+
+def _feature_spec(value: Any, where: str) -> FeatureSpec:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} is not an object", expected="a feature object with name, dim and kind")
+    check_fields(FeatureSpec, value, where)
+    return FeatureSpec(**value)

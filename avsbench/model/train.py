@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import json
 import math
 import random
@@ -30,12 +31,11 @@ from torch import Tensor
 
 from avsbench.data.collection import Collection
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
-from avsbench.model.checkpoint import resolve_w2v, save_model
+from avsbench.model.checkpoint import TRAIN_STATE_FILE, resolve_w2v, save_model
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
 from avsbench.model.text import GRU_SPECIALS, TextCorpus, TextPipeline, WordVectors, build_gru_vocab, build_vocab
 
-TRAIN_STATE_FILE = "train_state.pt"
 VAL_METRICS = ("r1", "r5", "r10", "medr", "mir", "rsum")
 
 
@@ -507,12 +507,12 @@ def _train_model(
     )
     if resume:
         _restore(run, torch_device)
-    trained_captions, train_seconds = _fit(run, train_data, val_data, settings, torch_device, progress)
+    trained_captions, train_seconds, saved_complete = _fit(run, train_data, val_data, settings, torch_device, progress)
+    if run.out_path is not None and not saved_complete:
+        _save(run, complete=True)
     run.model.load_state_dict(run.best_state)
     run.model.eval()
     run.model.config.metrics = run.metrics()
-    if run.out_path is not None:
-        _save(run, complete=True)
     return TrainResult(
         run.model,
         run.pipeline,
@@ -527,15 +527,16 @@ def _train_model(
 
 def _fit(
     run: _TrainingRun, train_data: SplitData, val_data: SplitData | None, settings: TrainSettings, device: torch.device, progress: bool
-) -> tuple[int, float]:
+) -> tuple[int, float, bool]:
     """The epochs (from the saved state on), with validation, best-model tracking, saving and early stopping.
 
-    Returns the number of captions trained on and the seconds spent in training steps.
+    Returns the number of captions trained on, the seconds spent in training steps and whether
+    the model folder was saved as complete (after the last epoch or an early stop).
     """
     use_amp = settings.amp and device.type == "cuda"
     if device.type == "cuda" and settings.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
-    trained_captions, train_seconds = 0, 0.0
+    trained_captions, train_seconds, saved_complete = 0, 0.0, False
     with _Progress(progress) as bar:
         epochs = bar.task("epochs", settings.epochs - run.state["epoch"])
         for epoch in range(run.state["epoch"] + 1, settings.epochs + 1):
@@ -544,12 +545,14 @@ def _fit(
             train_seconds += seconds
             _end_epoch(run, record, _validation_value(run.model, val_data, record, settings))
             bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            finished = epoch == settings.epochs or run.state["stale"] >= settings.early_stop_patience
             if run.out_path is not None:
-                _save(run, complete=False)
+                _save(run, complete=finished)
+                saved_complete = finished
             epochs()
-            if run.state["stale"] >= settings.early_stop_patience:
+            if finished:
                 break
-    return trained_captions, train_seconds
+    return trained_captions, train_seconds, saved_complete
 
 
 def _train_epoch(
@@ -610,15 +613,12 @@ def _init_word_embeddings(model: LaffModel, gru_vocab: list[str], word_vectors: 
 
 
 def _save(run: _TrainingRun, *, complete: bool) -> None:
-    """Save the best model so far (our format) and the resumable training state (tensors and JSON only)."""
-    from avsbench.data.atomic import atomic_write
+    """Save the best model so far and the resumable training state (tensors and JSON only) as one unit.
 
+    ``complete=False`` while epochs remain: the folder says so until the run finishes.
+    """
     assert run.out_path is not None
     current = copy.deepcopy(run.model.state_dict())
-    run.model.load_state_dict(run.best_state)
-    run.model.config.metrics = run.metrics()
-    save_model(run.out_path, run.model, bow_vocab=run.pipeline.bow_vocab, gru_vocab=run.pipeline.gru_vocab)
-    run.model.load_state_dict(current)
     payload = {
         "model": current,
         "best_model": run.best_state,
@@ -629,5 +629,12 @@ def _save(run: _TrainingRun, *, complete: bool) -> None:
         "torch_rng": torch.get_rng_state(),
         "progress": json.dumps(run.state),
     }
-    with atomic_write(run.out_path / TRAIN_STATE_FILE, "wb") as fh:
-        torch.save(payload, fh)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    run.model.load_state_dict(run.best_state)
+    run.model.config.metrics = run.metrics()
+    save_model(
+        run.out_path, run.model, bow_vocab=run.pipeline.bow_vocab, gru_vocab=run.pipeline.gru_vocab,
+        complete=complete, extra_files={TRAIN_STATE_FILE: buffer.getvalue()},
+    )
+    run.model.load_state_dict(current)
