@@ -113,20 +113,16 @@ def text_tower_dims(state: Mapping[str, Tensor], *, path: str | Path | None = No
 
     ``prefix`` is only used in messages (the key prefix of the file the weights came from).
     """
-    absent = _missing_keys(list(state), TOP_KEYS, prefix)
+    blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
+    expected = [*TOP_KEYS, *(f"transformer.resblocks.{i}.{k}" for i in blocks for k in BLOCK_KEYS)]
+    absent = _missing_keys(list(state), expected, prefix) or ("" if blocks else "every transformer.resblocks.<i>")
     if absent:
         raise InputFormatError(
             f"CLIP text tower incomplete: missing {absent}", path=path, expected="OpenAI CLIP text keys"
         )
-    blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
-    if not blocks or blocks != list(range(len(blocks))):
+    if blocks != list(range(len(blocks))):
         raise InputFormatError(
             f"CLIP text tower has resblocks {blocks[:12]}", path=path, expected="transformer.resblocks.0..N-1"
-        )
-    absent = _missing_keys(list(state), [f"transformer.resblocks.{i}.{k}" for i in blocks for k in BLOCK_KEYS], prefix)
-    if absent:
-        raise InputFormatError(
-            f"CLIP text tower incomplete: missing {absent}", path=path, expected="OpenAI CLIP text keys"
         )
     width = int(state["ln_final.weight"].shape[0])
     if width < HEAD_WIDTH or width % HEAD_WIDTH:

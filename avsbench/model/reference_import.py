@@ -18,6 +18,7 @@ import _compat_pickle
 import collections
 import dataclasses
 import hashlib
+import itertools
 import pickle
 import re
 import types
@@ -90,40 +91,81 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin-1")
 
 
+MAX_PICKLED_ITEMS = 5_000_000  # elements one pickled constructor call may build
+
+
+class _NdarrayClass:
+    """Stands for ``numpy.ndarray`` in a pickle: only :func:`_safe_reconstruct` accepts it (never called)."""
+
+
+def _multiarray() -> Any:
+    return np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+
+
+def _safe_reconstruct(cls: Any, shape: Any, dtype: Any) -> Any:
+    """``numpy.core.multiarray._reconstruct`` as pickles use it: an empty array that BUILD then fills."""
+    if cls is not _NdarrayClass or tuple(shape) != (0,):
+        raise pickle.UnpicklingError(f"refusing numpy _reconstruct with shape {shape!r}")
+    return _multiarray()._reconstruct(np.ndarray, (0,), dtype)
+
+
 def _numpy_global(module: str, name: str) -> Any:
-    if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("scalar", "_reconstruct"):
-        return getattr(np._core.multiarray if hasattr(np, "_core") else np.core.multiarray, name)
-    if module == "numpy" and name in ("dtype", "ndarray"):
-        return getattr(np, name)
+    if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
+        return _multiarray().scalar
+    if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+        return _safe_reconstruct
+    if module == "numpy" and name == "ndarray":
+        return _NdarrayClass
+    if module == "numpy" and name == "dtype":
+        return np.dtype
     if module == "numpy.dtypes" and name.endswith("DType") and hasattr(np.dtypes, name):
         return getattr(np.dtypes, name)
     return None
 
 
+def _guarded(constructor: type, accepts: tuple[type, ...]) -> Any:
+    """``constructor`` callable from a pickle only on already-built values of the ``accepts`` types,
+    at most two positional arguments and :data:`MAX_PICKLED_ITEMS` elements: ``bytes(N)``,
+    ``list(range(...))`` or ``str`` of a shared nested structure cannot amplify a small file."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        if kwargs or len(args) > 2 or not all(isinstance(a, accepts) for a in args):
+            shown = ", ".join(type(a).__name__ for a in args)
+            raise pickle.UnpicklingError(f"refusing {constructor.__name__}({shown}) in a pickled config")
+        if any(hasattr(a, "__len__") and len(a) > MAX_PICKLED_ITEMS for a in args):
+            raise pickle.UnpicklingError(f"refusing {constructor.__name__} of more than {MAX_PICKLED_ITEMS:,} items")
+        return constructor(*args)
+
+    build.__name__ = build.__qualname__ = f"guarded_{constructor.__name__}"
+    return build
+
+
+_CONTAINERS = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
+_NUMBERS = (str, bytes, int, float, bool)
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("collections", "Counter"): collections.Counter,
-    ("collections", "defaultdict"): collections.defaultdict,
-    ("builtins", "int"): int,
-    ("builtins", "float"): float,
-    ("builtins", "str"): str,
-    ("builtins", "bool"): bool,
-    ("builtins", "list"): list,
-    ("builtins", "dict"): dict,
-    ("builtins", "tuple"): tuple,
-    ("builtins", "bytes"): bytes,
-    ("builtins", "bytearray"): bytearray,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "complex"): complex,
-    ("builtins", "slice"): slice,
+    ("collections", "OrderedDict"): _guarded(collections.OrderedDict, (list, tuple, dict)),
+    ("collections", "Counter"): _guarded(collections.Counter, (dict, list, tuple, str)),
+    ("collections", "defaultdict"): _guarded(collections.defaultdict, (type(None), type(lambda: 0), dict)),
+    ("builtins", "int"): _guarded(int, _NUMBERS),
+    ("builtins", "float"): _guarded(float, _NUMBERS),
+    ("builtins", "complex"): _guarded(complex, _NUMBERS),
+    ("builtins", "bool"): _guarded(bool, _NUMBERS),
+    ("builtins", "str"): _guarded(str, (str, bytes)),
+    ("builtins", "bytes"): _guarded(bytes, (str, bytes)),
+    ("builtins", "bytearray"): _guarded(bytearray, (str, bytes)),
+    ("builtins", "list"): _guarded(list, _CONTAINERS),
+    ("builtins", "tuple"): _guarded(tuple, _CONTAINERS),
+    ("builtins", "set"): _guarded(set, _CONTAINERS),
+    ("builtins", "frozenset"): _guarded(frozenset, _CONTAINERS),
+    ("builtins", "dict"): _guarded(dict, (dict, list, tuple)),
+    ("builtins", "slice"): _guarded(slice, (int, type(None))),
     ("builtins", "object"): object,
     ("copyreg", "_reconstructor"): _safe_reconstructor,
     ("_codecs", "encode"): _latin1_encode,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch", "Size"): torch.Size,
-    ("torch", "device"): torch.device,
+    ("torch", "Size"): _guarded(torch.Size, (list, tuple)),
+    ("torch", "device"): _guarded(torch.device, (str, int)),
 }
 
 
@@ -174,20 +216,41 @@ class ReferenceCheckpoint:
     best_perf: Any
 
 
+def _load_checkpoint_object(path: Path) -> Any:
+    """``torch.load`` through the restricted unpickler; one clear error otherwise.
+
+    Not torch's own ``weights_only`` loader: it lets ``bytearray(N)`` through, so a tiny file
+    could allocate gigabytes.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
+    except MemoryError:
+        raise InputFormatError(
+            "not enough memory to read the checkpoint", path=path, expected="a reference checkpoint that fits in memory"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is one clear error
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFormatError(f"cannot read reference checkpoint: {message[:300]}", path=path) from None
+
+
+def _check_tensors(state: dict[str, Tensor], path: Path) -> None:
+    """Every tensor must own the memory it spans (no zero or overlapping strides that would expand on copy)."""
+    for key, tensor in state.items():
+        needed = tensor.numel() * tensor.element_size()
+        if tensor.numel() > 1 and needed > tensor.untyped_storage().nbytes():
+            raise InputFormatError(
+                f"tensor {key} of shape {tuple(tensor.shape)} spans more memory than it stores",
+                path=path,
+                expected="contiguous tensors as torch.save writes them",
+            )
+
+
 def read_reference_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     """Load a reference checkpoint on CPU without executing any pickled class."""
     path = Path(path)
     if not path.is_file():
         raise MissingDataError("reference checkpoint not found", path=path)
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
-            raise InputFormatError(f"cannot read reference checkpoint: {exc}", path=path) from None
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise InputFormatError(f"cannot read reference checkpoint: {exc}", path=path) from None
+    raw = _load_checkpoint_object(path)
     if isinstance(raw, dict) and "model" in raw:
         state = raw["model"]
     elif isinstance(raw, dict) and all(isinstance(v, Tensor) for v in raw.values()):
@@ -196,8 +259,9 @@ def read_reference_checkpoint(path: str | Path) -> ReferenceCheckpoint:
         raise InputFormatError(
             "not a reference LAFF checkpoint", path=path, expected="a dict with a 'model' state_dict"
         )
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         raise InputFormatError("the 'model' entry is not a state_dict of tensors", path=path)
+    _check_tensors(state, path)
     return ReferenceCheckpoint(
         path, dict(state), raw.get("config"), raw.get("opt"), raw.get("epoch"), raw.get("best_perf")
     )
@@ -464,23 +528,27 @@ def model_from_reference(converted: ConvertedReference, frame_mask: bool = True)
     return model.eval()
 
 
-def _plain(obj: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy of small option objects (tensors and deep nesting are summarised)."""
-    if depth > 4:
+def _plain(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """A JSON-safe copy of small option objects (tensors, deep nesting and more than 2,000 values
+    in all are summarised, so shared nested structures cannot blow up)."""
+    budget = [2000] if budget is None else budget
+    budget[0] -= 1
+    if depth > 4 or budget[0] < 0:
         return "..."
     if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
+        return obj if not isinstance(obj, str) else obj[:1000]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _plain(obj.item(), depth, budget)
     if isinstance(obj, Tensor):
         return f"<tensor {tuple(obj.shape)}>"
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_plain(v, depth + 1) for v in obj][:50]
+        return [_plain(v, depth + 1, budget) for v in itertools.islice(obj, 50)]
     if isinstance(obj, dict):
-        return {str(k): _plain(v, depth + 1) for k, v in list(obj.items())[:100]}
+        return {str(k)[:200]: _plain(v, depth + 1, budget) for k, v in itertools.islice(obj.items(), 100)}
     if isinstance(obj, ReferenceObject):
-        return {k: _plain(v, depth + 1) for k, v in obj.__dict__.items() if k != "_args"}
-    return repr(obj)
+        items = itertools.islice(obj.__dict__.items(), 100)
+        return {k: _plain(v, depth + 1, budget) for k, v in items if k != "_args"}
+    return repr(obj)[:200]
 
 
 def sha256_file(path: Path) -> str:
