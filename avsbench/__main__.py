@@ -1,4 +1,4 @@
-from avsbench.cli import main
+from avsbench.entry import main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
 One cache file per (content hash, size, mtime, reading mode) in the cache folder
 (``$AVSBENCH_CACHE``, else ``$XDG_CACHE_HOME/avsbench``, else ``~/.cache/avsbench``), under
-``qrels/``. The file is hashed (BLAKE2b) on every read and its size and mtime compared, and the
+``qrels/``. The file is hashed (SHA-1) on every read and its size and mtime compared, and the
 same key is stored inside the cache entry: an entry is used only when all of it matches, so a
 file rewritten with the same size and mtime is parsed again. Entries are written atomically;
 an unreadable, truncated or foreign entry is ignored and rebuilt. A cache folder that cannot
@@ -37,22 +37,22 @@ def cache_folder() -> Path:
 
 
 def file_key(path: str | Path, lenient: bool) -> dict[str, object]:
-    """The key of a qrels file: size, mtime (ns), BLAKE2b of the content, reading mode."""
+    """The key of a qrels file: size, mtime (ns), SHA-1 of the content, reading mode."""
     path = Path(path)
     try:
         stat = path.stat()
-        digest = hashlib.blake2b(digest_size=20)
+        digest = hashlib.sha1()
         with open(path, "rb") as fh:
             for piece in iter(lambda: fh.read(_HASH_PIECE), b""):
                 digest.update(piece)
     except OSError:
         return {}
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest(), "lenient": lenient}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": digest.hexdigest(), "lenient": lenient}
 
 
 def entry_path(key: dict[str, object]) -> Path:
     mode = "lenient" if key["lenient"] else "strict"
-    return cache_folder() / f"{key['blake2b']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels"
+    return cache_folder() / f"{key['sha1']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels"
 
 
 def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avsbench.data.collection import SYNTHETIC_MARKER
 from avsbench.data.qrels import Qrels
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import YEARS, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
 from avsbench.errors import ConfigError, EvaluationError, UnknownIdError
 from avsbench.eval.leaderboard import LeaderboardEntry, reference_entries
 from avsbench.eval.sample_eval import EvalResult, evaluate
-from avsbench.eval.scoring import find_qrels, run_warnings
+from avsbench.eval.scoring import find_qrels, is_synthetic_qrels, run_warnings
 from avsbench.eval.significance import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_PERMUTATIONS,
@@ -127,16 +126,6 @@ def _years_of_run_topics(topic_ids: Sequence[str]) -> list[Year]:
         except UnknownIdError:
             continue
     return [get_year(k) for k in sorted(keys, key=lambda k: (k == "progress", k))]
-
-
-def is_synthetic_qrels(path: str | Path) -> bool:
-    """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
-    collection folder or the root above it): its scores are not comparable to published ones."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    text_dir = path.resolve().parent
-    return any((folder / SYNTHETIC_MARKER).is_file() for folder in (text_dir.parent, text_dir.parent.parent))
 
 
 def _qrels_by_year(

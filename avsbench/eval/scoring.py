@@ -13,10 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from avsbench.data.collection import SYNTHETIC_MARKER, Collection
 from avsbench.data.qrels import Qrels
-from avsbench.data.resources import bundled_qrels
-from avsbench.data.root import ROOT_ENV, resolve_root
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import Year, get_year, infer_year
 from avsbench.errors import ConfigError, MissingDataError
@@ -52,6 +49,10 @@ def find_qrels(year: Year, rootpath: str | Path | None = None) -> Path:
 
     A generated (synthetic) collection never falls back to NIST's bundled judgments.
     """
+    from avsbench.data.collection import Collection
+    from avsbench.data.resources import bundled_qrels
+    from avsbench.data.root import ROOT_ENV, resolve_root
+
     root = resolve_root(rootpath)
     if (root / year.collection).is_dir():
         path = Collection(root, year.collection).qrels_path(year)
@@ -66,8 +67,15 @@ def find_qrels(year: Year, rootpath: str | Path | None = None) -> Path:
     return path
 
 
-def _is_synthetic(qrels_path: Path) -> bool:
-    text_dir = qrels_path.resolve().parent
+def is_synthetic_qrels(path: str | Path) -> bool:
+    """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
+    collection folder or the root above it): its scores are not comparable to published ones."""
+    from avsbench.data.collection import SYNTHETIC_MARKER
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    text_dir = path.resolve().parent
     return any((folder / SYNTHETIC_MARKER).is_file() for folder in (text_dir.parent, text_dir.parent.parent))
 
 
@@ -124,54 +132,67 @@ def score_runs(
     from its topic ids) selects the qrels via :func:`find_qrels`. Each qrels file is read once.
     ``lenient`` reads files and handles a run without qrels topics like sample_eval.pl (silently);
     bad input otherwise raises an :class:`avsbench.errors.AvsbenchError` naming file and line.
-    ``on_progress(done, total)`` is called after each run file is scored.
+    Run files are read keeping only the lines that can be among each topic's ``max_results`` best
+    (bounded memory for huge runs). ``on_progress(done, total)`` is called after each run file.
     """
     if not runs:
         raise ConfigError("no run to score", expected="one or more run files")
-    fixed_year = get_year(year) if year is not None else None
-    given_qrels: Qrels | None = None
-    if isinstance(qrels, Qrels):
-        given_qrels = qrels
-    elif qrels is not None:
-        given_qrels = Qrels.read(qrels, lenient=lenient)
-    loaded: dict[Path, Qrels] = {}
-
-    def score_file(item: str | Path | RunFile) -> list[ScoredRun]:
-        return [score_run(run) for run in ([item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient))]
-
-    def score_run(run: RunFile) -> ScoredRun:
-        run_year = fixed_year
-        if run_year is None:
-            try:
-                run_year = infer_year(run.topic_ids)
-            except ConfigError:
-                if given_qrels is None:
-                    raise ConfigError(
-                        f"cannot infer the AVS year of run {run.name} from its topic ids ({_listing(run.topic_ids, 5) or 'none'})",
-                        path=run.path,
-                        expected='qrels-style topic ids ("1" + topic number, e.g. 1611), or --year / --qrels',
-                    ) from None
-        if given_qrels is not None:
-            table = given_qrels
-        else:
-            path = find_qrels(run_year, rootpath)
-            if path not in loaded:
-                loaded[path] = Qrels.read(path, lenient=lenient)
-            table = loaded[path]
-        result = evaluate(table, run, max_results=max_results, cutoffs=cutoffs, missing_as_zero=missing_as_zero, lenient=lenient)
-        return ScoredRun(
-            name=run.name,
-            path=run.path,
-            year=run_year,
-            qrels_path=table.path or "<qrels>",
-            synthetic_qrels=table.path is not None and _is_synthetic(Path(table.path)),
-            result=result,
-            warnings=tuple(run_warnings(result)),
-        )
-
+    source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient)
+    settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
     scored: list[ScoredRun] = []
     for done, item in enumerate(runs, 1):
-        scored.extend(score_file(item))
+        file_runs = [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
+        scored.extend(_score_run(run, source, settings) for run in file_runs)
         if on_progress is not None:
             on_progress(done, len(runs))
     return scored
+
+
+class _QrelsSource:
+    """The qrels for each run: the given ones, else the year's (each file read once)."""
+
+    def __init__(self, qrels: str | Path | Qrels | None, year: Year | None, rootpath: str | Path | None, lenient: bool) -> None:
+        self.year = year
+        self.rootpath = rootpath
+        self.lenient = lenient
+        self.given = Qrels.read(qrels, lenient=lenient) if qrels is not None and not isinstance(qrels, Qrels) else qrels
+        self.loaded: dict[Path, Qrels] = {}
+
+    def year_of(self, run: RunFile) -> Year | None:
+        """The run's year: the one given, else inferred from its topic ids (None if unknown and qrels given)."""
+        if self.year is not None:
+            return self.year
+        try:
+            return infer_year(run.topic_ids)
+        except ConfigError:
+            if self.given is None:
+                raise ConfigError(
+                    f"cannot infer the AVS year of run {run.name} from its topic ids ({_listing(run.topic_ids, 5) or 'none'})",
+                    path=run.path,
+                    expected='qrels-style topic ids ("1" + topic number, e.g. 1611), or --year / --qrels',
+                ) from None
+            return None
+
+    def qrels_for(self, year: Year | None) -> Qrels:
+        if self.given is not None:
+            return self.given
+        assert year is not None
+        path = find_qrels(year, self.rootpath)
+        if path not in self.loaded:
+            self.loaded[path] = Qrels.read(path, lenient=self.lenient)
+        return self.loaded[path]
+
+
+def _score_run(run: RunFile, source: _QrelsSource, settings: dict) -> ScoredRun:
+    run_year = source.year_of(run)
+    table = source.qrels_for(run_year)
+    result = evaluate(table, run, **settings)
+    return ScoredRun(
+        name=run.name,
+        path=run.path,
+        year=run_year,
+        qrels_path=table.path or "<qrels>",
+        synthetic_qrels=table.path is not None and is_synthetic_qrels(table.path),
+        result=result,
+        warnings=tuple(run_warnings(result)),
+    )

@@ -1,0 +1,79 @@
+"""The ``avsbench`` entry point: ``score --format sample-eval --qrels Q RUN...`` runs without click.
+
+Researchers call the scorer once per run in shell loops, so its start-up time is most of its
+cost. The plain NIST-text scoring call (options ``--format sample-eval``, ``--qrels``,
+``-q/--per-topic``, ``--lenient``, run files) is parsed here and scored with the library; any
+other command line, including ``--help``, goes to the click application unchanged, which
+prints the same output for these options (tested).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+_FLAGS = {"-q": "per_topic", "--per-topic": "per_topic", "--lenient": "lenient"}
+
+
+def parse_fast_score(argv: Sequence[str]) -> dict[str, object] | None:
+    """The options of a plain ``score --format sample-eval --qrels Q RUN...`` call, else None."""
+    if not argv or argv[0] != "score":
+        return None
+    options: dict[str, object] = {"per_topic": False, "lenient": False, "qrels": None, "fmt": None, "runs": []}
+    args = list(argv[1:])
+    only_runs = False
+    while args:
+        arg = args.pop(0)
+        if only_runs or arg == "-" or not arg.startswith("-"):
+            options["runs"].append(arg)  # type: ignore[union-attr]
+        elif arg == "--":
+            only_runs = True
+        elif arg in _FLAGS:
+            options[_FLAGS[arg]] = True
+        elif arg in ("--qrels", "--format") and args:
+            options["qrels" if arg == "--qrels" else "fmt"] = args.pop(0)
+        elif arg.startswith(("--qrels=", "--format=")):
+            name, value = arg[2:].split("=", 1)
+            options["qrels" if name == "qrels" else "fmt"] = value
+        else:
+            return None
+    if options["fmt"] != "sample-eval" or not options["qrels"] or not options["runs"]:
+        return None
+    return options
+
+
+def run_fast_score(options: dict[str, object]) -> None:
+    """Score like ``avsbench score`` does for these options: warnings on stderr, NIST's text on stdout."""
+    from avsbench.eval.sample_eval import format_sample_eval
+    from avsbench.eval.scoring import score_runs
+
+    scored = score_runs(list(options["runs"]), qrels=options["qrels"], lenient=bool(options["lenient"]))  # type: ignore[call-overload]
+    for s in scored:
+        for warning in s.warnings:
+            sys.stderr.write(f"avsbench: warning: {warning}\n")
+    sys.stderr.flush()
+    for s in scored:
+        sys.stdout.write(format_sample_eval(s.result, bool(options["per_topic"])))
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Entry point of the ``avsbench`` command."""
+    options = parse_fast_score(sys.argv[1:])
+    if options is None:
+        from avsbench.cli import main as click_main
+
+        click_main()
+        return
+    from avsbench.errors import AvsbenchError
+
+    try:
+        run_fast_score(options)
+    except AvsbenchError as exc:
+        sys.stderr.write(f"avsbench: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except OSError as exc:
+        sys.stderr.write(f"avsbench: error: {exc.filename or ''}: {exc.strerror or exc}\n")
+        sys.exit(2)
