@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -117,7 +117,7 @@ class ComparisonReport:
         formats = {y: ".4f" for y in c.years} | {f"{y} topics": "d" for y in c.years}
         formats |= {"mean over years": ".4f", "topics": "d"}
         rows = []
-        notes = []
+        notes: list[str] = []
         for year, entries in c.references.items():
             for entry in entries:
                 notes.append(f"[{len(notes) + 1}] {entry.year} {entry.system}: {entry.value:.4f}, {entry.source}")
@@ -145,7 +145,7 @@ class ComparisonReport:
     def _significance_table(self) -> ReportTable:
         c = self.comparison
         s = c.significance
-        confidence = float(c.settings["confidence"])
+        confidence = float(cast(float, c.settings["confidence"]))
         alpha = round(1 - confidence, 10)
         level = f"{100 * confidence:g}"
         frame = pd.DataFrame({
@@ -174,7 +174,7 @@ class ComparisonReport:
     def _coverage_table(self) -> ReportTable:
         frame = self._coverage_summary()
         formats = {c: ".3f" for c in frame.columns if "@" in c} | {"topics": "d"}
-        depths = " / ".join(str(d) for d in self.comparison.settings["coverage_depths"])
+        depths = " / ".join(str(d) for d in cast(Sequence[int], self.comparison.settings["coverage_depths"]))
         notes = [
             f"Mean over topics of the fraction of each run's top {depths} shots that lie in the judged pool "
             "(judged@N, any judgment) and in its sampled part (sampled@N, judgment >= 0). Shots outside the "

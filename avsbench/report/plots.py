@@ -42,7 +42,9 @@ def image_format(path: str | Path) -> str:
     """The image format named by a file's suffix (png, svg or pdf)."""
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in IMAGE_FORMATS:
-        raise ConfigError(f"cannot tell the image format of {Path(path).name!r}", path=path, expected="a .png, .svg or .pdf file name")
+        raise ConfigError(
+            f"cannot tell the image format of {Path(path).name!r}", path=path, expected="a .png, .svg or .pdf file name"
+        )
     return fmt
 
 
@@ -64,7 +66,8 @@ def precision_curves(comparison: Comparison) -> dict[str, list[float]]:
         total = sum(r.num_topics for r in results)
         if total == 0:
             continue
-        curves[name] = [sum(r.iprec_at_recall[i] * r.num_topics for r in results) / total for i in range(len(RECALL_LEVELS))]
+        levels = range(len(RECALL_LEVELS))
+        curves[name] = [sum(r.iprec_at_recall[i] * r.num_topics for r in results) / total for i in levels]
     return curves
 
 

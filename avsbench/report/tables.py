@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +38,7 @@ class Column:
     missing: str = MISSING
     min_width: int | None = None
     no_wrap: bool = False
-    overflow: str = "fold"  # or "ellipsis"
+    overflow: Literal["fold", "crop", "ellipsis", "ignore"] = "fold"
     ratio: int | None = None  # share of the width left over (the table then fills the console)
 
     @property
