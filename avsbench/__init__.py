@@ -36,7 +36,10 @@ _LAZY: dict[str, str] = {
     "interop": "avsbench.interop",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__", "evaluate", "score_runs", "compare", "fuse", "topics", "load_model", "rank", "Qrels", "RunFile",
+    "EvalResult", "Comparison", "ScoredRun", "AvsbenchError", "interop",
+]
 
 if TYPE_CHECKING:
     from avsbench import interop

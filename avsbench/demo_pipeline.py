@@ -142,7 +142,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo pipeline end to end and return what it did (see the module docstring)."""
     from avsbench.model.train import DEMO_SETTINGS
-    from avsbench.report.compare_report import compare_runs
+    from avsbench.report.compare_report import build_comparison_report
 
     evaluation = get_year(year)
     size = QUICK if quick else FULL
@@ -174,7 +174,9 @@ def run_demo(
     report.synthetic_scores = score_runs([m.run_path for m in report.models], rootpath=report.root)
     xml_scores = score_runs([report.xml_path], rootpath=report.root)
     report.trec_vs_xml_identical = _same_numbers(report.synthetic_scores[0], xml_scores[0])
-    report.comparison = compare_runs([m.run_path for m in report.models[1:]], baseline=laff.run_path, rootpath=report.root)
+    report.comparison = build_comparison_report(
+        [m.run_path for m in report.models[1:]], baseline=laff.run_path, rootpath=report.root
+    )
     report.timings["score"] = time.perf_counter() - t
 
     if importlib.util.find_spec("matplotlib") is not None:

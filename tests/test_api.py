@@ -83,6 +83,10 @@ def test_api_names_have_docstrings_with_an_example(name: str) -> None:
     assert name in dir(avs)
 
 
+def test_all_lists_every_lazy_name() -> None:
+    assert sorted(avs.__all__) == sorted(["__version__", *avs._LAZY])
+
+
 def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError, match="no_such"):
         avs.no_such  # noqa: B018

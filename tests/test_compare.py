@@ -23,7 +23,7 @@ from avsbench.eval.leaderboard import leaderboard_entries, reference_entries
 from avsbench.eval.sample_eval import evaluate
 from avsbench.eval.scoring import score_runs
 from avsbench.eval.significance import bootstrap_ci, holm_adjust, randomization_test
-from avsbench.report.compare_report import ComparisonReport, compare_runs
+from avsbench.report.compare_report import ComparisonReport, build_comparison_report
 from avsbench.report.plots import plot_per_topic, plot_precision_curve, precision_curves
 
 RUCMM, GODSPEED = bundled_runs()
@@ -37,7 +37,7 @@ def tv21_qrels() -> Qrels:
 
 @pytest.fixture(scope="module")
 def real_report() -> ComparisonReport:
-    return compare_runs([RUCMM, GODSPEED], permutations=2000)
+    return build_comparison_report([RUCMM, GODSPEED], permutations=2000)
 
 
 def test_compare_equals_score_on_the_real_2021_runs(real_report: ComparisonReport) -> None:
@@ -317,7 +317,7 @@ def test_comparison_commands_do_not_import_torch(two_years: tuple[Path, list[Pat
 def test_synthetic_qrels_get_no_published_reference_rows(two_years: tuple[Path, list[Path]]) -> None:
     root, runs = two_years
     (root / "v3c1" / "SYNTHETIC.md").write_text("generated\n")
-    report = compare_runs(runs, rootpath=root, year=2019, permutations=200)
+    report = build_comparison_report(runs, rootpath=root, year=2019, permutations=200)
     assert report.comparison.synthetic_years == ["2019"] and report.comparison.references == {}
     assert "SYNTHETIC" in report.to_markdown(per_topic=False)
     assert json.loads(report.to_json())["synthetic_years"] == ["2019"]

@@ -42,12 +42,12 @@ def _emit(subject: str, fmt: str, value: object, options: RenderOptions) -> None
 def compare(runs, baseline, year, qrels, rootpath, fmt, csv_table, plot_path, per_topic, metric, max_results, permutations,
             bootstrap_samples, confidence, seed) -> None:
     """Compare runs per year and per topic, with significance and judged coverage."""
-    from avsbench.report.compare_report import compare_runs
+    from avsbench.report.compare_report import build_comparison_report
     from avsbench.report.plots import image_format, plot_comparison
 
     if plot_path:
         image_format(plot_path)  # a bad file name fails before any scoring
-    report = compare_runs(
+    report = build_comparison_report(
         list(runs), baseline, year=year, qrels=qrels, rootpath=rootpath,
         metric=metric, permutations=permutations, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed,
         **({"max_results": max_results} if max_results else {}),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from avsbench.data.qrels import Qrels
 from avsbench.data.runs import RunFile
-from avsbench.data.topics import YEARS, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
+from avsbench.data.topics import YEARS, Topic, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
 from avsbench.errors import ConfigError, EvaluationError, UnknownIdError
 from avsbench.eval.leaderboard import LeaderboardEntry, reference_entries
 from avsbench.eval.sample_eval import EvalResult, evaluate
@@ -35,6 +35,7 @@ COVERAGE_DEPTHS = (100, 1000)
 # Per-topic values are printed with 4 decimals (like sample_eval); closer than this is a tie.
 TIE_TOLERANCE = 5e-5
 ALL_YEARS = "all"
+SIGNIFICANCE_COLUMNS = ["scope", "run", "topics", "mean Δ", "ci low", "ci high", "p", "exact", "p (Holm)"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def _run_names(items: Sequence[RunInput]) -> list[str]:
     """Run names (file names), made unique with their parent folders where needed."""
     plain = [item.name if isinstance(item, RunFile) else Path(item).name for item in items]
     names = [
-        str(Path(Path(item).parent.name) / Path(item).name) if plain.count(plain[i]) > 1 and not isinstance(item, RunFile) else plain[i]
+        str(Path(Path(item).parent.name) / Path(item).name)
+        if plain.count(plain[i]) > 1 and not isinstance(item, RunFile)
+        else plain[i]
         for i, item in enumerate(items)
     ]
     if len(set(names)) != len(names):
@@ -129,7 +132,10 @@ def _years_of_run_topics(topic_ids: Sequence[str]) -> list[Year]:
 
 
 def _qrels_by_year(
-    runs: Sequence[_LoadedRun], year: str | int | Sequence[str | int] | None, qrels: str | Path | Qrels | None, rootpath: str | Path | None
+    runs: Sequence[_LoadedRun],
+    year: str | int | Sequence[str | int] | None,
+    qrels: str | Path | Qrels | None,
+    rootpath: str | Path | None,
 ) -> dict[str, Qrels]:
     """The qrels of each year to score: ``qrels`` for one year, else each year's default qrels."""
     if qrels is not None:
@@ -165,12 +171,24 @@ def _coverage_fractions(ranked: Sequence[tuple[str, float]], judgments: Mapping[
 
 
 def _significance_rows(
-    per_topic: pd.DataFrame, runs: list[str], baseline: str, scopes: list[str], *, permutations: int, bootstrap_samples: int, seed: int, confidence: float
+    per_topic: pd.DataFrame,
+    runs: list[str],
+    baseline: str | None,
+    years: list[str],
+    *,
+    permutations: int,
+    bootstrap_samples: int,
+    seed: int,
+    confidence: float,
 ) -> pd.DataFrame:
+    """Each run against the baseline per year and, with several years, over all: test, CI, Holm."""
+    if baseline is None:
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
     rows: list[dict[str, object]] = []
-    for scope in scopes:
+    for scope in years + ([ALL_YEARS] if len(years) > 1 else []):
         frame = per_topic if scope == ALL_YEARS else per_topic[per_topic["year"] == scope]
         scope_rows: list[dict[str, object]] = []
+        p_values: list[float] = []
         for name in runs:
             if name == baseline:
                 continue
@@ -184,11 +202,108 @@ def _significance_rows(
                 "scope": scope, "run": name, "topics": test.n_topics, "mean Δ": test.mean_difference,
                 "ci low": ci.low, "ci high": ci.high, "p": test.p_value, "exact": test.exact,
             })
-        for row, adjusted in zip(scope_rows, holm_adjust([r["p"] for r in scope_rows])):
+            p_values.append(test.p_value)
+        for row, adjusted in zip(scope_rows, holm_adjust(p_values)):
             row["p (Holm)"] = adjusted
         rows.extend(scope_rows)
-    columns = ["scope", "run", "topics", "mean Δ", "ci low", "ci high", "p", "exact", "p (Holm)"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+@dataclass
+class _Scores:
+    """Every (run, year) scored: the results, one row per (year, topic), coverage rows, warnings."""
+
+    results: dict[str, dict[str, EvalResult]]
+    topic_rows: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+    coverage_rows: list[dict[str, object]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _score_runs_by_year(
+    loaded: Sequence[_LoadedRun], qrels_of_year: Mapping[str, Qrels], metric: str, max_results: int
+) -> _Scores:
+    """Score each run on each year whose qrels share a topic with it (the same call as ``score``)."""
+    scores = _Scores(results={r.name: {} for r in loaded})
+    topic_texts = all_topics()
+    for year_key, table in qrels_of_year.items():
+        qrels_topics = set(table.topics)
+        for entry in loaded:
+            if not qrels_topics & set(entry.run.topic_ids):
+                continue
+            result = evaluate(table, entry.run, max_results=max_results)
+            scores.results[entry.name][year_key] = result
+            scores.warnings.extend(f"{year_key}: {w}" for w in run_warnings(result, skip=("foreign_topics",)))
+            for topic_id, topic_result in result.per_topic.items():
+                row = scores.topic_rows.get((year_key, topic_id))
+                if row is None:
+                    row = scores.topic_rows[(year_key, topic_id)] = _topic_row(year_key, topic_id, topic_texts)
+                row[entry.name] = float(getattr(topic_result, METRICS[metric]))
+                coverage = _coverage_fractions(entry.run.topics[topic_id].ranked(), table[topic_id].judgment)
+                scores.coverage_rows.append({"run": entry.name, "year": year_key, "topic": topic_id, **coverage})
+    return scores
+
+
+def _topic_row(year_key: str, topic_id: str, topic_texts: Mapping[int, Topic]) -> dict[str, object]:
+    number = plain_topic_id(topic_id)
+    topic = topic_texts.get(number)
+    return {"year": year_key, "topic": topic_id, "number": number, "text": topic.text if topic else ""}
+
+
+def _scored_years(qrels_of_year: Mapping[str, Qrels], scores: _Scores) -> list[str]:
+    """The years (in qrels order) on which at least one run was scored."""
+    years = [y for y in qrels_of_year if any(y in of_run for of_run in scores.results.values())]
+    if not years:
+        raise EvaluationError(
+            "no run has a topic in the qrels of " + ", ".join(qrels_of_year), expected="runs and qrels of the same year"
+        )
+    return years
+
+
+def _per_topic_frame(scores: _Scores, years: list[str], names: list[str]) -> pd.DataFrame:
+    rows = sorted(scores.topic_rows.values(), key=lambda row: (years.index(str(row["year"])), int(str(row["topic"]))))
+    return pd.DataFrame(rows, columns=["year", "topic", "number", "text", *names])
+
+
+def _add_differences(per_topic: pd.DataFrame, names: list[str], baseline: str | None) -> pd.DataFrame:
+    """Add a ``Δ <run>`` column per non-baseline run to ``per_topic``; return wins/ties/losses per run."""
+    rows = []
+    for name in names:
+        if baseline is None or name == baseline:
+            continue
+        per_topic[f"Δ {name}"] = per_topic[name] - per_topic[baseline]
+        deltas = per_topic[f"Δ {name}"].dropna().to_numpy()
+        rows.append({
+            "run": name,
+            "wins": int(np.count_nonzero(deltas > TIE_TOLERANCE)),
+            "ties": int(np.count_nonzero(np.abs(deltas) <= TIE_TOLERANCE)),
+            "losses": int(np.count_nonzero(deltas < -TIE_TOLERANCE)),
+        })
+    return pd.DataFrame(rows, columns=["run", "wins", "ties", "losses"]).set_index("run")
+
+
+def _per_year_frame(
+    results: Mapping[str, Mapping[str, EvalResult]], names: list[str], years: list[str], metric: str
+) -> pd.DataFrame:
+    per_year = pd.DataFrame(index=pd.Index(names, name="run"))
+    for year_key in years:
+        of_year = [results[n].get(year_key) for n in names]
+        per_year[year_key] = [np.nan if r is None else _mean_metric(r, metric) for r in of_year]
+        per_year[f"{year_key} topics"] = [0 if r is None else len(r.per_topic) for r in of_year]
+    per_year["mean over years"] = per_year[years].mean(axis=1, skipna=True)
+    per_year["topics"] = per_year[[f"{y} topics" for y in years]].sum(axis=1)
+    return per_year
+
+
+def _reference_rows(
+    years: list[str], synthetic_years: list[str], metric: str, references: bool
+) -> dict[str, list[LeaderboardEntry]]:
+    """Published leaderboard rows of each real (not synthetic) year, for infAP."""
+    rows: dict[str, list[LeaderboardEntry]] = {}
+    if references and metric == "infAP":
+        for y in years:
+            if y in YEARS and y not in synthetic_years and (entries := reference_entries(y)):
+                rows[y] = entries
+    return rows
 
 
 def compare_runs(
@@ -209,12 +324,11 @@ def compare_runs(
     """Score every run on every year it covers and compare them (see :class:`Comparison`).
 
     ``runs`` are run files (TREC or XML) or :class:`RunFile` objects. ``baseline`` is one of
-    ``runs`` (the object, its path or its name) or another run; without it, the
-    first run is the reference for differences and significance when there are several runs.
-    Years are taken from ``year`` or inferred from the runs' topic ids (a run may cover several
-    years); each year is scored with ``qrels`` (a file or a loaded :class:`Qrels`; one year
-    only) or the qrels that ``score`` uses
-    (:func:`avsbench.eval.scoring.find_qrels`).
+    ``runs`` (the object, its path or its name) or another run; without it, the first run is the
+    reference for differences and significance when there are several runs. Years are taken from
+    ``year`` or inferred from the runs' topic ids (a run may cover several years); each year is
+    scored with ``qrels`` (a file or a loaded :class:`Qrels`; one year only) or the qrels that
+    ``score`` uses (:func:`avsbench.eval.scoring.find_qrels`).
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}", expected=" or ".join(METRICS))
@@ -222,100 +336,34 @@ def compare_runs(
     if baseline_name is None and len(loaded) > 1:
         baseline_name = loaded[0].name
     qrels_of_year = _qrels_by_year(loaded, year, qrels, rootpath)
-    topic_texts = all_topics()
-
-    results: dict[str, dict[str, EvalResult]] = {r.name: {} for r in loaded}
-    topic_rows: dict[tuple[str, str], dict[str, object]] = {}
-    coverage_rows: list[dict[str, object]] = []
-    warnings: list[str] = []
-    for year_key, table in qrels_of_year.items():
-        qrels_topics = set(table.topics)
-        for entry in loaded:
-            if not qrels_topics & set(entry.run.topic_ids):
-                continue
-            result = evaluate(table, entry.run, max_results=max_results)
-            results[entry.name][year_key] = result
-            warnings.extend(f"{year_key}: {w}" for w in run_warnings(result) if "not in the qrels" not in w)
-            for topic_id, topic_result in result.per_topic.items():
-                key = (year_key, topic_id)
-                if key not in topic_rows:
-                    number = plain_topic_id(topic_id)
-                    topic = topic_texts.get(number)
-                    topic_rows[key] = {"year": year_key, "topic": topic_id, "number": number, "text": topic.text if topic else ""}
-                topic_rows[key][entry.name] = float(getattr(topic_result, METRICS[metric]))
-                coverage_rows.append({
-                    "run": entry.name, "year": year_key, "topic": topic_id,
-                    **_coverage_fractions(entry.run.topics[topic_id].ranked(), table[topic_id].judgment),
-                })
-    years = [y for y in qrels_of_year if any(y in results[r.name] for r in loaded)]
-    if not years:
-        raise EvaluationError(
-            "no run has a topic in the qrels of " + ", ".join(qrels_of_year), expected="runs and qrels of the same year"
-        )
+    scores = _score_runs_by_year(loaded, qrels_of_year, metric, max_results)
     names = [r.name for r in loaded]
-
-    per_topic = pd.DataFrame(
-        sorted(topic_rows.values(), key=lambda row: (years.index(row["year"]), int(row["topic"]))),
-        columns=["year", "topic", "number", "text", *names],
-    )
-    wtl_rows = []
-    if baseline_name is not None:
-        for name in names:
-            if name == baseline_name:
-                continue
-            per_topic[f"Δ {name}"] = per_topic[name] - per_topic[baseline_name]
-            deltas = per_topic[f"Δ {name}"].dropna().to_numpy()
-            wtl_rows.append({
-                "run": name,
-                "wins": int(np.count_nonzero(deltas > TIE_TOLERANCE)),
-                "ties": int(np.count_nonzero(np.abs(deltas) <= TIE_TOLERANCE)),
-                "losses": int(np.count_nonzero(deltas < -TIE_TOLERANCE)),
-            })
-    wins_ties_losses = pd.DataFrame(wtl_rows, columns=["run", "wins", "ties", "losses"]).set_index("run")
-
-    per_year = pd.DataFrame(index=pd.Index(names, name="run"))
-    for year_key in years:
-        per_year[year_key] = [
-            _mean_metric(results[n][year_key], metric) if year_key in results[n] else np.nan for n in names
-        ]
-        per_year[f"{year_key} topics"] = [len(results[n][year_key].per_topic) if year_key in results[n] else 0 for n in names]
-    per_year["mean over years"] = per_year[years].mean(axis=1, skipna=True)
-    per_year["topics"] = per_year[[f"{y} topics" for y in years]].sum(axis=1)
-
-    significance = pd.DataFrame(columns=["scope", "run", "topics", "mean Δ", "ci low", "ci high", "p", "exact", "p (Holm)"])
-    if baseline_name is not None:
-        scopes = years + ([ALL_YEARS] if len(years) > 1 else [])
-        significance = _significance_rows(
-            per_topic, names, baseline_name, scopes,
-            permutations=permutations, bootstrap_samples=bootstrap_samples, seed=seed, confidence=confidence,
-        )
-
-    synthetic_years = [y for y in years if qrels_of_year[y].path and is_synthetic_qrels(qrels_of_year[y].path)]
-    reference_rows: dict[str, list[LeaderboardEntry]] = {}
-    if references and metric == "infAP":
-        for y in years:
-            if y in YEARS and y not in synthetic_years and (entries := reference_entries(y)):
-                reference_rows[y] = entries
+    years = _scored_years(qrels_of_year, scores)
+    per_topic = _per_topic_frame(scores, years, names)
+    wins_ties_losses = _add_differences(per_topic, names, baseline_name)
+    settings: dict[str, object] = {
+        "permutations": permutations, "bootstrap_samples": bootstrap_samples, "seed": seed, "confidence": confidence,
+        "max_results": max_results, "tie_tolerance": TIE_TOLERANCE, "coverage_depths": list(COVERAGE_DEPTHS),
+    }
+    significance = _significance_rows(per_topic, names, baseline_name, years, permutations=permutations,
+                                      bootstrap_samples=bootstrap_samples, seed=seed, confidence=confidence)
+    synthetic_years = [y for y in years if qrels_of_year[y].path and is_synthetic_qrels(str(qrels_of_year[y].path))]
     return Comparison(
         runs=names,
         paths={r.name: r.path for r in loaded},
         baseline=baseline_name,
         metric=metric,
         years=years,
-        per_year=per_year,
+        per_year=_per_year_frame(scores.results, names, years, metric),
         per_topic=per_topic,
         wins_ties_losses=wins_ties_losses,
         significance=significance,
-        coverage=pd.DataFrame(coverage_rows, columns=["run", "year", "topic", "returned", *_coverage_columns()]),
-        references=reference_rows,
+        coverage=pd.DataFrame(scores.coverage_rows, columns=["run", "year", "topic", "returned", *_coverage_columns()]),
+        references=_reference_rows(years, synthetic_years, metric, references),
         synthetic_years=synthetic_years,
-        warnings=warnings,
-        results=results,
-        settings={
-            "permutations": permutations, "bootstrap_samples": bootstrap_samples, "seed": seed,
-            "confidence": confidence, "max_results": max_results, "tie_tolerance": TIE_TOLERANCE,
-            "coverage_depths": list(COVERAGE_DEPTHS),
-        },
+        warnings=scores.warnings,
+        results=scores.results,
+        settings=settings,
     )
 
 

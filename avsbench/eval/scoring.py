@@ -9,7 +9,7 @@ qrels bundled with the package, only 2021 ships), scores it with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,34 +84,53 @@ def _listing(topics: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(topics)} in all)" if len(topics) > limit else "")
 
 
-def run_warnings(result: EvalResult) -> list[str]:
-    """What a user should know about a scored run, one sentence each (empty for a clean run)."""
+# what each warning of :func:`run_warnings` is about; callers filter by these, never by text
+WARNING_CATEGORIES = ("no_scored_topics", "missing_topics", "foreign_topics", "duplicate_lines", "over_limit")
+
+
+def run_warnings(result: EvalResult, *, skip: Iterable[str] = ()) -> list[str]:
+    """What a user should know about a scored run, one sentence each (empty for a clean run).
+
+    ``skip`` leaves out the warnings of those categories (names in :data:`WARNING_CATEGORIES`).
+    """
+    skipped = set(skip)
+    unknown = skipped - set(WARNING_CATEGORIES)
+    if unknown:
+        raise ValueError(f"unknown warning categories {sorted(unknown)}; known: {', '.join(WARNING_CATEGORIES)}")
+    return [text for category, text in _categorized_warnings(result) if category not in skipped]
+
+
+def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
     name = result.run_name
-    out: list[str] = []
     if result.num_topics == 0:
-        out.append(f"{name}: no topic of the run is in the qrels; all scores are 0 (sample_eval.pl dies dividing by zero here)")
+        yield "no_scored_topics", (
+            f"{name}: no topic of the run is in the qrels; all scores are 0 (sample_eval.pl dies dividing by zero here)"
+        )
     if result.missing_topics:
         rule = (
             "counted as 0 in the means (--missing-as-zero)"
             if result.missing_as_zero
             else "left out of the means, as sample_eval.pl does (--missing-as-zero counts them as 0)"
         )
-        out.append(f"{name}: {len(result.missing_topics)} qrels topic(s) missing from the run ({_listing(result.missing_topics)}): {rule}")
+        missing = result.missing_topics
+        listing = _listing(missing)
+        yield "missing_topics", f"{name}: {len(missing)} qrels topic(s) missing from the run ({listing}): {rule}"
     if result.foreign_topics:
-        out.append(f"{name}: {len(result.foreign_topics)} run topic(s) not in the qrels ({_listing(result.foreign_topics)}): ignored")
+        foreign = result.foreign_topics
+        yield "foreign_topics", f"{name}: {len(foreign)} run topic(s) not in the qrels ({_listing(foreign)}): ignored"
     if result.duplicate_lines:
         total = sum(result.duplicate_lines.values())
         topics = [f"{t}: {n}" for t, n in result.duplicate_lines.items()]
-        out.append(
-            f"{name}: {total} duplicate shot line(s) ({_listing(topics)}): the later line's score wins; per-topic num_ret counts every line"
+        yield "duplicate_lines", (
+            f"{name}: {total} duplicate shot line(s) ({_listing(topics)}): the later line's score wins; "
+            "per-topic num_ret counts every line"
         )
     if result.over_limit_topics:
         topics = [f"{t}: {n}" for t, n in result.over_limit_topics.items()]
-        out.append(
+        yield "over_limit", (
             f"{name}: {len(topics)} topic(s) with more than {result.max_results} distinct shots ({_listing(topics)}): "
             f"only the {result.max_results} best-scored count"
         )
-    return out
 
 
 def score_runs(

@@ -243,7 +243,7 @@ def render_jsonl(report: ComparisonReport, options: RenderOptions) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-def compare_runs(runs: Sequence[Any], baseline: Any = None, **options: Any) -> ComparisonReport:
+def build_comparison_report(runs: Sequence[Any], baseline: Any = None, **options: Any) -> ComparisonReport:
     """Score and compare run files; see :func:`avsbench.eval.compare.compare_runs` for options."""
     from avsbench.eval.compare import compare_runs as compute_comparison
 
