@@ -62,6 +62,12 @@ class LazyGroup(click.Group):
         except AvsbenchError as exc:
             click.echo(f"avsbench: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a bad option of a subcommand: one line, like every other error
+            where = exc.ctx.command_path if exc.ctx else "avsbench"
+            click.echo(f"avsbench: error: {exc.format_message()} (see '{where} -h')", err=True)
+            sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.exit(0)
         except ModuleNotFoundError as exc:
