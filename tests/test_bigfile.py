@@ -101,13 +101,13 @@ def test_empty_bigfile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("ids_text", "shape_text", "nvalues", "error", "pattern"),
     [
-        ("a\nb\n", "2 3", 5, InputFormatError, r"feature.bin: size is 20 bytes but shape 2 x 3 float32 needs 24 \(truncated\?\)"),
+        ("a\nb\n", "2 3", 5, InputFormatError, r"feature.bin: size is 20 bytes but shape.txt says 2 x 3 float32, which needs 24 \(truncated\?\)"),
         ("a\nb\n", "2 3", 7, InputFormatError, r"size is 28 bytes"),
         ("a\nb\n", "2 3 1", 6, InputFormatError, r"shape.txt:1: malformed shape"),
         ("a\nb\n", "two 3", 6, InputFormatError, r"shape.txt:1: malformed shape"),
-        ("a\nb\n", "2 0", 0, InputFormatError, r"dimension is 0"),
+        ("a\nb\n", "2 0", 0, InputFormatError, r"shape.txt:1: feature dimension 0"),
         ("a\nb\nc\n", "2 3", 6, InputFormatError, r"id.txt: 3 ids but shape.txt says 2 rows"),
-        ("a\na\n", "2 3", 6, InputFormatError, r"id.txt: duplicate id 'a' \(id number 2\)"),
+        ("a\na\n", "2 3", 6, InputFormatError, r"id.txt:2: duplicate id 'a' \(first on line 1\)"),
     ],
     ids=["truncated", "too-long", "shape-3-fields", "shape-not-int", "dim-0", "id-count", "duplicate-ids"],
 )
