@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from avsbench.cli.options import TOPIC, rootpath_option
+from avsbench.cli.options import TOPIC, clip_text_options, clip_warnings_as_lines, rootpath_option
 
 
 @click.command()
@@ -18,7 +18,11 @@ from avsbench.cli.options import TOPIC, rootpath_option
 @rootpath_option()
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile, if not where the model expects it.")
-def explain(model_dir: Path, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None) -> None:
+@clip_text_options()
+def explain(
+    model_dir: Path, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None,
+    clip_text: str, clip_truncation: str,
+) -> None:
     """Per-head feature weights for a topic (text side) and its top shots (video side)."""
     from rich.console import Console
     from rich.table import Table
@@ -27,7 +31,10 @@ def explain(model_dir: Path, year: str, topic: int, top: int, rootpath: str | No
     from avsbench.model.explain import explain_topic
 
     loaded = load_model(model_dir, device, w2v=w2v, rootpath=rootpath)
-    result = explain_topic(loaded, year, topic, top=top, rootpath=rootpath)
+    with clip_warnings_as_lines():
+        result = explain_topic(
+            loaded, year, topic, top=top, rootpath=rootpath, clip_text=clip_text, clip_truncation=clip_truncation
+        )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(f"[bold]topic {result.topic}[/bold]: {result.query}")
     heads = result.text_weights.shape[0]

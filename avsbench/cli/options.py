@@ -5,7 +5,9 @@ Each function returns a click decorator; commands stack them like ``@click.optio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -85,3 +87,45 @@ class TopicNumber(click.ParamType):
 
 
 TOPIC = TopicNumber()
+
+
+CLIP_TEXT_HELP = (
+    "Where the model's CLIP text feature comes from: auto (a precomputed TextData/<feature>/ BigFile "
+    "covering every text wins, else the model's CLIP text tower; the reference's rule), online, or precomputed."
+)
+CLIP_TRUNCATION_HELP = (
+    "Texts over 77 CLIP tokens: reference (cut to 77 ids, EOT lost, as LAFF does; warned) or openai (EOT kept)."
+)
+
+
+def clip_text_options() -> Callable[[F], F]:
+    """``--clip-text auto|online|precomputed`` and ``--clip-truncation reference|openai``."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--clip-truncation", type=click.Choice(["reference", "openai"]), default="reference", show_default=True,
+            help=CLIP_TRUNCATION_HELP,
+        )(function)
+        return click.option(
+            "--clip-text", type=click.Choice(["auto", "online", "precomputed"]), default="auto", show_default=True,
+            help=CLIP_TEXT_HELP,
+        )(function)
+
+    return decorate
+
+
+@contextlib.contextmanager
+def clip_warnings_as_lines() -> Iterator[None]:
+    """Print each CLIP truncation warning raised inside as one ``avsbench: warning:`` line on stderr."""
+    from avsbench.model.clip_text_tokenizer import ClipTruncationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ClipTruncationWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, ClipTruncationWarning):
+                    click.echo(f"avsbench: warning: {warning.message}", err=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import click
 
 from avsbench.cli.next_steps import check_ready_to_rank
-from avsbench.cli.options import rootpath_option
+from avsbench.cli.options import clip_text_options, clip_warnings_as_lines, rootpath_option
 from avsbench.extras import require_extra
 
 from avsbench.data.topics import parse_years
@@ -71,10 +71,11 @@ def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False), help="Embedding cache folder (re-ranking new queries skips encoding).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--no-score", is_flag=True, help="Do not score the runs even when qrels are found.")
+@clip_text_options()
 def rank(
     years: str, model_dir: str, rootpath: str | None, collection_name: str | None, topic_groups: str, device: str, precision: str,
     batch_size: int | None, top_k: int, rescore_margin: int | None, out_dir: str, run_id: str | None, cache_dir: str | None,
-    seed: int, no_score: bool,
+    seed: int, no_score: bool, clip_text: str, clip_truncation: str,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
     require_extra("model")
@@ -86,12 +87,16 @@ def rank(
     settings = RankSettings(top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin)
     if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
         click.echo("note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)", err=True)
-    with _progress_factory(sys.stderr.isatty()) as progress:
+    with clip_warnings_as_lines(), _progress_factory(sys.stderr.isatty()) as progress:
         report = rank_years(
             chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,
-            run_id=run_id, cache_dir=cache_dir, seed=seed, progress=progress,
+            run_id=run_id, cache_dir=cache_dir, seed=seed, progress=progress, clip_text=clip_text,
+            clip_truncation=clip_truncation,
         )
     for name, outcome in report.outcomes.items():
+        for source in report.text_sources.get(name, []):
+            how = "online, " + source["truncation"] + " truncation" if source["source"] == "online" else source["path"]
+            click.echo(f"{name}: text feature {source['feature']}: {how} ({source['why']})")
         cached = " (embeddings from cache)" if report.cache_hits.get(name) else ""
         click.echo(
             f"{name}: {outcome.shots:,} shots in {outcome.seconds:.1f} s ({outcome.shots_per_second:,.0f} shots/s), "

@@ -19,6 +19,7 @@ from avsbench.data.collection import Collection
 from avsbench.data.topics import Topic, get_year, topic_number
 from avsbench.errors import UnknownIdError
 from avsbench.model.checkpoint import LoadedModel, check_collection_features
+from avsbench.model.clip_text_source import plan_text_sources
 from avsbench.model.laff import LaffModel
 
 
@@ -65,17 +66,26 @@ def average_attention(model: LaffModel, inputs: dict[str, Tensor], side: str) ->
     return weights.float().mean(dim=(0, 1)).cpu().numpy()
 
 
+def _topic_text_inputs(
+    loaded: LoadedModel, collection: Collection, topics: list[Topic], clip_text: str, clip_truncation: str
+) -> dict[str, Tensor]:
+    """The text-side inputs of ``topics`` (precomputed features from the collection, or CLIP online)."""
+    texts, ids = [t.text for t in topics], [str(t.number) for t in topics]
+    sources = plan_text_sources(
+        loaded.text_pipeline, collection.text_dir, texts, ids, clip_text=clip_text, truncation=clip_truncation
+    )
+    return loaded.text_pipeline.featurize(texts, ids, sources.precomputed, online=sources.online)
+
+
 @torch.no_grad()
 def explain_topic(
-    loaded: LoadedModel,
-    year: str | int,
-    topic: int | str,
-    *,
-    top: int = 10,
-    rootpath: str | Path | None = None,
-    chunk_size: int = 8192,
+    loaded: LoadedModel, year: str | int, topic: int | str, *, top: int = 10, rootpath: str | Path | None = None,
+    chunk_size: int = 8192, clip_text: str = "auto", clip_truncation: str = "reference",
 ) -> TopicExplanation:
-    """Explain the ranking of ``topic`` of ``year`` on that year's collection under ``rootpath``."""
+    """Explain the ranking of ``topic`` of ``year`` on that year's collection under ``rootpath``.
+
+    ``clip_text`` / ``clip_truncation``: how the CLIP text feature is obtained, as for ranking.
+    """
     topic = topic_number(topic)  # 611 or 1611
     year_info = get_year(year)
     collection = Collection(rootpath, year_info.collection)
@@ -86,8 +96,7 @@ def explain_topic(
         raise UnknownIdError(f"topic {topic} is not a topic of {year_info.edition}", expected=f"{min(numbers)}..{max(numbers)}")
     model = loaded.model
     device = model.device
-    precomputed = {name: collection.text_feature(name) for name in loaded.text_pipeline.precomputed_features}
-    text_inputs = loaded.text_pipeline.featurize([t.text for t in topics], [str(n) for n in numbers], precomputed)
+    text_inputs = _topic_text_inputs(loaded, collection, topics, clip_text, clip_truncation)
     text_emb, text_att = model.encode_texts({k: v.to(device) for k, v in text_inputs.items()}, return_attention=True)
     row = numbers.index(topic)
     query_emb = text_emb[row : row + 1]

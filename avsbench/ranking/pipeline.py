@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from avsbench import __version__
-from avsbench.data.bigfile import BigFile
 from avsbench.data.collection import Collection
 from avsbench.data.runs import safe_run_id
 from avsbench.data.topics import TopicSet, Year, get_year
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 from avsbench.model.checkpoint import WEIGHTS_FILE, LoadedModel, load_model
+from avsbench.model.clip_text_source import plan_text_sources
 from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
 from avsbench.ranking.engine import RankOutcome, rank_shots
 from avsbench.ranking.finite import check_text_embeddings, check_text_inputs, check_weights
@@ -53,6 +53,7 @@ class RankReport:
     runs: list[YearRun] = field(default_factory=list)
     outcomes: dict[str, RankOutcome] = field(default_factory=dict)
     cache_hits: dict[str, bool] = field(default_factory=dict)
+    text_sources: dict[str, list[dict]] = field(default_factory=dict)  # collection -> where each text feature came from
 
 
 def select_years(years: Sequence[Year], groups: Sequence[str]) -> list[Year]:
@@ -77,33 +78,48 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
     return {"sha256": whole, **{f"file:{k}": v for k, v in files.items()}}
 
 
-def topic_embeddings(loaded: LoadedModel, collection: Collection, topic_sets: Sequence[TopicSet], device: torch.device) -> torch.Tensor:
-    """(topics, heads, head_dim) float32 text embeddings of every topic, in order.
+@dataclass
+class TopicEncoding:
+    """Text embeddings of the topics, in order, and where each precomputed text feature came from."""
 
-    Precomputed text features are read from ``<collection>/TextData/<name>/``, keyed by the
-    plain topic number.
+    embeddings: torch.Tensor  # (topics, heads, head_dim) float32
+    text_sources: list[dict]
+
+
+def encode_topics(
+    loaded: LoadedModel, collection: Collection, topic_sets: Sequence[TopicSet], device: torch.device, *,
+    clip_text: str = "auto", clip_truncation: str = "reference",
+) -> TopicEncoding:
+    """Encode every topic of ``topic_sets``.
+
+    Precomputed text features are read from ``<collection>/TextData/<name>/``, keyed by the plain
+    topic number; the model's CLIP feature may instead be computed online (``clip_text``, see
+    :mod:`avsbench.model.clip_text_source`).
     """
     topics = [t for ts in topic_sets for t in ts]
-    precomputed: dict[str, BigFile] = {}
-    for name in loaded.text_pipeline.precomputed_features:
-        path = collection.text_dir / name
-        if not path.is_dir():
-            raise MissingDataError(
-                f"the model's precomputed text feature {name!r} is missing for collection {collection.name}",
-                path=path,
-                expected="a BigFile of topic text features keyed by plain topic number",
-            )
-        precomputed[name] = BigFile(path)
+    texts, ids = [t.text for t in topics], [str(t.number) for t in topics]
+    sources = plan_text_sources(
+        loaded.text_pipeline, collection.text_dir, texts, ids, clip_text=clip_text, truncation=clip_truncation
+    )
     try:
-        inputs = loaded.text_pipeline.featurize([t.text for t in topics], [str(t.number) for t in topics], precomputed)
+        inputs = loaded.text_pipeline.featurize(texts, ids, sources.precomputed, online=sources.online)
     except UnknownIdError as exc:
-        raise MissingDataError(f"{exc.message} (topics are keyed by plain topic number)", path=exc.path, expected="a row for every topic") from None
+        raise MissingDataError(
+            f"{exc.message} (topics are keyed by plain topic number)", path=exc.path, expected="a row for every topic"
+        ) from None
     numbers = [t.number for t in topics]
-    check_text_inputs(inputs, {name: bigfile.feature_path for name, bigfile in precomputed.items()}, numbers)
+    check_text_inputs(inputs, {name: bigfile.feature_path for name, bigfile in sources.precomputed.items()}, numbers)
     with torch.inference_mode():
         embeddings = loaded.model.encode_texts({k: v.to(device) for k, v in inputs.items()}).float()
     check_text_embeddings(embeddings, numbers)
-    return embeddings
+    return TopicEncoding(embeddings, sources.record)
+
+
+def topic_embeddings(
+    loaded: LoadedModel, collection: Collection, topic_sets: Sequence[TopicSet], device: torch.device
+) -> torch.Tensor:
+    """(topics, heads, head_dim) float32 text embeddings of every topic, in order (``--clip-text auto``)."""
+    return encode_topics(loaded, collection, topic_sets, device).embeddings
 
 
 def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]) -> tuple[list[FeatureSource], list[dict]]:
@@ -141,6 +157,8 @@ class _RankContext:
     out_dir: Path
     seed: int
     started: float
+    clip_text: str = "auto"
+    clip_truncation: str = "reference"
 
 
 @dataclass
@@ -156,6 +174,7 @@ class _CollectionRanking:
     outcome: RankOutcome
     cache: EmbeddingCache | None
     cache_hit: bool
+    text_sources: list[dict]
 
 
 def rank_years(
@@ -170,10 +189,14 @@ def rank_years(
     cache_dir: str | Path | None = None,
     seed: int = 0,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    clip_text: str = "auto",
+    clip_truncation: str = "reference",
 ) -> RankReport:
     """Rank the topics of ``years`` with the model in ``model_dir``; write one run (and sidecar) per year.
 
     ``progress(label, total_shots)`` may return a callback that receives the shots done per chunk.
+    ``clip_text`` (auto, online, precomputed) and ``clip_truncation`` (reference, openai) say how
+    the model's CLIP text feature is obtained (:mod:`avsbench.model.clip_text_source`).
     """
     started = time.perf_counter()
     model_dir = Path(model_dir)
@@ -191,6 +214,8 @@ def rank_years(
         Path(out_dir),
         seed,
         started,
+        clip_text,
+        clip_truncation,
     )
     groups: dict[str, list[Year]] = {}
     for y in years:
@@ -200,6 +225,7 @@ def rank_years(
         ranked = _rank_collection(ctx, Collection(rootpath, name), group, cache_dir, progress)
         report.outcomes[name] = ranked.outcome
         report.cache_hits[name] = ranked.cache_hit
+        report.text_sources[name] = ranked.text_sources
         report.runs += _write_year_runs(ctx, ranked)
     return report
 
@@ -216,7 +242,10 @@ def _rank_collection(
     loaded = ctx.loaded
     shots = collection.searchable_shots  # without V3C1's dropped shots: never encoded, never returned
     topic_sets = [collection.topics(y) for y in years]
-    text = topic_embeddings(loaded, collection, topic_sets, ctx.device)
+    encoded = encode_topics(
+        loaded, collection, topic_sets, ctx.device, clip_text=ctx.clip_text, clip_truncation=ctx.clip_truncation
+    )
+    text = encoded.embeddings
     plan = plan_ranking(ctx.settings, shots=len(shots), topics=text.shape[0])
     sources, features = _video_sources(loaded, collection, shots)
     cache_source = writer = cache = None
@@ -253,7 +282,8 @@ def _rank_collection(
             src.close()
     n_excluded = len(collection.shots) - len(shots)
     return _CollectionRanking(
-        collection, years, topic_sets, shots, n_excluded, features, outcome, cache, cache_source is not None
+        collection, years, topic_sets, shots, n_excluded, features, outcome, cache, cache_source is not None,
+        encoded.text_sources,
     )
 
 
@@ -317,6 +347,7 @@ def _provenance(
         },
         "model": _model_record(ctx),
         "features": ranked.features,
+        "text_features": ranked.text_sources,
         "engine": _engine_record(ranked.outcome, uncertified),
         "cache": None if cache is None else {"dir": str(cache.path), "key": cache.key, "hit": ranked.cache_hit},
         "software": {
