@@ -99,3 +99,12 @@ def test_errors_name_the_line_in_a_later_chunk(tmp_path: Path, monkeypatch: pyte
         RunFile.read(path)
     assert info.value.line == 41
     assert len(list(bulktext.line_chunks(path, "run"))) > 10
+
+
+def test_shots_sharing_a_hash_key_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    golden = Path(__file__).parent / "golden" / "sample_eval"
+    qrels_bytes = (golden / "qrels" / "iacc17g.qrels").read_bytes()
+    run_bytes = (golden / "runs" / "iacc17g_duplicate_shots.run").read_bytes()
+    monkeypatch.setattr(bulktext, "hash_keys", lambda values: np.zeros(len(values), dtype=np.uint64))
+    result = evaluate(Qrels.from_bytes(qrels_bytes), RunFile.from_bytes(run_bytes)[0])
+    assert format_sample_eval(result, True).encode() == (golden / "expected" / "iacc17g_duplicate_shots.q.txt").read_bytes()

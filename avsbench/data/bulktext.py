@@ -37,8 +37,9 @@ _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
 _NUMBER_BYTE = np.zeros(256, dtype=bool)
 _NUMBER_BYTE[[0, *b"0123456789+-.eE"]] = True
-_HASH_PRIME = np.uint64(0x100000001B3)
-_HASH_SEED = np.uint64(0xCBF29CE484222325)
+_HASH_PRIME = np.uint64(0xFF51AFD7ED558CCD)
+_WORD_MULTIPLIERS = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                                            0xA0761D6478BD642F, 0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3)]
 _POWERS_OF_TEN = np.array([10.0**i for i in range(23)])  # exact doubles (Clinger's fast path)
 _INT_POWERS_OF_TEN = np.array([10**i for i in range(19)], dtype=np.int64)
 
@@ -134,7 +135,7 @@ def is_gzip_file(path: str | Path) -> bool:
 class Chunk:
     """The tokens of one chunk of a record file: ``fields`` consecutive tokens per record."""
 
-    buf: np.ndarray  # uint8 view of the chunk
+    buf: np.ndarray  # the chunk's bytes (uint8), followed by zero bytes (see padded)
     starts: np.ndarray  # token start offsets
     ends: np.ndarray  # token end offsets (exclusive)
     fields: int
@@ -158,19 +159,26 @@ class Chunk:
 
 
 def gather_tokens(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Copy tokens (given by offsets) into one ``S<width>`` array (shorter tokens padded with NUL)."""
+    """Copy tokens (given by offsets) into one ``S<width>`` array (shorter tokens padded with NUL).
+
+    ``buf`` must extend at least the widest token's length past the last start (see :func:`padded`).
+    """
     n = len(starts)
     lengths = ends - starts
     width = max(1, int(lengths.max())) if n else 1
-    columns = np.zeros((width, n), dtype=np.uint8)
-    if len(buf) == 0:
-        return columns.T.copy().view(f"S{width}").ravel()
-    last = len(buf) - 1
-    for j in range(width):
-        column = columns[j]
-        column[:] = buf[np.minimum(starts + j, last)]
-        column[lengths <= j] = 0
-    return np.ascontiguousarray(columns.T).view(f"S{width}").ravel()
+    if n == 0:
+        return np.zeros(0, dtype=f"S{width}")
+    windows = np.lib.stride_tricks.sliding_window_view(buf, width)
+    matrix = windows[starts]  # one copy of each token's row of bytes
+    matrix[np.arange(width) >= lengths[:, None]] = 0
+    return matrix.view(f"S{width}").ravel()
+
+
+def padded(data: bytes) -> np.ndarray:
+    """``data`` as uint8 followed by zero bytes, so that any field's bytes can be read as one window."""
+    buf = np.zeros(len(data) + MAX_FIELD_BYTES + 1, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return buf
 
 
 def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: str, first_line: int, first_chunk: bool) -> Chunk:
@@ -178,9 +186,8 @@ def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: s
     expected = f"{fields} whitespace-separated fields per line: {layout}"
     if first_chunk:
         _check_file_start(data, path, what, expected)
-    buf = np.frombuffer(data, dtype=np.uint8)
     if data.translate(None, _NOT_CONTROL_BYTES):
-        bad = int(np.flatnonzero(_CONTROL[buf])[0])
+        bad = int(np.flatnonzero(_CONTROL[np.frombuffer(data, dtype=np.uint8)])[0])
         raise InputFormatError(
             f"binary data (byte 0x{data[bad]:02x}) in a text {what} file", path=path, line=first_line + line_at(data, bad) - 1
         )
@@ -190,18 +197,47 @@ def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: s
         except UnicodeDecodeError as exc:
             line = first_line + line_at(data, exc.start) - 1
             raise InputFormatError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line) from None
-    space = buf <= 0x20  # without control bytes, the bytes up to 0x20 are Perl's whitespace
-    edges = np.flatnonzero(np.diff(space.view(np.int8), prepend=np.int8(1), append=np.int8(1)))
-    starts, ends = edges[0::2], edges[1::2]  # (start, end) of each run of non-whitespace bytes
-    if not _lines_hold(buf, starts, ends, fields):
-        _raise_field_count(data, path, fields, expected, first_line)
+    whole = padded(data)
+    buf = whole[: len(data)]
+    simple = _single_space_tokens(data, buf, fields)
+    if simple is not None:
+        starts, ends = simple
+    else:
+        space = buf <= 0x20  # without control bytes, the bytes up to 0x20 are Perl's whitespace
+        edges = np.flatnonzero(np.diff(space.view(np.int8), prepend=np.int8(1), append=np.int8(1)))
+        starts, ends = edges[0::2], edges[1::2]  # (start, end) of each run of non-whitespace bytes
+        if not _lines_hold(buf, starts, ends, fields):
+            _raise_field_count(data, path, fields, expected, first_line)
     too_long = np.flatnonzero(ends - starts > MAX_FIELD_BYTES)
     if too_long.size:
         at = int(starts[too_long[0]])
         raise InputFormatError(
             f"field of {int(ends[too_long[0]] - at):,} bytes", path=path, line=first_line + line_at(data, at) - 1, expected=expected
         )
-    return Chunk(buf, starts, ends, fields, path, first_line)
+    return Chunk(whole, starts, ends, fields, path, first_line)
+
+
+def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Token offsets of the common layout (fields separated by one space, lines by one newline), else None.
+
+    Then the separators are exactly the bytes up to 0x20, and every ``fields``-th one must be a newline.
+    """
+    if not data or data[0] <= 0x20 or any(w in data for w in (b"\t", b"\r", b"\x0b", b"\x0c", b"  ", b" \n", b"\n ", b"\n\n")):
+        return None
+    ends = np.flatnonzero(buf <= 0x20)
+    unterminated = data[-1] != 0x0A
+    if unterminated:
+        ends = np.append(ends, len(data))  # the last line's end
+    if len(ends) % fields:
+        return None
+    line_ends = ends[fields - 1 :: fields]
+    inside = line_ends[:-1] if unterminated else line_ends
+    if not (buf[inside] == 0x0A).all() or data.count(b"\n") != len(inside):
+        return None  # some line holds more or fewer fields: the general path names it
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    return starts, ends
 
 
 def _check_file_start(data: bytes, path: str, what: str, expected: str) -> None:
@@ -245,22 +281,33 @@ def chunk_from_lenient_tokens(tokens: list[bytes], fields: int, path: str) -> Ch
     data = b" ".join(tokens)
     lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
     starts = np.cumsum(lengths + 1) - lengths - 1
-    return Chunk(np.frombuffer(data, dtype=np.uint8), starts, starts + lengths, fields, path, 1)
+    buf = np.zeros(len(data) + int(lengths.max(initial=0)) + 1, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return Chunk(buf, starts, starts + lengths, fields, path, 1)
 
 
 # ----------------------------------------------------------------------------------- columns
 
 
 def hash_keys(values: np.ndarray) -> np.ndarray:
-    """A 64-bit FNV-1a key per byte string (``S<n>`` array); equal strings get equal keys."""
+    """A 64-bit key per byte string (``S<n>`` array); equal strings get equal keys whatever the width.
+
+    The bytes are read as 8-byte words (zero padded), each word multiplied by its own odd constant,
+    summed and mixed. Different strings may share a key: users compare the strings where keys match.
+    """
     n = len(values)
     width = values.dtype.itemsize
-    matrix = values.view(np.uint8).reshape(n, width) if n else np.zeros((0, width), np.uint8)
-    key = np.full(n, _HASH_SEED, dtype=np.uint64)
+    words = -(-width // 8)
+    if width % 8 or not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values, dtype=f"S{words * 8}")
+    matrix = values.view("<u8").reshape(n, words) if n else np.zeros((0, words), np.uint64)
+    key = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(width):
-            column = matrix[:, j].astype(np.uint64)
-            key = np.where(column != 0, (key ^ column) * _HASH_PRIME, key)
+        for j in range(words):
+            key += (matrix[:, j] ^ (matrix[:, j] >> np.uint64(29))) * _WORD_MULTIPLIERS[j % len(_WORD_MULTIPLIERS)]
+        key ^= key >> np.uint64(31)
+        key *= _HASH_PRIME
+        key ^= key >> np.uint64(33)
     return key
 
 

@@ -16,6 +16,7 @@ content hash.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -148,6 +149,13 @@ class QrelsTopic:
             for grade, count in self.grade_counts.get(s, {}).items():
                 if n != 0:
                     per_grade[grade] = per_grade.get(grade, 0) + count * self.pool_size[s] / n
+        if len(per_grade) == 1:  # one grade (AVS): the terms k = 1, 2, ... summed in order, as the loop does
+            (grade, estimate), = per_grade.items()
+            count = min(math.floor(estimate), max_results) if estimate >= 1 else 0
+            terms = perl_number(grade) / discount_table(max_results)[1 : count + 1]
+            idcg = float(np.cumsum(terms)[-1]) if count else 0.0
+            self._idcg[max_results] = idcg
+            return idcg
         idcg = 0.0
         start = 0.0
         for grade in sorted(per_grade, reverse=True):
@@ -177,6 +185,12 @@ class QrelsTopic:
     def relevant_shots(self) -> set[str]:
         """Shots judged relevant (j > 0)."""
         return set(_decoded(self.shot_ids[self.judgments > 0]))
+
+
+@functools.lru_cache(maxsize=8)
+def discount_table(max_results: int) -> np.ndarray:
+    """discount(k) for ranks k = 0..max_results (entry 0 unused)."""
+    return np.array([1.0] + [discount(k) for k in range(1, max_results + 1)])
 
 
 def _decoded(ids: np.ndarray) -> list[str]:
@@ -358,10 +372,17 @@ def _sorted_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
     if values.dtype.itemsize <= 8 and len(values):
         padded = np.zeros((len(values), 8), dtype=np.uint8)
         padded[:, : values.dtype.itemsize] = values.view(np.uint8).reshape(len(values), -1)
-        packed = padded.view(">u8").ravel()
+        packed = padded.view(">u8").ravel().astype(np.uint64)  # byte order = numeric order
+        found: list[int] = []
+        rest = packed
+        while rest.size and len(found) < 16:  # few distinct values (strata, judgments): one pass each
+            found.append(int(rest[0]))
+            rest = rest[rest != rest[0]]
+        if rest.size == 0:
+            uniques = np.array(sorted(found), dtype=np.uint64)
+            return [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()], np.searchsorted(uniques, packed)
         uniques, inverse = np.unique(packed, return_inverse=True)
-        names = [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()]
-        return names, inverse.ravel()
+        return [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()], inverse.ravel()
     uniques, inverse = np.unique(values, return_inverse=True)
     return [u for u in uniques.tolist()], inverse.ravel()
 
@@ -369,7 +390,13 @@ def _sorted_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
 def _stratum_counts(topics, strata, judgments, values, num_strata: int, num_judgments: int) -> dict[int, dict]:
     """topic code -> stratum index -> (N, n, r, {judgment index: records with j > 0})."""
     combined = (topics * num_strata + strata) * num_judgments + judgments
-    cells, records = np.unique(combined, return_counts=True)
+    size = (int(topics.max(initial=0)) + 1) * num_strata * num_judgments
+    if size <= 1 << 22:
+        tally = np.bincount(combined, minlength=size)
+        cells = np.flatnonzero(tally)
+        records = tally[cells]
+    else:
+        cells, records = np.unique(combined, return_counts=True)
     out: dict[int, dict] = {}
     for cell, count in zip(cells.tolist(), records.tolist()):
         j = cell % num_judgments

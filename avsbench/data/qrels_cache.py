@@ -23,7 +23,7 @@ import numpy as np
 from avsbench.data.qrels import Qrels, QrelsTopic
 
 CACHE_ENV = "AVSBENCH_CACHE"
-MAGIC = b"AVSBENCH-QRELS-CACHE-2\n"
+MAGIC = b"AVSBENCH-QRELS-CACHE-3\n"
 _HEADER_LENGTH = struct.Struct("<Q")
 _HASH_PIECE = 8 << 20
 

@@ -58,27 +58,38 @@ def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[st
     return [(shot, score) for score, shot in sorted(zip(final.values(), final), reverse=True)]
 
 
-def rank_distinct_shots(shot_ids: np.ndarray, scores: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+def rank_distinct_shots(
+    shot_ids: np.ndarray, scores: np.ndarray, keys: np.ndarray | None = None, limit: int | None = None
+) -> np.ndarray:
     """Row indices of the distinct shots (a later line's score wins) in scorer order.
 
     ``shot_ids`` (``S<n>``) and ``scores`` are a topic's lines in file order; the result orders
     the rows that hold each shot's last line by score descending, then shot id descending (bytes).
-    ``keys``: the ids' :func:`~avsbench.data.bulktext.hash_keys`, when known.
+    ``keys``: the ids' :func:`~avsbench.data.bulktext.hash_keys`, when known; ``limit``: only
+    the first ``limit`` rows of that order are wanted.
     """
-    rows = _last_lines(shot_ids, keys)
+    return order_rows(shot_ids, scores, last_lines(shot_ids, keys), limit)
+
+
+def order_rows(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """``rows`` (one per distinct shot) in scorer order, the first ``limit`` of them."""
     ranked_scores = scores[rows]
     if len(rows) < 2 or (ranked_scores[1:] < ranked_scores[:-1]).all():
-        return rows
-    return rows[np.lexsort((shot_ids[rows], ranked_scores))[::-1]]
+        return rows[:limit]
+    if limit is not None and len(rows) > limit:  # only shots scoring at least the limit-th best score can make it
+        floor = np.partition(ranked_scores, len(rows) - limit)[len(rows) - limit]
+        rows = rows[ranked_scores >= floor]
+        ranked_scores = scores[rows]
+    return rows[np.lexsort((shot_ids[rows], ranked_scores))[::-1]][:limit]
 
 
 def distinct_shot_count(lines: TopicLines) -> int:
     """Distinct shots listed for a topic (shots dropped while reading with ``keep_best`` included)."""
-    return len(_last_lines(lines.shot_ids, lines.shot_keys)) + lines.dropped_shots
+    return len(last_lines(lines.shot_ids, lines.shot_keys)) + lines.dropped_shots
 
 
-def _last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
-    """Indices (ascending) of the last line of each distinct shot."""
+def last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Indices (ascending) of the last line of each distinct shot (``keys``: their hash keys, if known)."""
     n = len(shot_ids)
     if keys is None:
         keys = bulktext.hash_keys(shot_ids)
@@ -331,10 +342,11 @@ class _TopicBest:
     def _prune(self) -> None:
         assert self.keep is not None
         ids, scores, keys = self._joined()
-        rows = rank_distinct_shots(ids, scores, keys)
+        distinct = last_lines(ids, keys)
+        rows = order_rows(ids, scores, distinct, limit=self.keep + 1)
         self.pruned = True
         if len(rows) > self.keep:
-            self.dropped += len(rows) - self.keep
+            self.dropped += len(distinct) - self.keep
             dropped = (float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]]))
             self.best_dropped = dropped if self.best_dropped is None else max(self.best_dropped, dropped)
             rows = rows[: self.keep]

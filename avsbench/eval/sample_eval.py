@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from avsbench.data.qrels import Qrels, QrelsTopic, discount
+from avsbench.data.qrels import Qrels, QrelsTopic, discount_table
 from avsbench.data.runs import (
     RunFile,
     TopicLines,
     distinct_shot_count,
-    rank_distinct_shots,
+    last_lines,
+    order_rows,
 )
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError, EvaluationError
@@ -141,12 +142,6 @@ class EvalResult:
 
 
 @lru_cache(maxsize=8)
-def _discount_table(max_results: int) -> np.ndarray:
-    """discount(k) for ranks k = 0..max_results (entry 0 unused)."""
-    return np.array([1.0] + [discount(k) for k in range(1, max_results + 1)])
-
-
-@lru_cache(maxsize=8)
 def _rank_numbers(max_results: int) -> np.ndarray:
     return np.arange(1, max_results + 1, dtype=np.int64)
 
@@ -156,9 +151,9 @@ def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFA
     if lines.kept_best is not None and max_results > lines.kept_best:
         raise ConfigError(f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}")
     keys = lines.shot_keys
-    rows = rank_distinct_shots(lines.shot_ids, lines.score_values, keys)
-    num_distinct = len(rows) + lines.dropped_shots
-    rows = rows[:max_results]
+    distinct = last_lines(lines.shot_ids, keys)
+    num_distinct = len(distinct) + lines.dropped_shots
+    rows = order_rows(lines.shot_ids, lines.score_values, distinct, max_results)
     shots = lines.shot_ids[rows]
     if len(shots) == 0:
         return _zero_topic(qt, cutoffs, in_run=True)
@@ -224,7 +219,7 @@ def _relevant_sums(counters: _Counters, stratum_of: np.ndarray, gain: np.ndarray
     for c in range(1, num_strata):
         prec_above = prec_above + terms[c]
     precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above
-    dcg_gain = gain[rel_pos] / _discount_table(max_results)[rel_ranks]
+    dcg_gain = gain[rel_pos] / discount_table(max_results)[rel_ranks]
     rel_strata = stratum_of[rel_pos]
     sum_prec, sum_gain = [], []
     for c in range(num_strata):  # cumsum adds in rank order, one term at a time, like the script
