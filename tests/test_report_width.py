@@ -114,3 +114,12 @@ def test_fit_table_moves_constant_text_into_the_title_then_splits() -> None:
     assert parts[0].table.title == f"T (unit infAP) (1/{len(parts)})"
     assert sum(len(p.table.columns) - 1 for p in parts) == 8  # every value column once; "unit" went to the title
     assert parts[-1].table.notes == ["note"] and parts[0].table.notes == []
+
+
+def test_narrow_score_table_splits_and_keeps_headers_whole() -> None:
+    measures = ["infAP", "infNDCG", "iP10", "iP100", "iP1000", "num_ret"]
+    text = invoke(50, "score", *(a for m in measures for a in ("-m", m)), *RUNS)
+    assert_fits(text, 50)
+    assert "AVS 2021 (1/" in text
+    headers = [line.split() for line in text.splitlines() if line.startswith(" run ")]
+    assert [h for line in headers for h in line if h not in ("run", "year")] == [*measures, "scored", "missing"]

@@ -150,7 +150,7 @@ def latex_tables(tables: Sequence[ReportTable]) -> str:
 # --- fitting a console ---------------------------------------------------------------------
 
 TEXT_MIN_WIDTH = 10  # the narrowest a wrapping text column is made
-FOLDED_HEADER_WIDTH = 6  # numeric columns narrower than their header fold headers longer than this
+FOLDED_HEADER_WIDTH = 8  # numeric columns narrower than their header fold headers longer than this
 COLUMN_OVERHEAD = 2  # characters of padding and rule per column of the console tables
 
 
@@ -172,7 +172,9 @@ def _layout(table: ReportTable, fold_headers: bool) -> tuple[list[int | None], i
     widths: list[int | None] = []
     least = 0
     for column, texts in zip(table.columns, cells):
-        header = min(len(column.header), FOLDED_HEADER_WIDTH) if fold_headers and column.numeric else len(column.header)
+        header = len(column.header)
+        if fold_headers and column.numeric:
+            header = min(header, FOLDED_HEADER_WIDTH)
         natural = max(_text_width(texts), header, 1)
         if column.numeric:
             widths.append(natural)
@@ -267,10 +269,10 @@ def rich_table(table: ReportTable, widths: Sequence[int | None] | None = None) -
         title=table.title or None, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold", expand=flexible,
         pad_edge=False, collapse_padding=True,
     )  # fmt: skip
-    for c, fixed in zip(table.columns, widths or [None] * len(table.columns)):
+    for c, fixed in zip(table.columns, widths or [None] * len(table.columns)):  # fixed: numbers fit, headers fold
         view.add_column(
             c.header, justify="right" if c.numeric else "left", width=fixed, min_width=c.min_width,
-            no_wrap=c.no_wrap, overflow=c.overflow, ratio=c.ratio,
+            no_wrap=c.no_wrap and fixed is None, overflow=c.overflow, ratio=c.ratio,
         )  # fmt: skip
     for row, texts in zip(table.rows, table.text_rows()):
         view.add_row(*texts, style="dim" if row.detail else None, end_section=row.end_section)
