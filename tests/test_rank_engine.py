@@ -405,3 +405,17 @@ def test_select_years():
         select_years([y18], ["progress"])
     with pytest.raises(ConfigError):
         select_years([y19], ["extra"])
+
+
+def test_first_bad_value_finds_nan_inf_and_huge_values():
+    from avsbench.ranking.finite import first_bad_value
+
+    x = torch.zeros(4, 3)
+    assert first_bad_value(x) is None and first_bad_value(torch.zeros(0, 3)) is None
+    assert first_bad_value(torch.ones(2, 2, dtype=torch.bool)) is None
+    for value, limit in ((torch.inf, float("inf")), (-torch.inf, 1e8), (torch.nan, float("inf")), (-2e8, 1e8)):
+        y = x.clone()
+        y[2, 1] = value
+        index, found = first_bad_value(y, limit=limit)
+        assert index == (2, 1) and (found == value or (np.isnan(found) and np.isnan(value)))
+    assert first_bad_value(torch.full((2, 2), 5e7)) is None
