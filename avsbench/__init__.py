@@ -37,8 +37,21 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__", "evaluate", "score_runs", "compare", "fuse", "topics", "load_model", "rank", "Qrels", "RunFile",
-    "EvalResult", "Comparison", "ScoredRun", "AvsbenchError", "interop",
+    "__version__",
+    "evaluate",
+    "score_runs",
+    "compare",
+    "fuse",
+    "topics",
+    "load_model",
+    "rank",
+    "Qrels",
+    "RunFile",
+    "EvalResult",
+    "Comparison",
+    "ScoredRun",
+    "AvsbenchError",
+    "interop",
 ]
 
 if TYPE_CHECKING:

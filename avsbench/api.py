@@ -40,8 +40,10 @@ def as_run(run: RunLike | pd.DataFrame, name: str | None = None) -> RunFile | st
         return RunFile.from_dict(run, name=name or "run")
     if hasattr(run, "columns"):
         return RunFile.from_dataframe(run, name=name or "run")
-    raise ConfigError(f"cannot read a run from {type(run).__name__}",
-                      expected="a file path, a RunFile, a DataFrame (topic, shot, score) or {topic: {shot: score}}")
+    raise ConfigError(
+        f"cannot read a run from {type(run).__name__}",
+        expected="a file path, a RunFile, a DataFrame (topic, shot, score) or {topic: {shot: score}}",
+    )
 
 
 def score_runs(
@@ -65,8 +67,15 @@ def score_runs(
     >>> [(s.name, round(s.result.inf_ap, 4)) for s in scored]  # doctest: +SKIP
     """
     items = [as_run(run, name=f"run{i + 1}") for i, run in enumerate(runs)]
-    return score_run_files(items, qrels=qrels, year=year, rootpath=rootpath, missing_as_zero=missing_as_zero,
-                           max_results=max_results, cutoffs=cutoffs)
+    return score_run_files(
+        items,
+        qrels=qrels,
+        year=year,
+        rootpath=rootpath,
+        missing_as_zero=missing_as_zero,
+        max_results=max_results,
+        cutoffs=cutoffs,
+    )
 
 
 def evaluate(
@@ -85,8 +94,15 @@ def evaluate(
     >>> result = avs.evaluate("runs/laff.tv21.txt")  # doctest: +SKIP
     >>> result.inf_ap, result.to_dataframe("wide")["infAP"]  # doctest: +SKIP
     """
-    scored = score_runs([run], qrels, year=year, rootpath=rootpath, missing_as_zero=missing_as_zero,
-                        max_results=max_results, cutoffs=cutoffs)
+    scored = score_runs(
+        [run],
+        qrels,
+        year=year,
+        rootpath=rootpath,
+        missing_as_zero=missing_as_zero,
+        max_results=max_results,
+        cutoffs=cutoffs,
+    )
     if len(scored) != 1:
         raise ConfigError(f"the file holds {len(scored)} runs", expected="one run; use avsbench.score_runs")
     return scored[0].result

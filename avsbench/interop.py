@@ -78,7 +78,8 @@ def _check_score(score: Any, where: str, path: str) -> float:
     try:
         value = float(score)
     except (TypeError, ValueError):
-        raise InputFormatError(f"{where}: score {score!r} is not a number", path=path, expected="a finite number") from None
+        message = f"{where}: score {score!r} is not a number"
+        raise InputFormatError(message, path=path, expected="a finite number") from None
     if not math.isfinite(value):
         raise InputFormatError(f"{where}: score {score!r} is not finite", path=path, expected="a finite number")
     return value
@@ -102,7 +103,8 @@ def run_to_dict(run: RunFile) -> dict[str, dict[str, float]]:
 
 
 def _rename_columns(frame: pd.DataFrame, required: Iterable[str], what: str) -> pd.DataFrame:
-    frame = frame.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in frame.columns and v not in frame.columns})
+    aliases = {k: v for k, v in COLUMN_ALIASES.items() if k in frame.columns and v not in frame.columns}
+    frame = frame.rename(columns=aliases)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputFormatError(
@@ -153,8 +155,11 @@ def _judgment_text(value: Any, row: int) -> str:
     except (TypeError, ValueError):
         number = math.nan
     if not number.is_integer():
-        raise InputFormatError(f"qrels record {row}: judgment {value!r} is not an integer", path="<records>",
-                               expected="1 (relevant), 0 (not relevant) or -1 (not sampled)")
+        raise InputFormatError(
+            f"qrels record {row}: judgment {value!r} is not an integer",
+            path="<records>",
+            expected="1 (relevant), 0 (not relevant) or -1 (not sampled)",
+        )
     return str(int(number))
 
 
@@ -168,8 +173,11 @@ def qrels_from_records(records: Iterable[Any], path: str = "<records>") -> Qrels
         topic, shot, stratum, judgment = tuple(record)
         fields = [str(topic), str(shot), str(stratum)]
         if any(not field or field.split() != [field] for field in fields):
-            raise InputFormatError(f"qrels record {row}: {tuple(record)!r} has an empty field or whitespace in a field",
-                                   path=path, expected="topic, shot and stratum without whitespace")
+            raise InputFormatError(
+                f"qrels record {row}: {tuple(record)!r} has an empty field or whitespace in a field",
+                path=path,
+                expected="topic, shot and stratum without whitespace",
+            )
         lines.append(f"{fields[0]} 0 {fields[1]} {fields[2]} {_judgment_text(judgment, row)}\n")
     return Qrels.from_bytes("".join(lines).encode(), path)
 
@@ -203,7 +211,10 @@ def qrels_from_ir_measures(qrels: Iterable[Any]) -> Qrels:
     """
     records = []
     for qrel in qrels:
-        topic, shot, relevance = (qrel.query_id, qrel.doc_id, qrel.relevance) if hasattr(qrel, "query_id") else tuple(qrel)[:3]
+        if hasattr(qrel, "query_id"):
+            topic, shot, relevance = qrel.query_id, qrel.doc_id, qrel.relevance
+        else:
+            topic, shot, relevance = tuple(qrel)[:3]
         records.append((topic, shot, SINGLE_STRATUM, relevance))
     return qrels_from_records(records, path="<Qrel>")
 
@@ -234,7 +245,7 @@ def result_to_metrics(result: EvalResult) -> Iterator[Metric]:
 
 
 def result_to_dataframe(result: EvalResult, shape: str = "long") -> pd.DataFrame:
-    """Per-topic measures: ``long`` (run, topic, measure, value) or ``wide`` (one row per topic, one column per measure)."""
+    """Per-topic measures: ``long`` (run, topic, measure, value) or ``wide`` (a row per topic, a column per measure)."""
     import pandas as pd
 
     if shape not in ("long", "wide"):

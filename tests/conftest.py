@@ -23,7 +23,8 @@ import pytest
 INSTALLED = os.environ.get("AVSBENCH_TEST_INSTALLED") == "1"
 NO_TORCH = os.environ.get("AVSBENCH_TEST_NO_TORCH") == "1"
 NEEDS_TORCH = re.compile(
-    r"^\s*(import torch|from torch|(from|import) avsbench\.(model|ranking|demo_pipeline|data\.synthetic))|small_demo_root",
+    r"^\s*(import torch|from torch|(from|import) avsbench\.(model|ranking|demo_pipeline|data\.synthetic))"
+    r"|small_demo_root",
     re.MULTILINE,
 )
 

@@ -55,8 +55,14 @@ def scores_of(result: avs.EvalResult) -> dict:
 
 
 def test_notebook_session_without_torch(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", NOTEBOOK], capture_output=True, text=True, cwd=tmp_path,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["torch"] == []
@@ -68,9 +74,16 @@ def test_notebook_session_without_torch(tmp_path: Path) -> None:
 
 
 def test_import_avsbench_is_light() -> None:
-    code = "import sys, avsbench; print(sorted(m for m in sys.modules if m.startswith(('avsbench', 'torch', 'pandas'))))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
+    code = (
+        "import sys, avsbench; print(sorted(m for m in sys.modules if m.startswith(('avsbench', 'torch', 'pandas'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert done.stdout.strip() == "['avsbench']"
 
 
@@ -176,14 +189,18 @@ def test_bad_frames_and_records_are_clear_errors() -> None:
     with pytest.raises(InputFormatError, match="lacks column"):
         avs.RunFile.from_dataframe(pd.DataFrame({"topic": ["1661"], "shot": ["s"]}))
     with pytest.raises(InputFormatError, match="row 1: score"):
-        avs.RunFile.from_dataframe(pd.DataFrame({"topic": ["1", "1"], "shot": ["a", "b"], "score": [1.0, float("nan")]}))
+        avs.RunFile.from_dataframe(
+            pd.DataFrame({"topic": ["1", "1"], "shot": ["a", "b"], "score": [1.0, float("nan")]})
+        )
     with pytest.raises(InputFormatError, match="not an integer"):
         avs.Qrels.from_records([("1661", "s1", "1", 0.5)])
     with pytest.raises(InputFormatError, match="whitespace"):
         avs.Qrels.from_records([("1661", "shot 1", "1", 1)])
 
 
-def test_ranx_bridge_with_a_fake_module(monkeypatch: pytest.MonkeyPatch, rucmm: avs.RunFile, qrels21: avs.Qrels) -> None:
+def test_ranx_bridge_with_a_fake_module(
+    monkeypatch: pytest.MonkeyPatch, rucmm: avs.RunFile, qrels21: avs.Qrels
+) -> None:
     class FakeRun:
         def __init__(self, run: dict, name: str | None = None) -> None:
             self.run, self.name = run, name

@@ -25,7 +25,8 @@ def test_no_function_over_60_lines(module: object) -> None:
     long = [
         (node.name, node.end_lineno - node.lineno + 1)
         for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno is not None
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
@@ -65,8 +66,9 @@ def test_compare_drops_only_the_foreign_topic_warning(tmp_path) -> None:
     qrels = tmp_path / "qrels"
     qrels.write_bytes(QRELS)
     other = RunFile.from_entries([("1661", "s3", 1.0), ("1662", "t1", 1.0)], name="other")
-    comparison = compare_module.compare_runs([messy_run(), other], qrels=qrels, year=2021, references=False,
-                                             permutations=100, bootstrap_samples=100)
+    comparison = compare_module.compare_runs(
+        [messy_run(), other], qrels=qrels, year=2021, references=False, permutations=100, bootstrap_samples=100
+    )
     text = "\n".join(comparison.warnings)
     assert "duplicate shot line" in text and "missing from the run" in text
     assert "not in the qrels" not in text

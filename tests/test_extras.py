@@ -29,8 +29,12 @@ main(sys.argv[1:], prog_name="avsbench")
 def run_without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env_path = str(REPO)
     return subprocess.run(
-        [sys.executable, "-c", NO_TORCH_CLI, *args], capture_output=True, text=True, cwd=cwd,
-        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, timeout=120,
+        [sys.executable, "-c", NO_TORCH_CLI, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        timeout=120,
     )
 
 
@@ -93,3 +97,14 @@ def test_score_without_torch_works(tmp_path: Path) -> None:
     done = run_without_torch("score", "--format", "csv", *map(str, runs), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2021" in done.stdout
+
+
+def test_ci_runs_the_readme_test_command_first() -> None:
+    readme, ci = REPO / "README.md", REPO / ".ci" / "run"
+    if not (readme.is_file() and ci.is_file()):
+        pytest.skip("not in a source tree")
+    block = readme.read_text().split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert len(block) == 2 and "'.[model,plot]'" in block[0] and "'.[model,test]'" in block[1]
+    commands = [line for line in ci.read_text().splitlines() if line and not line.startswith(("#", "set ", "cd ", "rm "))]
+    assert commands[0] == block[1]
+    assert "AVSBENCH_TEST_NO_TORCH=1" in ci.read_text() and "--no-isolation" in ci.read_text()

@@ -29,18 +29,34 @@ SOURCE_TREE = os.environ.get("AVSBENCH_SOURCE_TREE") or (
 # file -> (topics, first (number, text), last (number, text))
 TOPIC_FILES = {
     "tv16.avs.txt": (30, (501, "a person playing guitar outdoors"), (530, "people shopping")),
-    "tv17.avs.txt": (30, (531, "one or more people eating food at a table indoors"),
-                     (560, "a person holding, opening, closing or handing over a box")),
-    "tv18.avs.txt": (30, (561, "exactly two men at a conference or meeting table talking in a room"),
-                     (590, "a person where a gate is visible in the background")),
+    "tv17.avs.txt": (
+        30,
+        (531, "one or more people eating food at a table indoors"),
+        (560, "a person holding, opening, closing or handing over a box"),
+    ),
+    "tv18.avs.txt": (
+        30,
+        (561, "exactly two men at a conference or meeting table talking in a room"),
+        (590, "a person where a gate is visible in the background"),
+    ),
     "tv19.avs.txt": (30, (611, "a drone flying"), (640, "a red hat or cap")),
-    "tv20.avs.txt": (20, (641, "an aerial view of buildings near water in the daytime"),
-                     (660, "train tracks during the daytime")),
+    "tv20.avs.txt": (
+        20,
+        (641, "an aerial view of buildings near water in the daytime"),
+        (660, "train tracks during the daytime"),
+    ),
     "tv21.avs.txt": (20, (661, "a hang glider floating in the sky on a sunny day"), (680, "a bow tie")),
     "progress.avs.txt": (20, (591, "a person holding an opened umbrella outdoors"), (610, "electrical power lines")),
 }
-YEAR_OF_FILE = {"tv16.avs.txt": "2016", "tv17.avs.txt": "2017", "tv18.avs.txt": "2018", "tv19.avs.txt": "2019",
-                "tv20.avs.txt": "2020", "tv21.avs.txt": "2021", "progress.avs.txt": "progress"}
+YEAR_OF_FILE = {
+    "tv16.avs.txt": "2016",
+    "tv17.avs.txt": "2017",
+    "tv18.avs.txt": "2018",
+    "tv19.avs.txt": "2019",
+    "tv20.avs.txt": "2020",
+    "tv21.avs.txt": "2021",
+    "progress.avs.txt": "progress",
+}
 
 # package data that must ship (relative to the avsbench package)
 REQUIRED_FILES = [
@@ -61,7 +77,8 @@ REQUIRED_FILES = [
 def package_data_files(package_dir: Path) -> set[str]:
     """Files of a package folder that are data, not code (relative paths)."""
     return {
-        str(path.relative_to(package_dir)) for path in package_dir.rglob("*")
+        str(path.relative_to(package_dir))
+        for path in package_dir.rglob("*")
         if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
     }
 
@@ -103,7 +120,8 @@ def test_installed_package_data_equals_the_source_tree() -> None:
     installed = package_data_files(PACKAGE)
     assert sorted(expected - installed) == []
     for name in sorted(expected):
-        assert hashlib.sha256((PACKAGE / name).read_bytes()).digest() == hashlib.sha256((source / name).read_bytes()).digest(), name
+        installed_digest = hashlib.sha256((PACKAGE / name).read_bytes()).digest()
+        assert installed_digest == hashlib.sha256((source / name).read_bytes()).digest(), name
 
 
 @pytest.mark.skipif(os.environ.get("AVSBENCH_TEST_INSTALLED") != "1", reason="runs against the installed wheel only")
@@ -113,8 +131,12 @@ def test_tests_run_against_the_installed_package() -> None:
 
 def build_wheel(tree: Path, out: Path) -> set[str]:
     """Build a wheel of ``tree`` (no isolation, no network) and list its avsbench data files."""
-    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(tree)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,15 @@ class Comparison:
     warnings: list[str]
     results: dict[str, dict[str, EvalResult]]
     settings: dict[str, object] = field(default_factory=dict)
+
+
+class SignificanceSettings(NamedTuple):
+    """How runs are tested against the baseline (see :mod:`avsbench.eval.significance`)."""
+
+    permutations: int
+    bootstrap_samples: int
+    seed: int
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -171,15 +181,7 @@ def _coverage_fractions(ranked: Sequence[tuple[str, float]], judgments: Mapping[
 
 
 def _significance_rows(
-    per_topic: pd.DataFrame,
-    runs: list[str],
-    baseline: str | None,
-    years: list[str],
-    *,
-    permutations: int,
-    bootstrap_samples: int,
-    seed: int,
-    confidence: float,
+    per_topic: pd.DataFrame, runs: list[str], baseline: str | None, years: list[str], tests: SignificanceSettings
 ) -> pd.DataFrame:
     """Each run against the baseline per year and, with several years, over all: test, CI, Holm."""
     if baseline is None:
@@ -196,12 +198,22 @@ def _significance_rows(
             if paired.empty:
                 continue
             ours, base = paired[name].to_numpy(), paired[baseline].to_numpy()
-            test = randomization_test(ours, base, permutations=permutations, seed=seed)
-            ci = bootstrap_ci(ours, base, confidence=confidence, resamples=bootstrap_samples, seed=seed)
-            scope_rows.append({
-                "scope": scope, "run": name, "topics": test.n_topics, "mean Δ": test.mean_difference,
-                "ci low": ci.low, "ci high": ci.high, "p": test.p_value, "exact": test.exact,
-            })
+            test = randomization_test(ours, base, permutations=tests.permutations, seed=tests.seed)
+            ci = bootstrap_ci(
+                ours, base, confidence=tests.confidence, resamples=tests.bootstrap_samples, seed=tests.seed
+            )
+            scope_rows.append(
+                {
+                    "scope": scope,
+                    "run": name,
+                    "topics": test.n_topics,
+                    "mean Δ": test.mean_difference,
+                    "ci low": ci.low,
+                    "ci high": ci.high,
+                    "p": test.p_value,
+                    "exact": test.exact,
+                }
+            )
             p_values.append(test.p_value)
         for row, adjusted in zip(scope_rows, holm_adjust(p_values)):
             row["p (Holm)"] = adjusted
@@ -272,12 +284,14 @@ def _add_differences(per_topic: pd.DataFrame, names: list[str], baseline: str | 
             continue
         per_topic[f"Δ {name}"] = per_topic[name] - per_topic[baseline]
         deltas = per_topic[f"Δ {name}"].dropna().to_numpy()
-        rows.append({
-            "run": name,
-            "wins": int(np.count_nonzero(deltas > TIE_TOLERANCE)),
-            "ties": int(np.count_nonzero(np.abs(deltas) <= TIE_TOLERANCE)),
-            "losses": int(np.count_nonzero(deltas < -TIE_TOLERANCE)),
-        })
+        rows.append(
+            {
+                "run": name,
+                "wins": int(np.count_nonzero(deltas > TIE_TOLERANCE)),
+                "ties": int(np.count_nonzero(np.abs(deltas) <= TIE_TOLERANCE)),
+                "losses": int(np.count_nonzero(deltas < -TIE_TOLERANCE)),
+            }
+        )
     return pd.DataFrame(rows, columns=["run", "wins", "ties", "losses"]).set_index("run")
 
 
@@ -341,12 +355,9 @@ def compare_runs(
     years = _scored_years(qrels_of_year, scores)
     per_topic = _per_topic_frame(scores, years, names)
     wins_ties_losses = _add_differences(per_topic, names, baseline_name)
-    settings: dict[str, object] = {
-        "permutations": permutations, "bootstrap_samples": bootstrap_samples, "seed": seed, "confidence": confidence,
-        "max_results": max_results, "tie_tolerance": TIE_TOLERANCE, "coverage_depths": list(COVERAGE_DEPTHS),
-    }
-    significance = _significance_rows(per_topic, names, baseline_name, years, permutations=permutations,
-                                      bootstrap_samples=bootstrap_samples, seed=seed, confidence=confidence)
+    tests = SignificanceSettings(permutations, bootstrap_samples, seed, confidence)
+    significance = _significance_rows(per_topic, names, baseline_name, years, tests)
+    settings = {**tests._asdict(), "max_results": max_results, "tie_tolerance": TIE_TOLERANCE}
     synthetic_years = [y for y in years if qrels_of_year[y].path and is_synthetic_qrels(str(qrels_of_year[y].path))]
     return Comparison(
         runs=names,
@@ -363,7 +374,7 @@ def compare_runs(
         synthetic_years=synthetic_years,
         warnings=scores.warnings,
         results=scores.results,
-        settings=settings,
+        settings={**settings, "coverage_depths": list(COVERAGE_DEPTHS)},
     )
 
 
