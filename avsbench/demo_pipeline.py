@@ -20,13 +20,20 @@ from pathlib import Path
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.collection import Collection
-from avsbench.data.synthetic import DEFAULT_SHOTS, DEFAULT_TRAIN_VIDEOS, DEFAULT_VAL_VIDEOS, collections_for_years, ensure_demo
 from avsbench.data.resources import bundled_qrels, bundled_runs
 from avsbench.data.runs import RunFile
 from avsbench.data.submission import SubmissionHeader, nist_run_name, submission_xml, validate_submission
+from avsbench.data.synthetic import (
+    DEFAULT_SHOTS,
+    DEFAULT_TRAIN_VIDEOS,
+    DEFAULT_VAL_VIDEOS,
+    collections_for_years,
+    ensure_demo,
+)
 from avsbench.data.topics import Year, get_year
 from avsbench.errors import EvaluationError
 from avsbench.eval.scoring import ScoredRun, score_runs
+from avsbench.progress import ProgressFactory
 
 VIDEO_FEATURES = ("demo_clip512", "demo_partial768", "demo_noisy1024")
 TEXT_FEATURES = "bow,w2v,clip:demo_clip512"
@@ -82,7 +89,7 @@ def _trained(name: str, description: str, result, out: Path) -> DemoModel:
     return DemoModel(name, description, out, dict(result.best_metrics), result.seconds)
 
 
-def _train_models(report: DemoReport, settings, progress: bool, say: Callable[[str], None]) -> None:
+def _train_models(report: DemoReport, settings, progress: ProgressFactory | None, say: Callable[[str], None]) -> None:
     from avsbench.model.fusion_study import average_video_weights
     from avsbench.model.train import train_model
 
@@ -102,7 +109,7 @@ def _train_models(report: DemoReport, settings, progress: bool, say: Callable[[s
             report.feature_weights = average_video_weights(result, Collection(report.root, "demoval"), settings.max_frames)
 
 
-def _rank_models(report: DemoReport, progress) -> None:
+def _rank_models(report: DemoReport, progress: ProgressFactory | None) -> None:
     from avsbench.ranking.engine import RankSettings
     from avsbench.ranking.pipeline import rank_years
 
@@ -136,11 +143,13 @@ def run_demo(
     quick: bool = False,
     rootpath: str | Path | None = None,
     out_dir: str | Path = "runs/demo",
-    progress: bool = False,
-    rank_progress=None,
+    progress: ProgressFactory | None = None,
     say: Callable[[str], None] = lambda message: None,
 ) -> DemoReport:
-    """Run the demo pipeline end to end and return what it did (see the module docstring)."""
+    """Run the demo pipeline end to end and return what it did (see the module docstring).
+
+    ``progress`` (see :mod:`avsbench.progress`) gets the bars of training and ranking; ``say`` one line per step.
+    """
     from avsbench.model.train import DEMO_SETTINGS
     from avsbench.report.compare_report import build_comparison_report
 
@@ -162,7 +171,7 @@ def run_demo(
 
     t = time.perf_counter()
     say(f"ranking the {evaluation.edition} topics with {len(report.models)} models")
-    _rank_models(report, rank_progress)
+    _rank_models(report, progress)
     report.timings["rank"] = time.perf_counter() - t
 
     laff = report.models[0]

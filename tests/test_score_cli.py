@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from avsbench.cli import main
 from avsbench.data.resources import bundled_qrels, bundled_runs
 from avsbench.errors import ConfigError, MissingDataError
-from avsbench.eval.scoring import find_qrels, score_runs
+from avsbench.data.collection import find_qrels
+from avsbench.eval.scoring import score_runs
 from avsbench.data.topics import get_year
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from avsbench.cli import main
 from avsbench.data.bigfile import BigFile
 from avsbench.data.collection import Collection
-from avsbench.data.synthetic import collections_for_years, ensure_demo, feature_specs, generate_demo, tokenize
+from avsbench.data.captions import tokenize
+from avsbench.data.synthetic import collections_for_years, ensure_demo, feature_specs, generate_demo
 from avsbench.data.qrels import Qrels
 from avsbench.data.topics import YEARS, TopicSet
 from avsbench.errors import ConfigError

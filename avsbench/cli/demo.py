@@ -20,6 +20,7 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     from rich.table import Table
 
     from avsbench.demo_pipeline import VIDEO_FEATURES, run_demo
+    from avsbench.progress import progress_bars
     from avsbench.report.score_output import score_tables
     from avsbench.report.tables import print_tables
 
@@ -29,7 +30,8 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     def say(message: str) -> None:
         console.print(f"[bold cyan]>[/] {message}")
 
-    report = run_demo(year, quick=quick, rootpath=rootpath, out_dir=out_dir, progress=interactive, say=say)
+    with progress_bars(interactive, remove_finished=True) as bars:
+        report = run_demo(year, quick=quick, rootpath=rootpath, out_dir=out_dir, progress=bars, say=say)
 
     console.rule("[bold]SYNTHETIC demo collection[/] (generated; no number below it says anything about real data)")
     console.print(f"root: {report.root}   year: {report.year.edition} (REAL topic texts, SYNTHETIC shots, features and qrels)")

@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Callable, Iterator
-
 import click
 
 from avsbench.cli.next_steps import check_ready_to_rank
 from avsbench.cli.options import clip_text_options, clip_warnings_as_lines, rootpath_option
-from avsbench.extras import require_extra
-
 from avsbench.data.topics import parse_years
-
-
-@contextlib.contextmanager
-def _progress_factory(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
-    """A rich progress bar (shots/s) on a terminal; nothing otherwise."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
-
-        def factory(label: str, total: int) -> Callable[[int], None]:
-            task = bar.add_task(label, total=total, rate="")
-
-            def advance(n: int) -> None:
-                bar.advance(task, n)
-                speed = bar.tasks[task].speed
-                bar.update(task, rate=f"{speed:,.0f} shots/s" if speed else "")
-
-            return advance
-
-        yield factory
+from avsbench.extras import require_extra
+from avsbench.progress import progress_bars
 
 
 @click.command()
@@ -80,14 +38,14 @@ def rank(
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
     require_extra("model")
     check_ready_to_rank(model_dir, parse_years(years), rootpath, collection_name)
-    from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
     from avsbench.ranking.pipeline import rank_years, select_years
+    from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
 
     chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])
     settings = RankSettings(top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin)
     if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
         click.echo("note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)", err=True)
-    with clip_warnings_as_lines(), _progress_factory(sys.stderr.isatty()) as progress:
+    with clip_warnings_as_lines(), progress_bars(unit="shots", transient=False) as progress:
         report = rank_years(
             chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,
             run_id=run_id, cache_dir=cache_dir, seed=seed, progress=progress, clip_text=clip_text,

@@ -9,6 +9,7 @@ import click
 from avsbench.cli.options import format_option, max_results_option, measure_option, per_topic_option, rootpath_option
 from avsbench.eval.sample_eval import DEFAULT_MAX_RESULTS
 from avsbench.eval.scoring import score_runs
+from avsbench.progress import progress_bars
 from avsbench.report.formats import SCORES, RenderOptions, format_help, format_names, render, terminal_width
 from avsbench.report.score_output import SCORE_MEASURES
 
@@ -36,15 +37,9 @@ def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, mi
     """
     options = {"qrels": qrels, "year": year, "rootpath": rootpath, "missing_as_zero": missing_as_zero, "lenient": lenient,
                "max_results": max_results or DEFAULT_MAX_RESULTS}
-    if len(runs) > 1 and sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import Progress
-
-        with Progress(console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task("scoring", total=len(runs))
-            scored = score_runs(list(runs), **options, on_progress=lambda done, total: progress.update(task, completed=done))
-    else:
-        scored = score_runs(list(runs), **options)
+    with progress_bars(len(runs) > 1) as bars:
+        advance = bars("scoring", len(runs)) if bars else None
+        scored = score_runs(list(runs), **options, on_progress=(lambda done, total: advance(1)) if advance else None)
     for s in scored:
         for warning in s.warnings:
             click.echo(f"avsbench: warning: {warning}", err=True)

@@ -42,6 +42,7 @@ def train(
 ) -> None:
     """Train LAFF (hardest-negative triplet loss, RMSprop, early stopping on the validation mir)."""
     from avsbench.model.train import DEMO_SETTINGS, TrainSettings, train_model
+    from avsbench.progress import progress_bars
 
     settings = DEMO_SETTINGS if demo_settings else TrainSettings()
     if config_file is not None:
@@ -50,17 +51,20 @@ def train(
     settings = settings.updated(overrides)
     if out_dir is None:
         out_dir = Path("runs") / "models" / f"{train_collection}_{video_features.replace(',', '+').replace(':', '-')}"
-    result = train_model(
-        train_collection,
-        video_features,
-        text_features,
-        val_collection=val_collection,
-        settings=settings,
-        rootpath=rootpath,
-        out_dir=out_dir,
-        device=device,
-        resume=resume,
-    )
+    with progress_bars(remove_finished=True) as bars:
+        result = train_model(
+            train_collection,
+            video_features,
+            text_features,
+            val_collection=val_collection,
+            settings=settings,
+            rootpath=rootpath,
+            out_dir=out_dir,
+            device=device,
+            resume=resume,
+            progress=bars,
+            log=bars.log if bars else None,
+        )
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.best_metrics.items())
     click.echo(
         f"trained in {result.seconds:.1f}s ({result.captions_per_second:,.0f} captions/s); best epoch {result.best_epoch}"

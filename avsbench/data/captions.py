@@ -7,12 +7,21 @@ with an id only gives an empty caption. Caption ids must be unique.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from avsbench.data.atomic import atomic_write
 from avsbench.errors import InputFormatError, MissingDataError
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    """The words of a caption or query, as the reference's text tool splits them: characters outside
+    [A-Za-z0-9] become spaces; lower-case; split on whitespace."""
+    return _NON_ALNUM.sub(" ", text).strip().lower().split()
 
 
 def video_id_of(caption_id: str) -> str:

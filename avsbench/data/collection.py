@@ -19,7 +19,7 @@ from avsbench.data.bigfile import ID_FILE, SHAPE_FILE, BigFile
 from avsbench.data.captions import CaptionSet
 from avsbench.data.frames import FrameFeature
 from avsbench.data.resources import bundled_qrels, v3c1_dropped_shots
-from avsbench.data.root import resolve_root
+from avsbench.data.root import ROOT_ENV, resolve_root
 from avsbench.data.topics import V3C1, YEARS, TopicSet, Year
 from avsbench.errors import AvsbenchError, InputFormatError, MissingDataError, UnknownIdError
 
@@ -49,9 +49,43 @@ def _bigfile_dirs(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / SHAPE_FILE).exists())
 
 
-def qrels_location(root: Path, year: Year) -> Path:
-    """Where ``year``'s qrels live under a data root: ``<root>/<collection>/TextData/avs.qrels.tvNN``."""
-    return root / year.collection / "TextData" / year.qrels_name
+def qrels_location(root: Path, year: Year, collection: str | None = None) -> Path:
+    """Where ``year``'s qrels are installed: ``<root>/<collection>/TextData/avs.qrels.tvNN``.
+
+    ``collection`` defaults to the year's (iacc.3 or v3c1).
+    """
+    return root / (collection or year.collection) / "TextData" / year.qrels_name
+
+
+def lookup_qrels(root: Path, year: Year, collection: str | None = None) -> Path | None:
+    """The qrels of ``year``: installed under ``root``, else the bundled file (2021), else None.
+
+    A generated (synthetic) collection never falls back to NIST's bundled judgments.
+    """
+    path = qrels_location(root, year, collection)
+    if path.is_file():
+        return path
+    if (root / (collection or year.collection) / SYNTHETIC_MARKER).is_file():
+        return None
+    return bundled_qrels(year.edition)
+
+
+def find_qrels(year: Year, rootpath: str | Path | None = None) -> Path:
+    """The qrels of ``year`` under the data root (see :func:`lookup_qrels`); an error saying how to get them."""
+    root = resolve_root(rootpath)
+    path = lookup_qrels(root, year)
+    if path is not None:
+        return path
+    target = qrels_location(root, year)
+    if (root / year.collection / SYNTHETIC_MARKER).is_file():
+        raise MissingDataError(
+            f"the synthetic collection has no qrels for {year.key}", path=target, expected="--qrels FILE"
+        )
+    raise MissingDataError(
+        f"no qrels for {year.key} at {target} (data root from --rootpath, ${ROOT_ENV} or ~/VisualSearch; only the 2021 "
+        f"qrels ship with avsbench): `avsbench data fetch qrels --year {year.key}` installs NIST's file there, "
+        f"`avsbench data add-qrels FILE --year {year.key}` a copy you have; or pass --qrels FILE"
+    )
 
 
 class Collection:
@@ -195,13 +229,8 @@ class Collection:
         return TopicSet.read(path, name=year.edition) if path else year.topics()
 
     def qrels_path(self, year: Year) -> Path | None:
-        """``TextData/avs.qrels.<edition>``; for a real (non-synthetic) collection, else the bundled qrels."""
-        path = qrels_location(self.root, year)
-        if path.is_file():
-            return path
-        if self.is_synthetic:
-            return None
-        return bundled_qrels(year.edition)
+        """``TextData/avs.qrels.<edition>``, else (for a real, non-synthetic collection) the bundled qrels."""
+        return lookup_qrels(self.root, year, self.name)
 
     def manifest(self) -> dict | None:
         """The generator's manifest.json of a synthetic collection (next to it or one level up)."""
@@ -295,16 +324,18 @@ def summarize_qrels(edition: str, path: Path) -> QrelsSummary:
     )
 
 
-def summarize(collection: Collection) -> CollectionSummary:
-    """Gather shots, features, captions, topics, qrels and problems of a collection."""
-    problems: list[str] = []
-    shots: int | None = None
-    dropped_in_list = 0
+def _summarize_shots(collection: Collection, problems: list[str]) -> tuple[int | None, int]:
+    """Shot count and how many of them the dropped-shots list names."""
     try:
-        shots = len(collection.shots)
-        dropped_in_list = len(collection.dropped_shots.intersection(collection.shots))
+        shots = collection.shots
+        return len(shots), len(collection.dropped_shots.intersection(shots))
     except AvsbenchError as exc:
         problems.append(str(exc))
+        return None, 0
+
+
+def _summarize_features(collection: Collection, shots: int | None, problems: list[str]) -> tuple[FeatureInfo, ...]:
+    """Every feature's shape; video and frame features must cover the shot list."""
     features = tuple(collection.feature_infos())
     for info in features:
         if info.problem:
@@ -317,13 +348,25 @@ def summarize(collection: Collection) -> CollectionSummary:
                 problems.append(f"{info.kind} feature {info.name}: {exc}")
     if not features:
         problems.append(f"no features under {collection.feature_dir}")
-    captions = caption_videos = None
-    if collection.has_captions():
-        try:
-            caption_set = collection.captions()
-            captions, caption_videos = len(caption_set), len(caption_set.videos)
-        except AvsbenchError as exc:
-            problems.append(str(exc))
+    return features
+
+
+def _summarize_captions(collection: Collection, problems: list[str]) -> tuple[int | None, int | None]:
+    """Caption and captioned-video counts of a training collection (None when it has no captions)."""
+    if not collection.has_captions():
+        return None, None
+    try:
+        caption_set = collection.captions()
+        return len(caption_set), len(caption_set.videos)
+    except AvsbenchError as exc:
+        problems.append(str(exc))
+        return None, None
+
+
+def _summarize_years(
+    collection: Collection, problems: list[str]
+) -> tuple[list[tuple[str, str, int]], list[QrelsSummary]]:
+    """The collection's own topic files and the qrels found for each of its years."""
     topic_files: list[tuple[str, str, int]] = []
     qrels: list[QrelsSummary] = []
     for year in collection.years():
@@ -339,6 +382,16 @@ def summarize(collection: Collection) -> CollectionSummary:
                 qrels.append(summarize_qrels(year.edition, qrels_path))
             except AvsbenchError as exc:
                 problems.append(str(exc))
+    return topic_files, qrels
+
+
+def summarize(collection: Collection) -> CollectionSummary:
+    """Gather shots, features, captions, topics, qrels and problems of a collection."""
+    problems: list[str] = []
+    shots, dropped_in_list = _summarize_shots(collection, problems)
+    features = _summarize_features(collection, shots, problems)
+    captions, caption_videos = _summarize_captions(collection, problems)
+    topic_files, qrels = _summarize_years(collection, problems)
     manifest = None
     if collection.is_synthetic:
         try:

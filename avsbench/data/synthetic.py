@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -37,12 +36,13 @@ import numpy as np
 
 from avsbench.data.atomic import atomic_write, atomic_write_text
 from avsbench.data.bigfile import BigFile, BigFileWriter, replace_dir
-from avsbench.data.captions import write_captions
+from avsbench.data.captions import tokenize, write_captions
 from avsbench.data.collection import SYNTHETIC_MARKER
 from avsbench.data.resources import bundled_topic_file, v3c1_dropped_shots
 from avsbench.data.root import demo_root
 from avsbench.data.topics import IACC3, V3C1, YEARS, Topic, Year, parse_years
 from avsbench.errors import ConfigError
+from avsbench.ranking.topk import TopK, shot_id_keys
 
 GENERATOR_VERSION = 1
 DEFAULT_SEED = 2021
@@ -123,14 +123,6 @@ CAPTION_TEMPLATES = (
     "a shot with {}",
     "someone filmed {}",
 )
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case alphanumeric tokens (what the generator treats as words)."""
-    return _TOKEN.findall(text.lower())
-
 
 @dataclass(frozen=True)
 class SyntheticFeature:
@@ -347,29 +339,12 @@ def _frame_ids(ids: Sequence[str], n_frames: np.ndarray) -> list[str]:
     return [f"{shot}_{j}" for shot, count in zip(ids, n_frames) for j in range(1, int(count) + 1)]
 
 
-class _TopK:
-    """Running per-topic top-k of one run over chunks of shots."""
-
-    def __init__(self, n_topics: int, k: int) -> None:
-        self.k = k
-        self.scores = np.full((n_topics, 0), -np.inf, dtype=np.float32)
-        self.rows = np.zeros((n_topics, 0), dtype=np.int64)
-
-    def update(self, chunk_scores: np.ndarray, offset: int) -> None:
-        """``chunk_scores`` is (topics, m) for shots ``offset .. offset+m-1``."""
-        m = chunk_scores.shape[1]
-        scores = np.concatenate([self.scores, chunk_scores], axis=1)
-        rows = np.concatenate([self.rows, np.broadcast_to(np.arange(offset, offset + m), chunk_scores.shape)], axis=1)
-        if scores.shape[1] > self.k:
-            keep = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
-            scores = np.take_along_axis(scores, keep, axis=1)
-            rows = np.take_along_axis(rows, keep, axis=1)
-        self.scores, self.rows = scores, rows
-
-    def ranked_rows(self, topic: int) -> np.ndarray:
-        """Shot rows of one topic by score descending (row descending on ties)."""
-        order = np.lexsort((-self.rows[topic], -self.scores[topic]))
-        return self.rows[topic][order][np.isfinite(self.scores[topic][order])]
+def _push_run_scores(pool: TopK, scores: np.ndarray, first_row: int) -> None:
+    """Merge a (topics, m) block of one pooled run's scores (shot rows ``first_row..``) into its top-k."""
+    boundary = pool.boundary()
+    for topic, row_scores in enumerate(scores):
+        cols = np.flatnonzero(np.isfinite(row_scores) & (row_scores >= boundary[topic]))
+        pool.push(topic, cols + first_row, row_scores[cols])
 
 
 # Simple runs pooled for the qrels: (name, feature whose concept visibility it has, score noise).
@@ -473,10 +448,14 @@ def _qrels_for_topics(
     topics: list[Topic],
     ids: list[str],
     relevant: list[set[int]],
-    pools: list[_TopK],
+    pools: list[TopK],
+    first_topic: int,
     rng: np.random.Generator,
 ) -> tuple[list[str], dict]:
-    """NIST-style stratified sampled qrels lines for ``topics`` and their statistics."""
+    """NIST-style stratified sampled qrels lines for ``topics`` and their statistics.
+
+    ``topics`` are the pools' topics ``first_topic, first_topic + 1, ...``.
+    """
     lines: list[tuple[int, str, str]] = []
     per_topic: dict[str, dict] = {}
     depths = np.array([depth for depth, _ in STRATA])
@@ -486,7 +465,7 @@ def _qrels_for_topics(
         qrels_id = topic.qrels_id
         best_rank: dict[int, int] = {}
         for pool in pools:
-            for rank, row in enumerate(pool.ranked_rows(t)[: STRATA[-1][0]].tolist(), 1):
+            for rank, row in enumerate(pool.rows[first_topic + t][: STRATA[-1][0]].tolist(), 1):
                 if rank < best_rank.get(row, 1 << 30):
                     best_rank[row] = rank
         pooled = sorted(best_rank, key=lambda r: ids[r])
@@ -533,7 +512,8 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
         targets = np.exp(np.random.default_rng([seed, code, 4]).uniform(np.log(lo), np.log(hi), len(topics)))
         plant_p = targets * np.sqrt(n_shots / DEFAULT_SHOTS) / n_shots
         relevant: list[set[int]] = [set() for _ in topics]
-        pools = [_TopK(len(topics), STRATA[-1][0]) for _ in POOL_RUNS]
+        shot_keys = shot_id_keys(ids)
+        pools = [TopK(len(topics), STRATA[-1][0], shot_keys) for _ in POOL_RUNS]
 
         def judge_chunk(start: int, matrix: np.ndarray, rng: np.random.Generator) -> None:
             present = (matrix > 0).astype(np.float32) @ topic_matrix
@@ -543,7 +523,7 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
                 relevant[t].add(start + int(r))
             for pool, scores in zip(pools, _run_scores(matrix, space, topic_matrix, sizes, rng)):
                 scores[:, local_dropped] = -np.inf
-                pool.update(scores, start)
+                _push_run_scores(pool, scores, start)
 
         info = _generate_shots(
             build, ids, space, lambda m, rng: _test_concepts(m, space, topic_concepts, plant_p, rng), seed, frame_features, judge_chunk
@@ -559,8 +539,7 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
             shutil.copyfile(bundled_topic_file(year.topic_file), build.path / "TextData" / year.topic_file)
             year_topics = topics[offset : offset + len(year.topics())]
             index = slice(offset, offset + len(year_topics))
-            sub_pools = [_slice_topk(p, index) for p in pools]
-            lines, stats = _qrels_for_topics(year_topics, ids, relevant[index], sub_pools, qrels_rng)
+            lines, stats = _qrels_for_topics(year_topics, ids, relevant[index], pools, offset, qrels_rng)
             with atomic_write(build.path / "TextData" / year.qrels_name) as fh:
                 fh.writelines(lines)
             info["editions"][year.edition] = stats
@@ -571,12 +550,6 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
         build.abandon()
         raise
     return info
-
-
-def _slice_topk(pool: _TopK, index: slice) -> _TopK:
-    part = _TopK(0, pool.k)
-    part.scores, part.rows = pool.scores[index], pool.rows[index]
-    return part
 
 
 def _caption_text(concepts: np.ndarray, space: ConceptSpace, rng: np.random.Generator) -> str:

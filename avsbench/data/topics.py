@@ -7,6 +7,7 @@ a topic typed by a user (either form) is read with :func:`topic_number`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -218,10 +219,22 @@ def infer_year(qrels_topic_ids: Iterable[str]) -> Year:
     return YEARS[max(counts, key=lambda k: counts[k])]
 
 
-def all_topics() -> dict[int, Topic]:
-    """Every bundled topic, by plain number."""
+@functools.lru_cache(maxsize=1)
+def _bundled_topics() -> dict[int, Topic]:
+    """Every bundled topic, by plain number (read once)."""
     out: dict[int, Topic] = {}
     for y in YEARS.values():
         for t in y.topics():
             out[t.number] = t
     return out
+
+
+def topic_text(topic: int | str) -> str:
+    """The bundled text of a topic given by plain number (611) or qrels/run id ("1611"); "" when unknown."""
+    if isinstance(topic, str):
+        try:
+            topic = plain_topic_id(topic)
+        except UnknownIdError:
+            return ""
+    found = _bundled_topics().get(topic)
+    return found.text if found else ""

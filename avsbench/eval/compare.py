@@ -14,13 +14,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from avsbench.data.collection import find_qrels
 from avsbench.data.qrels import Qrels
 from avsbench.data.runs import RunFile
-from avsbench.data.topics import YEARS, Topic, Year, all_topics, get_year, parse_years, plain_topic_id, year_of_topic
+from avsbench.data.topics import YEARS, Year, get_year, parse_years, plain_topic_id, topic_text, year_of_topic
 from avsbench.errors import ConfigError, EvaluationError, UnknownIdError
 from avsbench.eval.leaderboard import LeaderboardEntry, reference_entries
 from avsbench.eval.sample_eval import EvalResult, evaluate
-from avsbench.eval.scoring import find_qrels, is_synthetic_qrels, run_warnings
+from avsbench.eval.scoring import is_synthetic_qrels, run_warnings
 from avsbench.eval.significance import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_PERMUTATIONS,
@@ -236,7 +237,6 @@ def _score_runs_by_year(
 ) -> _Scores:
     """Score each run on each year whose qrels share a topic with it (the same call as ``score``)."""
     scores = _Scores(results={r.name: {} for r in loaded})
-    topic_texts = all_topics()
     for year_key, table in qrels_of_year.items():
         qrels_topics = set(table.topics)
         for entry in loaded:
@@ -248,17 +248,16 @@ def _score_runs_by_year(
             for topic_id, topic_result in result.per_topic.items():
                 row = scores.topic_rows.get((year_key, topic_id))
                 if row is None:
-                    row = scores.topic_rows[(year_key, topic_id)] = _topic_row(year_key, topic_id, topic_texts)
+                    row = scores.topic_rows[(year_key, topic_id)] = _topic_row(year_key, topic_id)
                 row[entry.name] = float(getattr(topic_result, METRICS[metric]))
                 coverage = _coverage_fractions(entry.run.topics[topic_id].ranked(), table[topic_id].judgment)
                 scores.coverage_rows.append({"run": entry.name, "year": year_key, "topic": topic_id, **coverage})
     return scores
 
 
-def _topic_row(year_key: str, topic_id: str, topic_texts: Mapping[int, Topic]) -> dict[str, object]:
+def _topic_row(year_key: str, topic_id: str) -> dict[str, object]:
     number = plain_topic_id(topic_id)
-    topic = topic_texts.get(number)
-    return {"year": year_key, "topic": topic_id, "number": number, "text": topic.text if topic else ""}
+    return {"year": year_key, "topic": topic_id, "number": number, "text": topic_text(number)}
 
 
 def _scored_years(qrels_of_year: Mapping[str, Qrels], scores: _Scores) -> list[str]:
@@ -342,7 +341,7 @@ def compare_runs(
     reference for differences and significance when there are several runs. Years are taken from
     ``year`` or inferred from the runs' topic ids (a run may cover several years); each year is
     scored with ``qrels`` (a file or a loaded :class:`Qrels`; one year only) or the qrels that
-    ``score`` uses (:func:`avsbench.eval.scoring.find_qrels`).
+    ``score`` uses (:func:`avsbench.data.collection.find_qrels`).
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}", expected=" or ".join(METRICS))

@@ -1,8 +1,8 @@
 """Score run files (TREC or TRECVID XML) the way ``avsbench score`` does, as a library call.
 
 :func:`score_runs` reads each run, picks its year (``year`` or inferred from its topic ids),
-finds the qrels (``qrels``, else ``<root>/<collection>/TextData/avs.qrels.tvNN``, else the
-qrels bundled with the package, only 2021 ships), scores it with
+finds the qrels (``qrels``, else :func:`avsbench.data.collection.find_qrels`: the file installed at
+``<root>/<collection>/TextData/avs.qrels.tvNN``, else the bundled 2021 qrels), scores it with
 :func:`avsbench.eval.sample_eval.evaluate` and collects the warnings a user should see
 (topics missing from the run or absent from the qrels, duplicate shots, more than 1000 shots).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from avsbench.data.qrels import Qrels
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import Year, get_year, infer_year
-from avsbench.errors import ConfigError, MissingDataError
+from avsbench.errors import ConfigError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, DEFAULT_MAX_RESULTS, EvalResult, evaluate
 
 
@@ -42,29 +42,6 @@ class ScoredRun:
             "synthetic_qrels": self.synthetic_qrels,
             "warnings": list(self.warnings),
         }
-
-
-def find_qrels(year: Year, rootpath: str | Path | None = None) -> Path:
-    """The qrels of ``year``: ``<root>/<collection>/TextData/<qrels name>``, else the bundled file.
-
-    A generated (synthetic) collection never falls back to NIST's bundled judgments.
-    """
-    from avsbench.data.collection import Collection
-    from avsbench.data.resources import bundled_qrels
-    from avsbench.data.root import ROOT_ENV, resolve_root
-
-    root = resolve_root(rootpath)
-    if (root / year.collection).is_dir():
-        path = Collection(root, year.collection).qrels_path(year)
-    else:
-        path = bundled_qrels(year.edition)
-    if path is None:
-        target = root / year.collection / "TextData" / year.qrels_name
-        raise MissingDataError(
-            f"no qrels for {year.key}: put NIST's {year.qrels_name} at {target} "
-            f"(data root from --rootpath, ${ROOT_ENV} or ~/VisualSearch) or pass --qrels FILE; only the 2021 qrels ship with avsbench"
-        )
-    return path
 
 
 def is_synthetic_qrels(path: str | Path) -> bool:
@@ -196,6 +173,8 @@ class _QrelsSource:
         if self.given is not None:
             return self.given
         assert year is not None
+        from avsbench.data.collection import find_qrels
+
         path = find_qrels(year, self.rootpath)
         if path not in self.loaded:
             self.loaded[path] = Qrels.read(path, lenient=self.lenient)

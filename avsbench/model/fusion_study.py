@@ -13,6 +13,7 @@ from pathlib import Path
 from avsbench.data.collection import Collection
 from avsbench.errors import ConfigError
 from avsbench.model.train import DEMO_SETTINGS, TrainResult, TrainSettings, encode_split, prepare_split, train_model
+from avsbench.progress import ProgressFactory
 
 
 @dataclass
@@ -50,7 +51,7 @@ def compare_fusion(
     rootpath: str | Path | None = None,
     device: str = "cpu",
     out_dir: str | Path | None = None,
-    progress: bool = False,
+    progress: ProgressFactory | None = None,
 ) -> FusionComparison:
     """Train LAFF (attention fusion), the attention-free mean fusion and one model per single video
     feature; return their validation metrics and LAFF's average attention per video feature.

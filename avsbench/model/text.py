@@ -16,7 +16,6 @@ vectors, precomputed rows); batches are then gathered from it on the device.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,11 @@ from torch import Tensor
 
 from avsbench.data.atomic import atomic_write_text
 from avsbench.data.bigfile import BigFile
+from avsbench.data.captions import tokenize
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 from avsbench.model.clip_text import ClipTextEncoder, ClipTextTower
 from avsbench.model.clip_text_tokenizer import TRUNCATIONS
 from avsbench.model.config import FeatureSpec, ModelConfig
-
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 # Our own list of English function words (articles, pronouns, prepositions, auxiliaries,
 # conjunctions). Number words and spatial content words (e.g. "near", "two") are kept on purpose.
@@ -57,11 +55,6 @@ STOPWORDS: frozenset[str] = frozenset(
 
 GRU_SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 PAD, START, END, UNK = range(4)
-
-
-def tokenize(text: str) -> list[str]:
-    """Characters outside [A-Za-z0-9] become spaces; lower-case; split on whitespace."""
-    return _NON_ALNUM.sub(" ", text).strip().lower().split()
 
 
 def content_tokens(tokens: Sequence[str]) -> list[str]:

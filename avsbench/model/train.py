@@ -18,7 +18,6 @@ import io
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from avsbench.model.checkpoint import TRAIN_STATE_FILE, resolve_w2v, save_model
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
 from avsbench.model.text import GRU_SPECIALS, TextCorpus, TextPipeline, WordVectors, build_gru_vocab, build_vocab
+from avsbench.progress import ProgressFactory
 
 VAL_METRICS = ("r1", "r5", "r10", "medr", "mir", "rsum")
 
@@ -310,42 +310,12 @@ class TrainResult:
     out_dir: Path | None
 
 
-class _Progress:
-    """Rich progress on a terminal, silent otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Callable[[], None]:
-        """Add a bar; the returned function advances it by one step and removes it when complete."""
-        if self.bar is None:
-            return lambda: None
-        bar = self.bar
-        task_id = bar.add_task(description, total=total)
-
-        def advance() -> None:
-            bar.advance(task_id)
-            if bar.tasks[bar.task_ids.index(task_id)].finished and len(bar.task_ids) > 1:
-                bar.remove_task(task_id)
-
-        return advance
-
-    def log(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(message)
+def _step_counter(progress: ProgressFactory | None, label: str, total: int) -> Callable[[], None]:
+    """A function that advances ``progress``'s bar for ``label`` by one step (does nothing without ``progress``)."""
+    if not progress:
+        return lambda: None
+    advance = progress(label, total)
+    return lambda: advance(1)
 
 
 def train_model(
@@ -359,15 +329,23 @@ def train_model(
     out_dir: str | Path | None = None,
     device: str = "cpu",
     resume: bool = False,
-    progress: bool = True,
+    progress: ProgressFactory | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a LAFF model; with ``out_dir`` the best model is saved there (our format) with a resumable state."""
+    """Train a LAFF model; with ``out_dir`` the best model is saved there (our format) with a resumable state.
+
+    ``progress`` (see :mod:`avsbench.progress`) gets a bar for the epochs and one per epoch; ``log``
+    receives one line of metrics per epoch.
+    """
     settings = settings or TrainSettings()
     threads = torch.get_num_threads()
     if settings.cpu_threads and device == "cpu":
         torch.set_num_threads(settings.cpu_threads)
     try:
-        return _train_model(train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device, resume, progress)
+        return _train_model(
+            train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device, resume,
+            progress, log,
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -498,7 +476,8 @@ def _train_model(
     out_dir: str | Path | None,
     device: str,
     resume: bool,
-    progress: bool,
+    progress: ProgressFactory | None,
+    log: Callable[[str], None] | None,
 ) -> TrainResult:
     started = time.perf_counter()
     torch_device = _check_device(device)
@@ -507,7 +486,7 @@ def _train_model(
     )
     if resume:
         _restore(run, torch_device)
-    trained_captions, train_seconds, saved_complete = _fit(run, train_data, val_data, settings, torch_device, progress)
+    trained_captions, train_seconds, saved_complete = _fit(run, train_data, val_data, settings, torch_device, progress, log)
     if run.out_path is not None and not saved_complete:
         _save(run, complete=True)
     run.model.load_state_dict(run.best_state)
@@ -526,7 +505,13 @@ def _train_model(
 
 
 def _fit(
-    run: _TrainingRun, train_data: SplitData, val_data: SplitData | None, settings: TrainSettings, device: torch.device, progress: bool
+    run: _TrainingRun,
+    train_data: SplitData,
+    val_data: SplitData | None,
+    settings: TrainSettings,
+    device: torch.device,
+    progress: ProgressFactory | None,
+    log: Callable[[str], None] | None,
 ) -> tuple[int, float, bool]:
     """The epochs (from the saved state on), with validation, best-model tracking, saving and early stopping.
 
@@ -537,26 +522,32 @@ def _fit(
     if device.type == "cuda" and settings.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     trained_captions, train_seconds, saved_complete = 0, 0.0, False
-    with _Progress(progress) as bar:
-        epochs = bar.task("epochs", settings.epochs - run.state["epoch"])
-        for epoch in range(run.state["epoch"] + 1, settings.epochs + 1):
-            record, captions, seconds = _train_epoch(run, train_data, epoch, settings, device, use_amp, bar)
-            trained_captions += captions
-            train_seconds += seconds
-            _end_epoch(run, record, _validation_value(run.model, val_data, record, settings))
-            bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            finished = epoch == settings.epochs or run.state["stale"] >= settings.early_stop_patience
-            if run.out_path is not None:
-                _save(run, complete=finished)
-                saved_complete = finished
-            epochs()
-            if finished:
-                break
+    epochs = _step_counter(progress, "epochs", settings.epochs - run.state["epoch"])
+    for epoch in range(run.state["epoch"] + 1, settings.epochs + 1):
+        record, captions, seconds = _train_epoch(run, train_data, epoch, settings, device, use_amp, progress)
+        trained_captions += captions
+        train_seconds += seconds
+        _end_epoch(run, record, _validation_value(run.model, val_data, record, settings))
+        if log is not None:
+            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        finished = epoch == settings.epochs or run.state["stale"] >= settings.early_stop_patience
+        if run.out_path is not None:
+            _save(run, complete=finished)
+            saved_complete = finished
+        epochs()
+        if finished:
+            break
     return trained_captions, train_seconds, saved_complete
 
 
 def _train_epoch(
-    run: _TrainingRun, data: SplitData, epoch: int, settings: TrainSettings, device: torch.device, use_amp: bool, bar: _Progress
+    run: _TrainingRun,
+    data: SplitData,
+    epoch: int,
+    settings: TrainSettings,
+    device: torch.device,
+    use_amp: bool,
+    progress: ProgressFactory | None,
 ) -> tuple[dict[str, Any], int, float]:
     """One pass over the shuffled captions; returns the epoch's record, captions trained on and seconds."""
     run.model.train()
@@ -565,7 +556,7 @@ def _train_epoch(
     epoch_loss, epoch_start = torch.zeros((), device=device), time.perf_counter()
     steps = [order[i : i + settings.batch_size] for i in range(0, n, settings.batch_size)]
     steps = [s for s in steps if s.numel() >= 2]
-    batches = bar.task(f"epoch {epoch}", len(steps))
+    batches = _step_counter(progress, f"epoch {epoch}", len(steps))
     for rows in steps:
         epoch_loss += train_step(run.model, run.optimizer, data, rows, settings, use_amp)
         batches()

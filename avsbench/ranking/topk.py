@@ -8,9 +8,12 @@ sorts by (score, byte rank of the shot id) explicitly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch  # only push_chunk needs torch: the synthetic generator uses TopK without it
 
 
 def shot_id_keys(shot_ids: Sequence[str]) -> np.ndarray:
@@ -60,6 +63,8 @@ class TopK:
 
         Columns holding -inf (excluded shots) never enter; NaN must have been rejected before.
         """
+        import torch
+
         n = scores.shape[1]
         if n == 0:
             return

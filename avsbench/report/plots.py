@@ -15,12 +15,12 @@ import numpy as np
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.errors import ConfigError
+from avsbench.eval.sample_eval import RECALL_LEVELS
 
 if TYPE_CHECKING:
     from avsbench.eval.compare import Comparison
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
-RECALL_LEVELS = tuple(i / 10 for i in range(11))
 
 
 def _figure_class() -> Any:

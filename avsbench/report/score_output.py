@@ -12,14 +12,12 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from avsbench.data.topics import all_topics, plain_topic_id
-from avsbench.errors import UnknownIdError
+from avsbench.data.topics import topic_text
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, RECALL_LEVELS, format_sample_eval
 from avsbench.report.formats import RenderOptions
 from avsbench.report.tables import Column, ReportTable, Row
 
 if TYPE_CHECKING:
-    from avsbench.data.topics import Topic
     from avsbench.eval.scoring import ScoredRun
 
 # every measure the scorer reports, under sample_eval's names, in its order
@@ -39,14 +37,6 @@ def pick_measures(measures: Mapping[str, float | int], chosen: Sequence[str]) ->
     if not chosen:
         return dict(measures)
     return {name: measures[name] for name in chosen if name in measures}
-
-
-def _topic_text(topic_id: str, topics: Mapping[int, Topic]) -> str:
-    try:
-        topic = topics.get(plain_topic_id(topic_id))
-    except UnknownIdError:
-        return ""
-    return topic.text if topic else ""
 
 
 def _long_rows(
@@ -114,7 +104,6 @@ def render_json(scored: Sequence[ScoredRun], options: RenderOptions) -> str:
 
 def _render_delimited(scored: Sequence[ScoredRun], options: RenderOptions, delimiter: str) -> str:
     """One row per run (topic "all") and, with ``per_topic``, per topic; floats at full precision."""
-    topics = all_topics() if options.per_topic else {}
     measure_names = list(pick_measures(scored[0].result.measures(), options.measures)) if scored else []
     header = ["run", "year", "qrels", "topic", "text", *measure_names, "topics_scored", "topics_missing", "in_run"]
     buf = io.StringIO()
@@ -131,7 +120,7 @@ def _render_delimited(scored: Sequence[ScoredRun], options: RenderOptions, delim
             for topic_id, t in r.per_topic.items():
                 values = pick_measures(t.measures(), measure_names).values()
                 writer.writerow(
-                    [s.name, year, s.qrels_path, topic_id, _topic_text(topic_id, topics), *values, "", "", t.in_run]
+                    [s.name, year, s.qrels_path, topic_id, topic_text(topic_id), *values, "", "", t.in_run]
                 )
     return buf.getvalue()
 
@@ -147,8 +136,8 @@ def render_tsv(scored: Sequence[ScoredRun], options: RenderOptions) -> str:
 SCORE_COLUMNS = ("infAP", "infNDCG", "iP10", "iP100")  # the table's measures unless others are asked for
 
 
-def _topic_label(topic_id: str, topics: Mapping[int, Topic]) -> str:
-    text = _topic_text(topic_id, topics)
+def _topic_label(topic_id: str) -> str:
+    text = topic_text(topic_id)
     return f"{topic_id} {text}" if text else topic_id
 
 
@@ -164,18 +153,18 @@ def _score_columns(first: str, measures: Sequence[str]) -> list[Column]:
     return columns
 
 
-def _run_rows(s: ScoredRun, first: str, measures: Sequence[str], topics: Mapping[int, Topic] | None) -> list[Row]:
-    """The run's row, then (with ``topics``) a dimmed row per topic."""
+def _run_rows(s: ScoredRun, first: str, measures: Sequence[str], per_topic: bool) -> list[Row]:
+    """The run's row, then (with ``per_topic``) a dimmed row per topic."""
     r = s.result
     summary = pick_measures(r.measures(), measures)
     year = s.year.key if s.year else "?"
     rows = [
         Row({first: s.name, "year": year, **summary, "scored": len(r.scored_topics), "missing": len(r.missing_topics)})
     ]
-    if topics is not None:
+    if per_topic:
         items = list(r.per_topic.items())
         for i, (topic_id, t) in enumerate(items):
-            label = "  " + _topic_label(topic_id, topics) + ("" if t.in_run else " (absent: 0)")
+            label = "  " + _topic_label(topic_id) + ("" if t.in_run else " (absent: 0)")
             cells = {first: label, **pick_measures(t.measures(), measures)}
             rows.append(Row(cells, detail=True, end_section=i == len(items) - 1))
     return rows
@@ -185,12 +174,11 @@ def score_tables(
     scored: Sequence[ScoredRun],
     *,
     per_topic: bool = False,
-    topics: Mapping[int, Topic] | None = None,
     measures: Sequence[str] | None = None,
 ) -> list[ReportTable]:
     """One table per year: a row per run (``measures``, default :data:`SCORE_COLUMNS`; topics
     scored and missing); with ``per_topic`` each run row is followed by a row per topic (id and
-    text from ``topics``)."""
+    text of the bundled topics)."""
     measures = list(measures or SCORE_COLUMNS)
     by_year: dict[str, list[ScoredRun]] = {}
     for s in scored:
@@ -203,7 +191,7 @@ def score_tables(
         )
         if any(s.synthetic_qrels for s in runs):
             note += " (SYNTHETIC judgments of a generated collection)"
-        rows = [row for s in runs for row in _run_rows(s, first, measures, (topics or {}) if per_topic else None)]
+        rows = [row for s in runs for row in _run_rows(s, first, measures, per_topic)]
         tables.append(
             ReportTable(
                 f"AVS {year_key}" if year_key != "?" else "AVS scores",
@@ -220,6 +208,5 @@ def render_table(scored: Sequence[ScoredRun], options: RenderOptions) -> str:
     """One table per year (:func:`score_tables`), ``options.width`` columns wide."""
     from avsbench.report.tables import tables_text
 
-    topics = all_topics() if options.per_topic else None
-    tables = score_tables(scored, per_topic=options.per_topic, topics=topics, measures=options.measures or None)
+    tables = score_tables(scored, per_topic=options.per_topic, measures=options.measures or None)
     return tables_text(tables, options.width, options.color)
