@@ -343,8 +343,8 @@ def train_model(
         torch.set_num_threads(settings.cpu_threads)
     try:
         return _train_model(
-            train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device, resume,
-            progress, log,
+            train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device,
+            resume, progress, log,
         )
     finally:
         torch.set_num_threads(threads)
