@@ -18,7 +18,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from io import BufferedWriter
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -386,7 +388,13 @@ class BigFileWriter:
             raise InputFormatError("duplicate ids", path=self.path, expected="unique ids")
         self.rows_written = 0
         self._tmpdir: Path | None = None
-        self._fh = None
+        self._fh: BufferedWriter | None = None
+
+    def _staged(self) -> tuple[Path, BufferedWriter]:
+        """The staging folder and its open feature file (inside the ``with`` block only)."""
+        if self._tmpdir is None or self._fh is None:
+            raise RuntimeError("BigFileWriter used outside its with block")
+        return self._tmpdir, self._fh
 
     def __enter__(self) -> BigFileWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,8 +412,9 @@ class BigFileWriter:
             raise InputFormatError(
                 f"more than {len(self.ids)} rows written", path=self.path, expected=f"{len(self.ids)} rows, one per id"
             )
+        _, fh = self._staged()
         with naming_os_errors(self.path / FEATURE_FILE):
-            self._fh.write(np.ascontiguousarray(block, dtype=DTYPE).data)
+            fh.write(np.ascontiguousarray(block, dtype=DTYPE).data)
         self.rows_written += block.shape[0]
 
     def adopt_feature_file(self, feature_path: Path) -> None:
@@ -414,18 +423,19 @@ class BigFileWriter:
         expected = len(self.ids) * self.dim * DTYPE.itemsize
         if size != expected:
             raise InputFormatError(f"feature data has {size} bytes", path=self.path, expected=f"{expected} bytes")
-        self._fh.close()
-        os.replace(feature_path, self._tmpdir / FEATURE_FILE)
-        self._fh = open(self._tmpdir / FEATURE_FILE, "ab")
+        tmpdir, fh = self._staged()
+        fh.close()
+        os.replace(feature_path, tmpdir / FEATURE_FILE)
+        self._fh = open(tmpdir / FEATURE_FILE, "ab")
         self.rows_written = len(self.ids)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        tmpdir = self._tmpdir
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        tmpdir, fh = self._staged()
         try:
             with naming_os_errors(self.path / FEATURE_FILE):
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
             if exc_type is None:
                 if self.rows_written != len(self.ids):
                     raise InputFormatError(

@@ -535,7 +535,7 @@ def safe_run_id(text: str) -> str:
     return cleaned or "avsbench"
 
 
-def strictly_decreasing_scores(scores: Sequence[float]) -> list[str]:
+def strictly_decreasing_scores(scores: Iterable[float]) -> list[str]:
     """Scores (sorted non-increasing) as decimal strings with :data:`SCORE_DECIMALS` decimals that
     strictly decrease: where two consecutive scores are equal at that precision (ties, ordered by
     shot id descending like the scorer does), the lower one is written 1e-10 below the one above,

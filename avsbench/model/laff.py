@@ -15,6 +15,7 @@ padding rows take part in the softmax (same embeddings, different frame weights)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, overload
 
 import torch
 from torch import Tensor, nn
@@ -190,6 +191,12 @@ class LaffModel(nn.Module):
             rows = x.shape[0]
         return vectors, frame_weights
 
+    @overload
+    def encode_videos(self, inputs: Mapping[str, Tensor], return_attention: Literal[False] = False) -> Tensor: ...
+
+    @overload
+    def encode_videos(self, inputs: Mapping[str, Tensor], return_attention: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
     def encode_videos(self, inputs: Mapping[str, Tensor], return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Video embeddings (n, heads, head_dim), unit per head; with ``return_attention`` also (n, heads, k) weights.
 
@@ -222,6 +229,12 @@ class LaffModel(nn.Module):
             vectors.append(x)
             rows = x.shape[0]
         return vectors
+
+    @overload
+    def encode_texts(self, inputs: Mapping[str, Tensor], return_attention: Literal[False] = False) -> Tensor: ...
+
+    @overload
+    def encode_texts(self, inputs: Mapping[str, Tensor], return_attention: Literal[True]) -> tuple[Tensor, Tensor]: ...
 
     def encode_texts(self, inputs: Mapping[str, Tensor], return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Text embeddings (n, heads, head_dim), unit per head; with ``return_attention`` also (n, heads, k) weights.

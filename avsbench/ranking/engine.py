@@ -26,8 +26,9 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
-from avsbench.errors import InputFormatError
+from avsbench.errors import ConfigError, InputFormatError
 from avsbench.ranking.finite import EXPECTED_VALUES, first_bad_value
 from avsbench.ranking.precision import (
     RankPlan,
@@ -196,10 +197,13 @@ class _StreamingPass:
         names = [name for s in sources for name in s.input_names]
         text = text_emb.to(plan.device).float()
         self.exact_encoder = _Encoder(model, names, text, plan.batch, plan.device)
-        int8 = plan.precision == "int8" and cache_source is None
-        self.pass_encoder = (
-            _Encoder(int8_screening_model(model), names, text, plan.batch, plan.device) if int8 else self.exact_encoder
-        )
+        self.pass_encoder = self.exact_encoder
+        if plan.precision == "int8" and cache_source is None:
+            if not isinstance(model, nn.Module):
+                raise ConfigError(
+                    "int8 screening quantizes the Linear layers of a torch module", expected="--precision fp32"
+                )
+            self.pass_encoder = _Encoder(int8_screening_model(model), names, text, plan.batch, plan.device)
         self.scores = torch.empty((n_topics, plan.chunk_rows), dtype=torch.float32, device=plan.device)
 
     def stream(self, cache_writer: Callable[[np.ndarray], None] | None, progress: Callable[[int], None] | None) -> None:
@@ -349,7 +353,10 @@ class _ExactScores:
 
 
 def check_feature_rows(
-    sources: Sequence[FeatureSource], buffers: Sequence[torch.Tensor], positions: Sequence[int], shot_ids: Sequence[str]
+    sources: Sequence[FeatureSource],
+    buffers: Sequence[torch.Tensor],
+    positions: Sequence[int] | np.ndarray,
+    shot_ids: Sequence[str],
 ) -> None:
     """Raise naming the file, row and shot of the first NaN, infinite or huge value in ``buffers``
     (every source's, in order) holding the shot-list ``positions``."""

@@ -269,7 +269,7 @@ def _rank_collection(
             if progress
             else None
         )
-        if writer is not None:
+        if cache is not None and writer is not None:
             with writer:
                 outcome = rank_shots(
                     loaded.model, sources, shots, text, plan, cache_writer=writer.append, progress=callback

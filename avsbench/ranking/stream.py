@@ -48,11 +48,12 @@ class FeatureSource:
         """True when the file's rows are the shot list in order (contiguous reads)."""
         return self.file_rows is None
 
-    def _mapped_rows(self) -> np.ndarray:
-        if self._rows is None:
+    def _mapped_rows(self) -> tuple[mmap.mmap, np.ndarray]:
+        """The read-only mapping of the feature file and its (file rows, dim) view, made on first use."""
+        if self._map is None or self._rows is None:
             self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
             self._rows = np.frombuffer(self._map, dtype="<f4").reshape(-1, self.dim)
-        return self._rows
+        return self._map, self._rows
 
     @property
     def input_names(self) -> list[str]:
@@ -90,18 +91,18 @@ class FeatureSource:
         n = out.shape[0]
         if n == 0:
             return
-        rows = self._mapped_rows()
+        mapping, rows = self._mapped_rows()
         if first_file_row + n > rows.shape[0]:
             raise InputFormatError("feature file ended early (truncated while reading?)", path=self.path)
         np.copyto(out, rows[first_file_row : first_file_row + n])
         row_bytes = self.dim * ROW_BYTES
         lo = first_file_row * row_bytes // mmap.PAGESIZE * mmap.PAGESIZE
-        hi = min(len(self._map), (first_file_row + n) * row_bytes)
+        hi = min(len(mapping), (first_file_row + n) * row_bytes)
         if hasattr(mmap, "MADV_DONTNEED") and hi > lo:
-            self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+            mapping.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     def _pread(self, out: np.ndarray, first_file_row: int) -> None:
-        view = memoryview(out).cast("B")
+        view = memoryview(out.data).cast("B")
         offset = first_file_row * self.dim * ROW_BYTES
         while len(view):
             n = os.preadv(self._fd, [view], offset)
@@ -222,7 +223,7 @@ class ChunkReader:
             [[torch.empty(shape, dtype=dtype, pin_memory=pin_memory) for shape, dtype in s.buffer_shapes(chunk_rows)] for s in self.sources]
             for _ in range(slots)
         ]
-        self._events: list[object | None] = [None] * slots
+        self._events: list[torch.cuda.Event | None] = [None] * slots
         self._free: queue.Queue[int] = queue.Queue()
         for i in range(slots):
             self._free.put(i)
@@ -275,7 +276,7 @@ class ChunkReader:
                 raise item
             yield item
 
-    def release(self, chunk: Chunk, event: object | None = None) -> None:
+    def release(self, chunk: Chunk, event: torch.cuda.Event | None = None) -> None:
         """Give the chunk's buffers back for refilling (after ``event``, if any, has completed)."""
         self._events[chunk.slot] = event
         self._free.put(chunk.slot)

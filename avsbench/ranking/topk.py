@@ -75,11 +75,11 @@ class TopK:
         mask = (scores >= threshold[:, None]) & torch.isfinite(scores)
         topic_idx, col_idx = mask.nonzero(as_tuple=True)
         values = scores[topic_idx, col_idx].float().cpu().numpy()
-        topic_idx = topic_idx.cpu().numpy()
+        topics = topic_idx.cpu().numpy()
         rows = col_idx.cpu().numpy().astype(np.int64) + first_row
-        if topic_idx.size == 0:
+        if topics.size == 0:
             return
-        bounds = np.searchsorted(topic_idx, np.arange(len(self.rows) + 1))
+        bounds = np.searchsorted(topics, np.arange(len(self.rows) + 1))
         for t in range(len(self.rows)):
             lo, hi = bounds[t], bounds[t + 1]
             if hi > lo:
