@@ -98,11 +98,12 @@ def main() -> None:
         with mock.patch.object(engine, "check_feature_rows", lambda *a, **k: None):
             without = rank_rate(model, root, shots, text, args.repeats)
     print(f"{args.shots:,} shots x 50 topics, fp32, {torch.get_num_threads()} threads")
-    print(f"one 1024-shot chunk: check {check * 1e3:.2f} ms, encode {encode * 1e3:.1f} ms ({check / encode:.2%} of encoding)")
+    share = check / encode
+    print(f"one 1024-shot chunk: check {check * 1e3:.2f} ms, encode {encode * 1e3:.1f} ms ({share:.2%} of encoding)")
     print(f"rank with the check:    {with_check:,.0f} shots/s")
     print(f"rank without the check: {without:,.0f} shots/s")
     print(f"ratio with/without: {with_check / without:.3f}")
-    print("reproduce: PYTHONPATH=. OMP_NUM_THREADS=2 python benchmarks/bench_finite_check.py " + f"--shots {args.shots}")
+    print(f"reproduce: PYTHONPATH=. OMP_NUM_THREADS=2 python benchmarks/bench_finite_check.py --shots {args.shots}")
 
 
 if __name__ == "__main__":
