@@ -178,7 +178,11 @@ class FrameSource(FeatureSource):
         frames_out, mask_out = outs
         counts = self.counts[positions]
         mask = np.arange(self.max_frames)[None, :] < counts[:, None]
-        rows = np.concatenate([self.frame_rows[self.offsets[p] : self.offsets[p + 1]] for p in positions.tolist()]) if len(positions) else np.empty(0, dtype=np.int64)
+        rows = (
+            np.concatenate([self.frame_rows[self.offsets[p] : self.offsets[p + 1]] for p in positions.tolist()])
+            if len(positions)
+            else np.empty(0, dtype=np.int64)
+        )
         values = np.empty((rows.size, self.dim), dtype=np.float32)
         self.read_file_rows(rows, values)
         frames_out[...] = 0.0
@@ -220,7 +224,10 @@ class ChunkReader:
         self.n_rows = n_rows
         self.chunk_rows = chunk_rows
         self._buffers = [
-            [[torch.empty(shape, dtype=dtype, pin_memory=pin_memory) for shape, dtype in s.buffer_shapes(chunk_rows)] for s in self.sources]
+            [
+                [torch.empty(shape, dtype=dtype, pin_memory=pin_memory) for shape, dtype in s.buffer_shapes(chunk_rows)]
+                for s in self.sources
+            ]
             for _ in range(slots)
         ]
         self._events: list[torch.cuda.Event | None] = [None] * slots
@@ -243,7 +250,10 @@ class ChunkReader:
                 jobs.append((src, start, stop, outs))
             else:  # split contiguous reads so several threads copy from the page cache at once
                 step = max(1024, -(-n // self.io_threads))
-                jobs += [(src, start + a, min(start + a + step, stop), [o[a : a + step] for o in outs]) for a in range(0, n, step)]
+                jobs += [
+                    (src, start + a, min(start + a + step, stop), [o[a : a + step] for o in outs])
+                    for a in range(0, n, step)
+                ]
         if self._pool is None:
             for src, a, b, outs in jobs:
                 src.fill(a, b, outs)
@@ -262,7 +272,9 @@ class ChunkReader:
                     event.synchronize()  # the previous host-to-device copy from this slot is done
                 stop = min(start + self.chunk_rows, self.n_rows)
                 self._fill(slot, start, stop)
-                self._ready.put(Chunk(start, stop, [b[: stop - start] for bufs in self._buffers[slot] for b in bufs], slot))
+                self._ready.put(
+                    Chunk(start, stop, [b[: stop - start] for bufs in self._buffers[slot] for b in bufs], slot)
+                )
             self._ready.put(None)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._ready.put(exc)
