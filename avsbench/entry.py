@@ -74,6 +74,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except MemoryError:
+        sys.stderr.write("avsbench: error: out of memory while scoring (a smaller input, or more memory)\n")
+        sys.exit(2)
     except OSError as exc:
         sys.stderr.write(f"avsbench: error: {exc.filename or ''}: {exc.strerror or exc}\n")
         sys.exit(2)

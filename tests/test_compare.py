@@ -61,7 +61,8 @@ def test_compare_equals_score_on_the_real_2021_runs(real_report: ComparisonRepor
     assert f"{c.per_year.loc[GODSPEED.name, '2021']:.4f}" == "0.3490"
     published = {e.run: e.value for e in leaderboard_entries(2021)}
     for path in (RUCMM, GODSPEED):
-        assert round(c.per_year.loc[path.name, "2021"], 4) == published[path.name]
+        nist_name = {GODSPEED.name: "F_M_C_D_GodSpeed.21_1"}.get(path.name, path.name)  # the bundled file was renamed
+        assert round(c.per_year.loc[path.name, "2021"], 4) == published[nist_name]
     assert dict(zip(c.per_topic["topic"], c.per_topic[RUCMM.name]))["1661"] == pytest.approx(0.3945, abs=5e-5)
 
 

@@ -67,7 +67,7 @@ REQUIRED_FILES = [
     "data/dtd/videoAdhocSearchResults.tv2019.dtd",
     "resources/README.md",
     "resources/qrels/avs.qrels.tv21",
-    "resources/runs/F_M_C_D_GodSpeed.21_1",
+    "resources/runs/test_run.tv21.GodSpeed.txt",
     "resources/runs/test_run.tv21.RUCMM.txt",
     "resources/shots/V3C1.dropped.shots.list",
     *(f"resources/topics/{name}" for name in TOPIC_FILES),

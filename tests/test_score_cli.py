@@ -43,7 +43,7 @@ def test_default_table_scores_the_bundled_runs_with_the_bundled_qrels():
     result = cli(RUCMM, GODSPEED, env={"AVSBENCH_ROOT": "/nonexistent-root", "COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "AVS 2021" in result.stdout
-    for name, ap, ndcg in (("test_run.tv21.RUCMM.txt", "0.3430", "0.5360"), ("F_M_C_D_GodSpeed.21_1", "0.3490", "0.5390")):
+    for name, ap, ndcg in (("test_run.tv21.RUCMM.txt", "0.3430", "0.5360"), ("test_run.tv21.GodSpeed.txt", "0.3490", "0.5390")):
         row = next(line for line in result.stdout.splitlines() if name in line)
         assert ap in row and ndcg in row and "20" in row
     assert result.stderr == ""
@@ -216,4 +216,4 @@ def test_score_does_not_import_torch():
 def test_score_runs_reports_progress_per_file():
     calls = []
     scored = score_runs([RUCMM, GODSPEED], on_progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 2), (2, 2)] and [s.name for s in scored] == ["test_run.tv21.RUCMM.txt", "F_M_C_D_GodSpeed.21_1"]
+    assert calls == [(1, 2), (2, 2)] and [s.name for s in scored] == ["test_run.tv21.RUCMM.txt", "test_run.tv21.GodSpeed.txt"]

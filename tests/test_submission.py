@@ -11,7 +11,7 @@ from avsbench.data.submission import (
     dtd_path,
     dtd_url,
     nist_run_name,
-    scorer_order,
+    shots_in_scorer_order,
     submission_xml,
     validate_submission,
     write_submission,
@@ -31,8 +31,8 @@ def full_run(year_key: str, n: int = 5) -> dict[str, list[tuple[str, float]]]:
 def test_scorer_order_ties_and_repeats():
     pairs = [("shot00001_1", 0.5), ("shot00009_1", 0.5), ("shot00010_1", 0.5), ("shot00002_1", 0.9), ("shot00002_1", 0.1)]
     # repeated shot: the later score wins (sample_eval); ties: shot id descending as bytes
-    assert scorer_order(pairs) == ["shot00010_1", "shot00009_1", "shot00001_1", "shot00002_1"]
-    assert scorer_order([("shot9_1", 1.0), ("shot10_1", 1.0)]) == ["shot9_1", "shot10_1"]
+    assert shots_in_scorer_order(pairs) == ["shot00010_1", "shot00009_1", "shot00001_1", "shot00002_1"]
+    assert shots_in_scorer_order([("shot9_1", 1.0), ("shot10_1", 1.0)]) == ["shot9_1", "shot10_1"]
 
 
 def test_write_2019_header_items_and_validates(tmp_path):
@@ -52,7 +52,7 @@ def test_write_2019_header_items_and_validates(tmp_path):
     items = re.findall(r'<item seqNum="(\d+)" shotId="(shot\d+_\d+)"/>', first)
     assert len(items) == 1000
     assert [int(s) for s, _ in items] == list(range(1, 1001))
-    expected = scorer_order(run["1611"])[:1000]
+    expected = shots_in_scorer_order(run["1611"])[:1000]
     assert [shot for _, shot in items] == expected
     assert validate_submission(out) == []
 
@@ -212,10 +212,10 @@ def test_real_tv21_run_round_trip_scores_identically(tmp_path):
     from avsbench.data.runs import RunFile
     from avsbench.eval.scoring import score_runs
 
-    trec = bundled_runs()[1]  # F_M_C_D_GodSpeed.21_1, infAP 0.3490 with NIST's script
+    trec = bundled_runs()[1]  # test_run.tv21.GodSpeed.txt (NIST run F_M_C_D_GodSpeed.21_1), infAP 0.3490 with NIST's script
     run = RunFile.read(trec)
     header = SubmissionHeader("GodSpeed", 1, "F", "D", "public TV21 run", task="M", novelty="C")
-    assert nist_run_name(header, 2021) == trec.name
+    assert nist_run_name(header, 2021) == "F_M_C_D_GodSpeed.21_1"  # NIST's name of the bundled run
     xml = write_submission(tmp_path / "run.xml", {t: zip(lines.shots, lines.scores) for t, lines in run.topics.items()}, get_year(2021), header, 60)
     assert validate_submission(xml) == []
     a, b = score_runs([trec, xml])

@@ -95,5 +95,6 @@ def fuse(runs, method, norm, weights, rrf_k, depth, tag, out) -> None:
     """Late fusion of runs into a new, valid TREC run (ties broken the scorer's way)."""
     from avsbench.eval.fusion import fuse_files
 
-    fused = fuse_files(list(runs), out, method=method, norm=norm, weights=_parse_weights(weights), k=rrf_k, depth=depth, tag=tag)
+    fused = fuse_files(list(runs), out, method=method, norm=norm, weights=_parse_weights(weights), k=rrf_k, depth=depth, tag=tag,
+                       on_warning=lambda message: click.echo(f"avsbench: warning: {message}", err=True))
     click.echo(f"fused {len(runs)} runs ({method}) into {out}: {len(fused.topics)} topics", err=True)

@@ -6,19 +6,24 @@ Neither command imports torch.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from avsbench.cli.options import rootpath_option
+from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.collection import Collection
-from avsbench.data.runs import RunFile
+from avsbench.data.runs import RunFile, distinct_shot_count
 from avsbench.data.submission import (
+    MAX_ITEMS,
     NOVELTIES,
     RUN_CLASSES,
     TASKS,
     TRAIN_TYPES,
+    Problem,
     SubmissionHeader,
     has_task_header,
     nist_run_name,
@@ -26,9 +31,9 @@ from avsbench.data.submission import (
     submission_xml,
     validate_submission,
 )
-from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.topics import get_year, plain_topic_id
 from avsbench.errors import ConfigError
+from avsbench.eval.scoring import rank_conflict_warning
 from avsbench.ranking.output import read_provenance
 
 
@@ -42,9 +47,65 @@ def _shot_list(rootpath: str | None):
     return lookup if rootpath is not None else None
 
 
+SHOWN_PER_KIND = 20
+_VARIABLE_PART_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\bshot\d\S*|\b\d+\b")  # values in a message
+
+
+def problem_kinds(problems: list[Problem]) -> dict[str, list[Problem]]:
+    """Problems grouped by kind (the check and the message with its values left out), kinds in order of first line."""
+    groups: dict[str, list[Problem]] = {}
+    for problem in problems:
+        kind = f"[{problem.check}] " + _VARIABLE_PART_RE.sub("...", problem.message)
+        groups.setdefault(kind, []).append(problem)
+    return groups
+
+
+def grouped_problem_lines(source: str, groups: dict[str, list[Problem]], limit: int | None) -> list[str]:
+    """Each kind's problems (the first ``limit`` of them) and how many more there are."""
+    lines = []
+    for kind, members in groups.items():
+        shown = members if limit is None else members[:limit]
+        lines.extend(f"{source}:{p.line}: [{p.check}] {p.message}" for p in shown)
+        if len(members) > len(shown):
+            lines.append(f"{source}: ... and {len(members) - len(shown)} more of this kind ({len(members)} in all): {kind} "
+                         "(--all prints every one)")
+    return lines
+
+
 def _echo_problems(source: str, problems) -> None:
     for p in problems:
         click.echo(f"{source}:{p.line}: [{p.check}] {p.message}")
+
+
+def submission_pairs(run: RunFile, order: str) -> dict[str, list[tuple[str, float]]]:
+    """(shot, score) pairs per topic; with ``order`` "rank", scores that give the rank column's order."""
+    if order == "score":
+        return {topic: list(zip(lines.shots, lines.scores)) for topic, lines in run.topics.items()}
+    pairs = {}
+    for topic, lines in run.topics.items():
+        ranks = lines.rank_values
+        if ranks is None or np.isnan(ranks).any():
+            raise ConfigError(f"--order rank: the rank column of topic {topic} is not numeric", path=run.path,
+                              expected="numbers in the 4th column")
+        shots = lines.shots
+        by_rank = list(dict.fromkeys(shots[i] for i in np.argsort(ranks, kind="stable").tolist()))
+        pairs[topic] = [(shot, float(-position)) for position, shot in enumerate(by_rank)]
+    return pairs
+
+
+def submission_warnings(run: RunFile, order: str) -> list[str]:
+    """Rank column contradicting the scores (score order), shots past 1000 per topic dropped."""
+    warnings = []
+    conflicts = run.rank_conflicts()
+    if conflicts and order == "score":
+        warnings.append(rank_conflict_warning(run.name, conflicts, "written") + " (--order rank writes the rank order)")
+    over = {t: distinct_shot_count(run.topics[t]) for t in run.topic_ids}
+    over = {t: n for t, n in over.items() if n > MAX_ITEMS}
+    if over:
+        dropped = ", ".join(f"{t}: {n - MAX_ITEMS} of {n}" for t, n in over.items())
+        warnings.append(f"{run.name}: {len(over)} topic(s) list more than {MAX_ITEMS} shots; only the first {MAX_ITEMS} "
+                        f"in {order} order are written, the rest dropped ({dropped})")
+    return warnings
 
 
 @click.command()
@@ -59,10 +120,13 @@ def _echo_problems(source: str, problems) -> None:
 @click.option("--desc", required=True, help="Description of the run.")
 @click.option("--elapsed-time", type=click.IntRange(min=0), default=None, help="Whole seconds per topic (default: the rank sidecar's wall time, rounded up).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Output file (default: NIST's run name next to RUN, e.g. F_M_C_D_TEAM.19_1).")
+@click.option("--order", type=click.Choice(["score", "rank"]), default="score", show_default=True,
+              help="Order of the items: by the score column (as NIST's scorer orders a run; a warning where the rank "
+                   "column disagrees) or by the rank column.")
 @rootpath_option("Data root (default: ${env}): every shot must be in the collection's shot list there, where it has one.")
 def submit(
     run_path: str, year: str, pid: str, priority: int, run_class: str, train_type: str, task: str | None, novelty: str | None,
-    desc: str, elapsed_time: int | None, out_path: str | None, rootpath: str | None,
+    desc: str, elapsed_time: int | None, out_path: str | None, rootpath: str | None, order: str = "score",
 ) -> None:
     """Write the official videoAdhocSearchResults XML of a run (checked before it is written)."""
     evaluation = get_year(year)
@@ -79,7 +143,9 @@ def submit(
             raise ConfigError(f"no --elapsed-time and no rank provenance sidecar with the wall time for {run_path}", expected="--elapsed-time SECONDS")
         elapsed_time = math.ceil(wall)
     run = RunFile.read(run_path)
-    pairs = {topic: list(zip(lines.shots, lines.scores)) for topic, lines in run.topics.items()}
+    pairs = submission_pairs(run, order)
+    for warning in submission_warnings(run, order):
+        click.echo(f"avsbench: warning: {warning}", err=True)
     data = submission_xml(pairs, evaluation, header, elapsed_time)
     problems = validate_submission(data, year=evaluation, shot_ids=_shot_list(rootpath))
     target = Path(out_path) if out_path else Path(run_path).parent / nist_run_name(header, dtd_year)
@@ -100,11 +166,14 @@ def submit(
 @click.argument("xml_path", metavar="FILE.xml", type=click.Path(dir_okay=False))
 @click.option("--year", default=None, help="AVS year (default: from the DOCTYPE URL).")
 @rootpath_option("Data root (default: ${env}): shots are checked against the collection's shot list there, where it has one.")
-def validate(xml_path: str, year: str | None, rootpath: str | None) -> None:
-    """Check a submission with our DTD and NIST's content rules; print every problem with its line."""
+@click.option("--all", "show_all", is_flag=True, help=f"Print every problem (default: the first {SHOWN_PER_KIND} of each kind, with counts).")
+def validate(xml_path: str, year: str | None, rootpath: str | None, show_all: bool = False) -> None:
+    """Check a submission with our DTD and NIST's content rules; print its problems with their lines, by kind."""
     problems = validate_submission(xml_path, year=get_year(year) if year else None, shot_ids=_shot_list(rootpath))
     if problems:
-        _echo_problems(xml_path, problems)
-        click.echo(f"{xml_path}: {len(problems)} problem(s)", err=True)
+        groups = problem_kinds(problems)
+        for line in grouped_problem_lines(xml_path, groups, None if show_all else SHOWN_PER_KIND):
+            click.echo(line)
+        click.echo(f"{xml_path}: {len(problems)} problem(s) of {len(groups)} kind(s)", err=True)
         sys.exit(1)
     click.echo(f"{xml_path}: valid")

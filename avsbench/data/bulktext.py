@@ -26,6 +26,7 @@ from avsbench.data.textrecords import PERL_WHITESPACE, line_at
 from avsbench.errors import InputFormatError, MissingDataError
 
 CHUNK_BYTES = 32 << 20
+MAX_LINE_BYTES = 1 << 20
 MAX_FIELD_BYTES = 256  # longer than any topic, shot id or score; a longer field is an error (strict)
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN_NAME = "-"
@@ -101,16 +102,22 @@ class _Prefixed:
 
 
 def line_chunks(path: str | Path, what: str, size: int | None = None) -> Iterator[bytes]:
-    """The file in chunks of whole lines (the last one may lack its newline); ``size``: CHUNK_BYTES."""
+    """The file in chunks of whole lines (the last one may lack its newline); ``size``: CHUNK_BYTES.
+
+    A line longer than :data:`MAX_LINE_BYTES` is an error (a run or qrels line is under 100 bytes).
+    """
     rest = b""
+    lines = 0
     for piece in _raw_chunks(path, what, size or CHUNK_BYTES):
         data = rest + piece if rest else piece
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
-            continue
         rest = data[cut:]
-        yield data[:cut]
+        if len(rest) > MAX_LINE_BYTES:
+            raise InputFormatError(f"line longer than {MAX_LINE_BYTES:,} bytes in a text {what} file", path=source_label(path),
+                                   line=lines + data.count(b"\n", 0, cut) + 1, expected=f"lines of a {what} file")
+        if cut:
+            lines += data.count(b"\n", 0, cut)
+            yield data[:cut]
     if rest:
         yield rest
 

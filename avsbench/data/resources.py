@@ -27,7 +27,7 @@ def bundled_qrels(edition: str) -> Path | None:
 
 def bundled_runs() -> list[Path]:
     """The two real public TRECVID 2021 runs."""
-    return [resource_path("runs", "test_run.tv21.RUCMM.txt"), resource_path("runs", "F_M_C_D_GodSpeed.21_1")]
+    return [resource_path("runs", "test_run.tv21.RUCMM.txt"), resource_path("runs", "test_run.tv21.GodSpeed.txt")]
 
 
 def v3c1_dropped_shots() -> frozenset[str]:

@@ -118,14 +118,15 @@ class TopicLines:
         self.score_values = np.asarray(scores, dtype=np.float64)
         self._num_lines = len(self.score_values)
         self._keys: np.ndarray | None = None
+        self.rank_values: np.ndarray | None = None  # the rank column (NaN where not a number); None: no rank column
         self.dropped_shots = 0  # shots dropped while reading as beyond the best kept_best (see RunFile.read)
         self.kept_best: int | None = None
 
     @classmethod
     def from_arrays(cls, shot_ids: np.ndarray, scores: np.ndarray, num_lines: int | None = None,
-                    keys: np.ndarray | None = None) -> TopicLines:
+                    keys: np.ndarray | None = None, ranks: np.ndarray | None = None) -> TopicLines:
         lines = cls()
-        lines.shot_ids, lines.score_values, lines._keys = shot_ids, scores, keys
+        lines.shot_ids, lines.score_values, lines._keys, lines.rank_values = shot_ids, scores, keys, ranks
         lines._num_lines = len(scores) if num_lines is None else num_lines
         return lines
 
@@ -150,6 +151,29 @@ class TopicLines:
     @property
     def num_lines(self) -> int:
         return self._num_lines
+
+    def rank_conflict(self) -> str | None:
+        """How the score column contradicts the rank column, or None when both give the same order.
+
+        The scorer orders by score (ties by shot id descending); a run whose scores tie or rise
+        with the rank is then scored in another order than the one its ranks say.
+        """
+        if self.rank_values is None or len(self.score_values) < 2:
+            return None
+        rows = last_lines(self.shot_ids, self.shot_keys)
+        by_score = order_rows(self.shot_ids, self.score_values, rows)
+        ranks = self.rank_values[rows]
+        if np.isnan(ranks).any():
+            return None
+        by_rank = rows[np.argsort(ranks, kind="stable")]
+        if np.array_equal(by_score, by_rank):
+            return None
+        steps = np.diff(self.score_values[by_rank])
+        if (steps == 0).any():
+            return f"ties on the score ({int((steps == 0).sum())} shot(s) score the same as the one ranked above)"
+        if (steps > 0).sum() * 2 > len(steps):
+            return "scores rise with the rank"
+        return "score order differs from the rank order"
 
     def ranked(self) -> list[tuple[str, float]]:
         """Distinct shots in scorer order (see :func:`ranked_shots`)."""
@@ -184,6 +208,15 @@ class RunFile:
 
     def __len__(self) -> int:
         return sum(t.num_lines for t in self.topics.values())
+
+    def rank_conflicts(self) -> dict[str, str]:
+        """Topic -> how its score column contradicts its rank column (see :meth:`TopicLines.rank_conflict`)."""
+        found = {}
+        for topic in self.topic_ids:
+            conflict = self.topics[topic].rank_conflict()
+            if conflict:
+                found[topic] = conflict
+        return found
 
     @property
     def topic_ids(self) -> list[str]:
@@ -316,32 +349,35 @@ class _TopicBest:
         self.ids: list[np.ndarray] = []
         self.scores: list[np.ndarray] = []
         self.keys: list[np.ndarray] = []
+        self.ranks: list[np.ndarray] = []
         self.pending = 0
         self.lines = 0
         self.dropped = 0
         self.pruned = False
         self.best_dropped: tuple[float, bytes] | None = None
 
-    def add(self, ids: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, scores: np.ndarray, keys: np.ndarray, ranks: np.ndarray) -> None:
         self.ids.append(ids)
         self.scores.append(scores)
         self.keys.append(keys)
+        self.ranks.append(ranks)
         self.pending += len(scores)
         self.lines += len(scores)
         if self.keep is not None and self.pending > max(4 * self.keep, PRUNE_ROWS):
             self._prune()
 
-    def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if len(self.ids) > 1:
             width = max(a.dtype.itemsize for a in self.ids)
             self.ids = [np.concatenate([a.astype(f"S{width}") for a in self.ids])]
             self.scores = [np.concatenate(self.scores)]
             self.keys = [np.concatenate(self.keys)]
-        return self.ids[0], self.scores[0], self.keys[0]
+            self.ranks = [np.concatenate(self.ranks)]
+        return self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
 
     def _prune(self) -> None:
         assert self.keep is not None
-        ids, scores, keys = self._joined()
+        ids, scores, keys, ranks = self._joined()
         distinct = last_lines(ids, keys)
         rows = order_rows(ids, scores, distinct, limit=self.keep + 1)
         self.pruned = True
@@ -350,21 +386,21 @@ class _TopicBest:
             dropped = (float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]]))
             self.best_dropped = dropped if self.best_dropped is None else max(self.best_dropped, dropped)
             rows = rows[: self.keep]
-        self.ids, self.scores, self.keys = [ids[rows]], [scores[rows]], [keys[rows]]
+        self.ids, self.scores, self.keys, self.ranks = [ids[rows]], [scores[rows]], [keys[rows]], [ranks[rows]]
         self.pending = len(rows)
 
     def lines_kept(self) -> tuple[TopicLines, bool]:
         """The topic's lines (all, or those kept) and whether the kept ones are known to hold the best."""
-        ids, scores, keys = self._joined()
+        ids, scores, keys, ranks = self._joined()
         if not self.pruned:
-            return TopicLines.from_arrays(ids, scores, keys=keys), True
+            return TopicLines.from_arrays(ids, scores, keys=keys, ranks=ranks), True
         assert self.keep is not None
         exact = True
         if self.best_dropped is not None:
             self._prune()
-            ids, scores, keys = self.ids[0], self.scores[0], self.keys[0]
+            ids, scores, keys, ranks = self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
             exact = len(ids) >= self.keep and (float(scores[self.keep - 1]), bytes(ids[self.keep - 1])) > self.best_dropped
-        lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys)
+        lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys, ranks=ranks)
         lines.dropped_shots, lines.kept_best = self.dropped, self.keep
         return lines, exact
 
@@ -408,6 +444,8 @@ class _TrecReader:
         ids = chunk.field_bytes(2)
         scores = self._scores(chunk)
         keys = bulktext.hash_keys(ids)
+        ranks, bad_ranks = bulktext.parse_floats(chunk.field_bytes(3))
+        ranks[bad_ranks] = np.nan
         if len(names) == 1:
             parts = [(names[0], slice(None))]
         else:
@@ -419,7 +457,7 @@ class _TrecReader:
             best = self.topics.get(topic)
             if best is None:
                 best = self.topics[topic] = _TopicBest(self.keep_best)
-            best.add(ids[rows], scores[rows], keys[rows])
+            best.add(ids[rows], scores[rows], keys[rows], ranks[rows])
 
     def _scores(self, chunk: bulktext.Chunk) -> np.ndarray:
         texts = chunk.field_bytes(4)
@@ -447,6 +485,36 @@ class _TrecReader:
         return run
 
 
+_TREC_LINE_RE = re.compile(rb"^\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]*\r?$")
+_ENTITY_RE = re.compile(rb"<!ENTITY|&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^\s<>&;]{0,40};?")
+_LEADING_SPACE_RE = re.compile(rb"(?:\xef\xbb\xbf)?\s*")
+
+
+def first_line(data: bytes) -> bytes:
+    """The first non-blank line of a file's bytes (at most 1000 bytes of it)."""
+    start = _LEADING_SPACE_RE.match(data).end()  # type: ignore[union-attr]
+    end = data.find(b"\n", start, start + 1000)
+    return data[start : end if end >= 0 else start + 1000]
+
+
+def sniff_format(data: bytes) -> str:
+    """What a run file holds by its first bytes: "xml", "trec" (a 6-field line) or "unknown"."""
+    line = first_line(data)
+    if line[:1] == b"<":
+        return "xml"
+    return "trec" if _TREC_LINE_RE.match(line) else "unknown"
+
+
+def find_entities(data: bytes, limit: int = 1000) -> list[tuple[int, str]]:
+    """(line, text) of entity declarations and references other than the predefined and character ones."""
+    found = []
+    for match in _ENTITY_RE.finditer(data):
+        found.append((data.count(b"\n", 0, match.start()) + 1, match.group(0)[:40].decode("utf-8", "replace")))
+        if len(found) >= limit:
+            break
+    return found
+
+
 RESULTS_TAG = "videoAdhocSearchResults"
 RUN_TAG = "videoAdhocSearchRunResult"
 TOPIC_TAG = "videoAdhocSearchTopicResult"
@@ -469,6 +537,10 @@ def _unexpected(element, path: str, expected: str) -> InputFormatError:
 def _read_xml(data: bytes, path: str, lenient: bool) -> list[RunFile]:
     from lxml import etree  # only XML runs need lxml
 
+    entities = find_entities(data, limit=1)
+    if entities:
+        line, text = entities[0]
+        raise InputFormatError(f"entity {text} in the XML (entity declarations and references are not allowed)", path=path, line=line)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True, remove_pis=True)
     try:
         root = etree.fromstring(data, parser)

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.resources import v3c1_dropped_shots
-from avsbench.data.runs import ranked_shots
+from avsbench.data.runs import find_entities, first_line, ranked_shots, sniff_format
 from avsbench.data.topics import V3C1, TopicSet, Year, get_year, plain_topic_id
 from avsbench.errors import ConfigError, MissingDataError
 
@@ -129,7 +129,7 @@ def nist_run_name(header: SubmissionHeader, dtd_year: int) -> str:
     return "_".join(fields) + f"_{header.pid}.{yy}_{header.priority}"
 
 
-def scorer_order(pairs: Iterable[tuple[str, float]]) -> list[str]:
+def shots_in_scorer_order(pairs: Iterable[tuple[str, float]]) -> list[str]:
     """Distinct shots in sample_eval's order: the later score of a repeated shot wins,
     then score descending and shot id descending (as bytes)."""
     pairs = list(pairs)
@@ -174,7 +174,7 @@ def submission_xml(
     ]
     for number in topics.numbers:
         lines.append(f'<{TOPIC_ELEMENT} tNum="{number}" elapsedTime="{elapsed_time}">')
-        shots = scorer_order(by_number.get(number, ()))[:MAX_ITEMS]
+        shots = shots_in_scorer_order(by_number.get(number, ()))[:MAX_ITEMS]
         lines.extend(f'<{ITEM_ELEMENT} seqNum="{i}" shotId="{_attr(s)}"/>' for i, s in enumerate(shots, 1))
         lines.append(f"</{TOPIC_ELEMENT}>")
     lines += [f"</{RUN_ELEMENT}>", f"</{ROOT_ELEMENT}>", ""]
@@ -250,55 +250,26 @@ def validate_submission(
     is the collection's shot list (or a function from the collection name to it) and every
     shot must be in it.
     """
-    from lxml import etree
-
-    if isinstance(source, bytes):
-        data = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise MissingDataError("submission file not found", path=path)
-        data = path.read_bytes()
-    problems: list[Problem] = []
-    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False)
-    try:
-        tree = etree.ElementTree(etree.fromstring(data, parser))
-    except etree.XMLSyntaxError as exc:
-        entries = list(parser.error_log) or [exc]
-        for e in entries:
-            line = getattr(e, "line", None) or getattr(e, "lineno", 0) or 0
-            problems.append(Problem(line, "xml", f"not well-formed XML: {getattr(e, 'message', None) or exc.msg}"))
-        return sorted(problems)
+    data = _submission_bytes(source)
+    not_xml = _not_xml_problem(data)
+    if not_xml is not None:
+        return [not_xml]
+    entities = entity_problems(data)
+    if entities:
+        return entities
+    tree, problems = _parse_submission(data)
+    if tree is None:
+        return problems
     root = tree.getroot()
-    docinfo = tree.docinfo
     run_elems = root.findall(RUN_ELEMENT)
-
-    url_year = _dtd_year_of(docinfo.system_url)
-    if docinfo.system_url is None:
-        problems.append(Problem(1, "nist", f"no DOCTYPE (expected <!DOCTYPE {ROOT_ELEMENT} SYSTEM \"{dtd_url(year.xml_dtd_year if year else 2019)}\">)"))
-    elif url_year is None or docinfo.root_name != ROOT_ELEMENT:
-        problems.append(Problem(1, "nist", f"unexpected DOCTYPE {docinfo.root_name} {docinfo.system_url!r} (expected NIST's videoAdhocSearchResults.dtd URL)"))
-    if year is not None:
-        dtd_year = year.xml_dtd_year
-        if url_year is not None and url_year != dtd_year and year.year is not None:
-            problems.append(Problem(1, "nist", f"DOCTYPE is for tv{url_year}, expected tv{dtd_year}"))
-    elif url_year is not None:
-        dtd_year = url_year
-    else:
-        dtd_year = FIRST_TASK_YEAR if any(r.get("task") is not None for r in run_elems) else FIRST_TASK_YEAR - 1
-
-    dtd = etree.DTD(str(dtd_path(dtd_year)))
-    if not dtd.validate(root):
-        for e in dtd.error_log.filter_from_errors():
-            problems.append(Problem(e.line, "dtd", e.message))
-
+    dtd_year, year_problems = _header_year(tree.docinfo, year, run_elems)
+    problems += year_problems
+    problems += _dtd_problems(root, dtd_year)
     if year is None:
         try:
             year = get_year(dtd_year)
         except ConfigError:
-            year = None
-    if year is None:
-        problems.append(Problem(root.sourceline or 1, "nist", f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)"))
+            problems.append(Problem(root.sourceline or 1, "nist", f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)"))
     dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
     collection = year.collection if year is not None else ""
     if callable(shot_ids):
@@ -308,6 +279,80 @@ def validate_submission(
     for run in run_elems:
         problems.extend(_check_run(run, dtd_year, year, collection, shot_ids, dropped))
     return sorted(problems)
+
+
+def _submission_bytes(source: str | Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise MissingDataError("submission file not found", path=path)
+    return path.read_bytes()
+
+
+def _not_xml_problem(data: bytes) -> Problem | None:
+    """A problem saying what the file is when it is not XML at all (a TREC run, most often)."""
+    kind = sniff_format(data)
+    if kind == "xml":
+        return None
+    if kind == "trec":
+        return Problem(1, "xml", "this is a TREC run file (topic Q0 shotId rank score tag), not a TRECVID XML submission; "
+                                 "make the submission with: avsbench submit RUN --year ...")
+    shown = first_line(data)[:40].decode("utf-8", "replace")
+    return Problem(1, "xml", f"not an XML file: it starts with {shown!r} (expected <?xml ...?> and <{ROOT_ELEMENT}>)")
+
+
+def entity_problems(data: bytes) -> list[Problem]:
+    """Entity declarations and references (other than the five predefined and character references):
+    NIST's parser rejects them, so does avsbench, with the line of each."""
+    return [Problem(line, "xml", f"entity {text} (entity declarations and references are not allowed)")
+            for line, text in find_entities(data)]
+
+
+def _parse_submission(data: bytes):
+    """(tree, []) or (None, the well-formedness problems)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False, huge_tree=False)
+    try:
+        return etree.ElementTree(etree.fromstring(data, parser)), []
+    except etree.XMLSyntaxError as exc:
+        entries = list(parser.error_log) or [exc]
+        problems = []
+        for e in entries:
+            line = getattr(e, "line", None) or getattr(e, "lineno", 0) or 0
+            problems.append(Problem(line, "xml", f"not well-formed XML: {getattr(e, 'message', None) or exc.msg}"))
+        return None, sorted(problems)
+
+
+def _header_year(docinfo, year: Year | None, run_elems) -> tuple[int, list[Problem]]:
+    """The DTD year (from ``year``, the DOCTYPE URL or the header) and the DOCTYPE's problems."""
+    problems = []
+    url_year = _dtd_year_of(docinfo.system_url)
+    if docinfo.system_url is None:
+        expected = dtd_url(year.xml_dtd_year if year else 2019)
+        problems.append(Problem(1, "nist", f'no DOCTYPE (expected <!DOCTYPE {ROOT_ELEMENT} SYSTEM "{expected}">)'))
+    elif url_year is None or docinfo.root_name != ROOT_ELEMENT:
+        problems.append(Problem(1, "nist", f"unexpected DOCTYPE {docinfo.root_name} {docinfo.system_url!r} "
+                                           "(expected NIST's videoAdhocSearchResults.dtd URL)"))
+    if year is not None:
+        dtd_year = year.xml_dtd_year
+        if url_year is not None and url_year != dtd_year and year.year is not None:
+            problems.append(Problem(1, "nist", f"DOCTYPE is for tv{url_year}, expected tv{dtd_year}"))
+    elif url_year is not None:
+        dtd_year = url_year
+    else:
+        dtd_year = FIRST_TASK_YEAR if any(r.get("task") is not None for r in run_elems) else FIRST_TASK_YEAR - 1
+    return dtd_year, problems
+
+
+def _dtd_problems(root, dtd_year: int) -> list[Problem]:
+    from lxml import etree
+
+    dtd = etree.DTD(str(dtd_path(dtd_year)))
+    if dtd.validate(root):
+        return []
+    return [Problem(e.line, "dtd", e.message) for e in dtd.error_log.filter_from_errors()]
 
 
 def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids, dropped) -> list[Problem]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +138,21 @@ def fuse_files(
     k: float = 60.0,
     depth: int = 1000,
     tag: str = "fused",
+    on_warning: Callable[[str], None] | None = None,
 ) -> RunFile:
-    """Read run files, fuse them and write the result atomically to ``out`` (never one of ``paths``)."""
+    """Read run files, fuse them and write the result atomically to ``out`` (never one of ``paths``).
+
+    ``on_warning`` gets one message per run whose score column contradicts its rank column.
+    """
     refuse_overwriting_inputs(paths, out)
-    fused = fuse([RunFile.read(p) for p in paths], method=method, norm=norm, weights=weights, k=k, depth=depth, tag=tag)
+    runs = [RunFile.read(p) for p in paths]
+    if on_warning is not None:
+        from avsbench.eval.scoring import rank_conflict_warning
+
+        for run in runs:
+            if conflicts := run.rank_conflicts():
+                on_warning(rank_conflict_warning(run.name, conflicts, "fused"))
+    fused = fuse(runs, method=method, norm=norm, weights=weights, k=k, depth=depth, tag=tag)
     fused.write(out)
     return fused
 

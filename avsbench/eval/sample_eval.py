@@ -17,7 +17,7 @@ gains) are accumulated sequentially.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -95,6 +95,7 @@ class EvalResult:
     duplicate_lines: dict[str, int]  # topic -> lines repeating a shot already listed
     over_limit_topics: dict[str, int]  # topic -> distinct shots, where more than max_results
     missing_as_zero: bool = False
+    rank_conflicts: dict[str, str] = field(default_factory=dict)  # topic -> how its scores contradict its ranks
     run_name: str = ""
     run_path: str | None = None
     qrels_path: str | None = None
@@ -122,6 +123,7 @@ class EvalResult:
             "foreign_topics": list(self.foreign_topics),
             "duplicate_lines": dict(self.duplicate_lines),
             "over_limit_topics": dict(self.over_limit_topics),
+            "rank_conflicts": dict(self.rank_conflicts),
         }
         if per_topic:
             out["per_topic"] = {t: {**r.measures(), "in_run": r.in_run} for t, r in self.per_topic.items()}
@@ -313,29 +315,47 @@ def evaluate(
     foreign = tuple(sorted((t for t in run_topics if t not in qrels.topics), key=topic_sort_key))
     in_run = set(run_topics)
     missing = tuple(t for t in qrels.topic_ids if t not in in_run)
-
-    scored_set = set(scored)
     per_topic = {t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored}
     if missing_as_zero and missing:
         per_topic.update((t, _zero_topic(qrels.topics[t], cutoffs, in_run=False)) for t in missing)
         per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
+    if not per_topic and not lenient:
+        raise _no_common_topic(qrels, run, foreign)
+    distinct = {t: per_topic[t].num_distinct if t in per_topic else distinct_shot_count(run.topics[t]) for t in run_topics}
+    return EvalResult(
+        per_topic=per_topic,
+        **_means(per_topic, cutoffs),
+        inum_rel=qrels.total_estimated_relevant,
+        num_topics=len(per_topic),
+        cutoffs=cutoffs,
+        max_results=max_results,
+        missing_topics=missing,
+        foreign_topics=foreign,
+        duplicate_lines={t: run.topics[t].num_lines - n for t, n in distinct.items() if run.topics[t].num_lines - n},
+        over_limit_topics={t: n for t, n in distinct.items() if n > max_results},
+        missing_as_zero=missing_as_zero,
+        rank_conflicts=run.rank_conflicts(),
+        run_name=run.name,
+        run_path=run.path,
+        qrels_path=qrels.path,
+    )
 
-    distinct = {t: per_topic[t].num_distinct if t in scored_set else distinct_shot_count(run.topics[t]) for t in run_topics}
-    duplicates = {t: run.topics[t].num_lines - distinct[t] for t in run_topics}
-    over_limit = {t: n for t, n in distinct.items() if n > max_results}
-    count = len(per_topic)
-    if count == 0 and not lenient:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        hint = ""
-        if any("1" + t in qrels.topics for t in foreign):
-            hint = '; the run uses plain topic numbers, the qrels "1" + number (e.g. 661 -> 1661)'
-        raise EvaluationError(
-            f"none of the run's topics ({shown or 'none'}) is a topic of the qrels {qrels.path} "
-            f"({', '.join(qrels.topic_ids[:3])}, ...){hint}; nothing to average (sample_eval.pl dies dividing by zero here)",
-            path=run.path,
-            expected='qrels-style topic ids ("1" + topic number, e.g. 1611) matching the qrels',
-        )
 
+def _no_common_topic(qrels: Qrels, run: RunFile, foreign: tuple[str, ...]) -> EvaluationError:
+    shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    hint = ""
+    if any("1" + t in qrels.topics for t in foreign):
+        hint = '; the run uses plain topic numbers, the qrels "1" + number (e.g. 661 -> 1661)'
+    return EvaluationError(
+        f"none of the run's topics ({shown or 'none'}) is a topic of the qrels {qrels.path} "
+        f"({', '.join(qrels.topic_ids[:3])}, ...){hint}; nothing to average (sample_eval.pl dies dividing by zero here)",
+        path=run.path,
+        expected='qrels-style topic ids ("1" + topic number, e.g. 1611) matching the qrels',
+    )
+
+
+def _means(per_topic: dict[str, TopicResult], cutoffs: tuple[int, ...]) -> dict[str, Any]:
+    """sample_eval's summary: sums in its orders (numeric topic order; string order for the 11 points)."""
     sum_ap = sum_ndcg = sum_rr = 0.0
     sum_prec = dict.fromkeys(cutoffs, 0.0)  # a repeated cut-off (RUC's copy lists 1000 twice) is summed once
     num_ranked = 0
@@ -350,28 +370,15 @@ def evaluate(
     for t in sorted(per_topic):
         for i, v in enumerate(per_topic[t].iprec_at_recall):
             buckets[i] += v
-    divisor = count or 1  # lenient, no topic: zero means
-    return EvalResult(
-        per_topic=per_topic,
-        inf_ap=sum_ap / divisor,
-        inf_ndcg=sum_ndcg / divisor,
-        iprec_at_recall=tuple(b / divisor for b in buckets),
-        precision_at={c: sum_prec[c] / divisor for c in cutoffs},
-        inum_rel_ret=sum_rr,
-        inum_rel=qrels.total_estimated_relevant,
-        num_ret=num_ranked,
-        num_topics=count,
-        cutoffs=cutoffs,
-        max_results=max_results,
-        missing_topics=missing,
-        foreign_topics=foreign,
-        duplicate_lines={t: n for t, n in duplicates.items() if n},
-        over_limit_topics=over_limit,
-        missing_as_zero=missing_as_zero,
-        run_name=run.name,
-        run_path=run.path,
-        qrels_path=qrels.path,
-    )
+    divisor = len(per_topic) or 1  # lenient, no topic: zero means
+    return {
+        "inf_ap": sum_ap / divisor,
+        "inf_ndcg": sum_ndcg / divisor,
+        "iprec_at_recall": tuple(b / divisor for b in buckets),
+        "precision_at": {c: sum_prec[c] / divisor for c in cutoffs},
+        "inum_rel_ret": sum_rr,
+        "num_ret": num_ranked,
+    }
 
 
 def format_sample_eval(result: EvalResult, per_topic: bool = False) -> str:

@@ -62,7 +62,16 @@ def _listing(topics: Sequence[str], limit: int = 8) -> str:
 
 
 # what each warning of :func:`run_warnings` is about; callers filter by these, never by text
-WARNING_CATEGORIES = ("no_scored_topics", "missing_topics", "foreign_topics", "duplicate_lines", "over_limit")
+WARNING_CATEGORIES = ("no_scored_topics", "missing_topics", "foreign_topics", "duplicate_lines", "rank_conflicts", "over_limit")
+
+
+def rank_conflict_warning(name: str, conflicts: dict[str, str], action: str) -> str:
+    """One warning for the topics whose score column contradicts the rank column."""
+    topics = [f"{t}: {why}" for t, why in conflicts.items()]
+    return (
+        f"{name}: the score column contradicts the rank column in {len(topics)} topic(s) ({_listing(topics, 4)}): "
+        f"{action} in score order (score descending, ties by shot id descending), as sample_eval.pl does, not in rank order"
+    )
 
 
 def run_warnings(result: EvalResult, *, skip: Iterable[str] = ()) -> list[str]:
@@ -102,6 +111,8 @@ def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
             f"{name}: {total} duplicate shot line(s) ({_listing(topics)}): the later line's score wins; "
             "per-topic num_ret counts every line"
         )
+    if result.rank_conflicts:
+        yield "rank_conflicts", rank_conflict_warning(name, result.rank_conflicts, "scored")
     if result.over_limit_topics:
         topics = [f"{t}: {n}" for t, n in result.over_limit_topics.items()]
         yield "over_limit", (
