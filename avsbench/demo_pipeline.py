@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from avsbench.data.atomic import atomic_write_bytes
 from avsbench.data.collection import Collection
@@ -34,6 +35,9 @@ from avsbench.data.topics import Year, get_year
 from avsbench.errors import EvaluationError
 from avsbench.eval.scoring import ScoredRun, score_runs
 from avsbench.progress import ProgressFactory
+
+if TYPE_CHECKING:
+    from avsbench.report.compare_report import ComparisonReport
 
 VIDEO_FEATURES = ("demo_clip512", "demo_partial768", "demo_noisy1024")
 TEXT_FEATURES = "bow,w2v,clip:demo_clip512"
@@ -64,6 +68,12 @@ class DemoModel:
     train_seconds: float
     run_path: Path | None = None
 
+    def ranked_run(self) -> Path:
+        """The run file that ranking wrote for this model."""
+        if self.run_path is None:
+            raise EvaluationError(f"{self.name} has not been ranked yet")
+        return self.run_path
+
 
 @dataclass
 class DemoReport:
@@ -79,7 +89,7 @@ class DemoReport:
     xml_problems: list[str] = field(default_factory=list)
     trec_vs_xml_identical: bool = False
     synthetic_scores: list[ScoredRun] = field(default_factory=list)
-    comparison: object | None = None  # avsbench.report.compare_report.ComparisonReport
+    comparison: ComparisonReport | None = None
     plot_path: Path | None = None
     real_scores: list[ScoredRun] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -94,7 +104,7 @@ def _train_models(report: DemoReport, settings, progress: ProgressFactory | None
     from avsbench.model.train import train_model
 
     models_dir = report.out_dir / "models"
-    common = dict(val_collection="demoval", rootpath=report.root, device="cpu", progress=progress)
+    common: dict[str, Any] = {"val_collection": "demoval", "rootpath": report.root, "device": "cpu", "progress": progress}
     variants: list[tuple[str, str, list[str], str]] = [
         ("LAFF", "LAFF: attention fusion of all video features", list(VIDEO_FEATURES), "attention"),
         ("MeanFusion", "attention-free mean fusion of all video features", list(VIDEO_FEATURES), "mean"),
@@ -121,12 +131,12 @@ def _rank_models(report: DemoReport, progress: ProgressFactory | None) -> None:
         m.run_path = ranked.runs[0].run_path
 
 
-def _write_xml(report: DemoReport, laff: DemoModel) -> None:
+def _write_xml(report: DemoReport, laff: DemoModel) -> Path:
     """The official XML of the LAFF run, validated against our DTD and NIST's content checks."""
     year = report.year
     header = SubmissionHeader("AVSBENCHDEMO", 1, "F", "D", "avsbench demo: LAFF on the SYNTHETIC demo collection",
                               task="M" if year.xml_dtd_year >= 2019 else None, novelty="C" if year.xml_dtd_year >= 2019 else None)
-    run = RunFile.read(laff.run_path)
+    run = RunFile.read(laff.ranked_run())
     pairs = {topic: list(zip(lines.shots, lines.scores)) for topic, lines in run.topics.items()}
     elapsed = max(1, math.ceil(report.timings.get("rank", 1.0) / max(1, len(report.models)) / max(1, len(pairs))))
     data = submission_xml(pairs, year, header, elapsed)
@@ -135,6 +145,7 @@ def _write_xml(report: DemoReport, laff: DemoModel) -> None:
     path = report.out_dir / "runs" / nist_run_name(header, year.xml_dtd_year)
     atomic_write_bytes(path, data)
     report.xml_path = path
+    return path
 
 
 def run_demo(
@@ -176,15 +187,15 @@ def run_demo(
 
     laff = report.models[0]
     say("writing and validating the official XML of the LAFF run")
-    _write_xml(report, laff)
+    xml_path = _write_xml(report, laff)
 
     t = time.perf_counter()
     say("scoring the runs against the SYNTHETIC qrels")
-    report.synthetic_scores = score_runs([m.run_path for m in report.models], rootpath=report.root)
-    xml_scores = score_runs([report.xml_path], rootpath=report.root)
+    report.synthetic_scores = score_runs([m.ranked_run() for m in report.models], rootpath=report.root)
+    xml_scores = score_runs([xml_path], rootpath=report.root)
     report.trec_vs_xml_identical = _same_numbers(report.synthetic_scores[0], xml_scores[0])
     report.comparison = build_comparison_report(
-        [m.run_path for m in report.models[1:]], baseline=laff.run_path, rootpath=report.root
+        [m.ranked_run() for m in report.models[1:]], baseline=laff.ranked_run(), rootpath=report.root
     )
     report.timings["score"] = time.perf_counter() - t
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -105,7 +106,7 @@ def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str
             dims = [int(d) for d in feature_dims.split(",") if d.strip()]
         except ValueError:
             raise ConfigError(f"--feature-dims {feature_dims!r}", expected="comma-separated integers") from None
-    params = {"collections": synthetic.collections_for_years(years.split(",")), "feature_dims": dims, "frame_features": not no_frames}
+    params: dict[str, Any] = {"collections": synthetic.collections_for_years(years.split(",")), "feature_dims": dims, "frame_features": not no_frames}
     for key, value in (("n_shots", n_shots), ("seed", seed), ("n_train_videos", train_videos)):
         if value is not None:
             params[key] = value

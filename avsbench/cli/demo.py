@@ -57,7 +57,8 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     console.print(f"learned order {' > '.join(learned)} {verdict} the known quality order")
 
     console.print(f"\n[bold]Runs on the {report.year.edition} topics, scored against SYNTHETIC qrels[/]")
-    report.comparison.print(per_topic=False, console=console)
+    if report.comparison is not None:
+        report.comparison.print(per_topic=False, console=console)
     xml_state = "valid" if not report.xml_problems else f"{len(report.xml_problems)} problem(s): " + "; ".join(report.xml_problems[:3])
     console.print(f"official XML: {report.xml_path} ({xml_state}); scoring it gives the TREC run's numbers: "
                   f"{'yes' if report.trec_vs_xml_identical else 'NO'}")

@@ -320,7 +320,7 @@ def summarize_qrels(edition: str, path: Path) -> QrelsSummary:
         len(estimates),
         sum(pool_sizes) / max(1, len(pool_sizes)),
         (min(estimates, default=0.0), _median(estimates) if estimates else 0.0, max(estimates, default=0.0)),
-        tuple((s, *pooled[s]) for s in sorted(pooled)),
+        tuple((s, pooled[s][0], pooled[s][1], pooled[s][2]) for s in sorted(pooled)),
     )
 
 

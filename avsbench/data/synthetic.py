@@ -303,8 +303,8 @@ def _add_output_noise(features: np.ndarray, banks: tuple[np.ndarray, np.ndarray]
     collections; two banks of NOISE_BANK_ROWS rows give NOISE_BANK_ROWS**2 distinct noise rows.
     """
     bank_a, bank_b = banks
-    first = rng.integers(0, bank_a.shape[0], features.shape[0])
-    second = rng.integers(0, bank_b.shape[0], features.shape[0])
+    first = np.asarray(rng.integers(0, bank_a.shape[0], features.shape[0]))
+    second = np.asarray(rng.integers(0, bank_b.shape[0], features.shape[0]))
     for start in range(0, features.shape[0], 1024):
         block = slice(start, start + 1024)
         features[block] += bank_a[first[block]]
@@ -718,7 +718,9 @@ def ensure_demo(root: str | Path | None = None, **params) -> Path:
     root = Path(root) if root is not None else demo_root()
     wanted = demo_params(**params)
     manifest = read_manifest(root)
-    complete = manifest is not None and all((root / name / SYNTHETIC_MARKER).is_file() for name in manifest.get("collections", {}))
-    if not (complete and manifest.get("params") == wanted):
+    complete = manifest is not None and manifest.get("params") == wanted and all(
+        (root / name / SYNTHETIC_MARKER).is_file() for name in manifest.get("collections", {})
+    )
+    if not complete:
         generate_demo(root, **params)
     return root
