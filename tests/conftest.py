@@ -45,8 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # None (not False) lets pytest's own rules (--ignore, ...) decide the rest
     if NO_TORCH and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
-        return bool(NEEDS_TORCH.search(collection_path.read_text(encoding="utf-8")))
+        return True if NEEDS_TORCH.search(collection_path.read_text(encoding="utf-8")) else None
     return None
 
 
