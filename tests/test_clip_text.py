@@ -142,9 +142,9 @@ def _small_dims(width: int = 128, layers: int = 2, embed: int = 16) -> ClipTextD
     return ClipTextDims(embed=embed, width=width, heads=width // 64, layers=layers, context=77, vocab=49408)
 
 
-def test_padding_to_longest_equals_padding_to_context() -> None:
+def test_packed_texts_equal_padding_to_context() -> None:
     tower = ClipTextTower.from_state_dict(random_text_tower_state(_small_dims(), seed=3))
-    encoder = ClipTextEncoder(tower, batch_size=4)
+    encoder = ClipTextEncoder(tower, pack_tokens=80)
     texts = ["a dog", "two people riding bicycles on a mountain road at sunset", "x", "a man and a woman dancing"]
     ids = torch.from_numpy(encoder.token_ids(texts))
     with torch.inference_mode():

@@ -8,15 +8,17 @@ and applies BatchNorm, exactly as for precomputed CLIP text features.
 
 Every dimension is read from the state dict (OpenAI's key names): embed = ``text_projection.shape[1]``,
 width = ``ln_final.weight.shape[0]``, heads = width // 64, layers = the number of
-``transformer.resblocks.<i>``, context = ``positional_embedding.shape[0]``. A batch is padded only
-to the last position any of its texts reads: under the causal mask the padding cannot change
-the rows that are read.
+``transformer.resblocks.<i>``, context = ``positional_embedding.shape[0]``.
+
+Texts are encoded without padding: each is cut after the position that is read (under the causal
+mask later tokens cannot change it) and several are packed into one sequence in which a token
+attends only to its own text; the last block runs only on the rows that are read.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -151,7 +153,7 @@ def text_tower_dims(state: Mapping[str, Tensor], *, path: str | Path | None = No
 
 
 class _Attention(nn.Module):
-    """Multi-head self-attention with OpenAI's parameter names, under a causal mask."""
+    """Multi-head self-attention with OpenAI's parameter names (``in_proj_weight`` holds q, k, v)."""
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -160,12 +162,17 @@ class _Attention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, queries: Tensor | None = None) -> Tensor:
+        """Attend from ``queries`` (default: every row of ``x``) to ``x``; causal unless ``mask`` (True: visible)."""
         n, length, width = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        head_dim = width // self.heads
+        source = x if queries is None else queries
+        q = F.linear(source, self.in_proj_weight[:width], self.in_proj_bias[:width])
+        q = q.view(n, -1, self.heads, head_dim).transpose(1, 2)
+        kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
+        k, v = kv.view(n, length, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        return self.out_proj(out.transpose(1, 2).reshape(n, -1, width))
 
 
 class _Mlp(nn.Module):
@@ -187,8 +194,13 @@ class _ResidualBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
         self.mlp = _Mlp(width)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, mask: Tensor | None = None, rows: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """The block on every row of ``x``, or only on the rows ``rows`` selects (they still attend to all)."""
+        normed = self.ln_1(x)
+        if rows is None:
+            x = x + self.attn(normed, mask)
+        else:
+            x = rows(x) + self.attn(normed, mask, rows(normed))
         return x + self.mlp(self.ln_2(x))
 
 
@@ -221,12 +233,34 @@ class ClipTextTower(nn.Module):
         return tower.eval()
 
     def forward(self, ids: Tensor, read_at: Tensor) -> Tensor:
-        """(n, embed) features of token rows ``ids`` (n, length), read at positions ``read_at`` (n,)."""
-        x = self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]]
-        for block in self.transformer.resblocks:
+        """(n, embed) features of token rows ``ids`` (n, length), read at positions ``read_at`` (n,).
+
+        The last block runs only on the rows that are read.
+        """
+        n, length = ids.shape
+        x = self.token_embedding(ids) + self.positional_embedding[:length]
+        *blocks, last = self.transformer.resblocks
+        for block in blocks:
             x = block(x)
-        pooled = self.ln_final(x[torch.arange(ids.shape[0], device=ids.device), read_at])
-        return pooled @ self.text_projection
+        batch = torch.arange(n, device=ids.device)
+        visible = (torch.arange(length, device=ids.device)[None, :] <= read_at[:, None]).view(n, 1, 1, length)
+        x = last(x, visible, lambda t: t[batch, read_at].unsqueeze(1))
+        return self.ln_final(x[:, 0]) @ self.text_projection
+
+    def forward_packed(self, ids: Tensor, positions: Tensor, segments: Tensor, read: Tensor) -> Tensor:
+        """(len(read), embed) features of texts packed into one sequence without padding.
+
+        ``ids``, ``positions`` (within its text) and ``segments`` (which text) describe each token;
+        a token attends to the earlier tokens of its own text only. ``read`` indexes the tokens read out.
+        """
+        order = torch.arange(ids.shape[0], device=ids.device)
+        visible = (segments[:, None] == segments[None, :]) & (order[None, :] <= order[:, None])
+        x = (self.token_embedding(ids) + self.positional_embedding[positions]).unsqueeze(0)
+        *blocks, last = self.transformer.resblocks
+        for block in blocks:
+            x = block(x, visible)
+        x = last(x, visible[read], lambda t: t[:, read])
+        return self.ln_final(x[0]) @ self.text_projection
 
 
 class ClipTextEncoder:
@@ -238,7 +272,7 @@ class ClipTextEncoder:
         *,
         truncation: str = "reference",
         tokenizer: ClipTokenizer | None = None,
-        batch_size: int = 64,
+        pack_tokens: int = 256,
     ) -> None:
         self.tower = tower.eval()
         self.tokenizer = tokenizer or default_tokenizer(tower.dims.context)
@@ -248,7 +282,7 @@ class ClipTextEncoder:
                 expected=f"{self.tokenizer.vocab_size} (CLIP's BPE vocabulary)",
             )
         self.truncation = truncation
-        self.batch_size = batch_size
+        self.pack_tokens = max(pack_tokens, tower.dims.context)
 
     @property
     def dim(self) -> int:
@@ -261,25 +295,40 @@ class ClipTextEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, embed) float32 features of ``texts`` in order.
 
-        Texts are sorted by length and encoded in batches, each padded only to the last
-        position it reads (the argmax of its ids).
+        Each text is cut after the position it is read at (the argmax of its ids: under the causal
+        mask later tokens cannot change it), and texts are packed without padding into sequences of
+        at most ``pack_tokens`` tokens in which a token attends only to its own text.
         """
         rows = self.tokenizer.token_lists(texts, self.truncation)
-        read_at = [int(np.argmax(row)) for row in rows]
-        order = sorted(range(len(rows)), key=lambda i: read_at[i])
+        used = [row[: int(np.argmax(row)) + 1] for row in rows]
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        device = next(self.tower.parameters()).device
-        for start in range(0, len(order), self.batch_size):
-            chosen = order[start : start + self.batch_size]
-            length = max(read_at[i] for i in chosen) + 1
-            ids = np.zeros((len(chosen), length), dtype=np.int64)
-            for j, i in enumerate(chosen):
-                ids[j, : min(length, len(rows[i]))] = rows[i][:length]
-            positions = torch.tensor([read_at[i] for i in chosen], device=device)
-            with torch.inference_mode():
-                features = self.tower(torch.from_numpy(ids).to(device), positions)
-            out[chosen] = features.float().cpu().numpy()
+        for pack in _packs(used, self.pack_tokens):
+            out[pack] = self._encode_pack([used[i] for i in pack])
         return out
+
+    def _encode_pack(self, rows: list[list[int]]) -> np.ndarray:
+        device = next(self.tower.parameters()).device
+        lengths = torch.tensor([len(r) for r in rows])
+        ids = torch.tensor([t for r in rows for t in r], device=device)
+        segments = torch.repeat_interleave(torch.arange(len(rows)), lengths).to(device)
+        ends = torch.cumsum(lengths, 0)
+        positions = (torch.arange(int(ends[-1])) - torch.repeat_interleave(ends - lengths, lengths)).to(device)
+        with torch.inference_mode():
+            features = self.tower.forward_packed(ids, positions, segments, (ends - 1).to(device))
+        return features.float().cpu().numpy()
+
+
+def _packs(rows: Sequence[Sequence[int]], pack_tokens: int) -> list[list[int]]:
+    """Indices of ``rows`` grouped (longest first) so that each group holds at most ``pack_tokens`` tokens."""
+    packs: list[list[int]] = []
+    size = pack_tokens
+    for i in sorted(range(len(rows)), key=lambda i: -len(rows[i])):
+        if size + len(rows[i]) > pack_tokens:
+            packs.append([])
+            size = 0
+        packs[-1].append(i)
+        size += len(rows[i])
+    return packs
 
 
 def random_text_tower_state(dims: ClipTextDims, seed: int = 0) -> dict[str, Tensor]:
