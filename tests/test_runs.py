@@ -163,7 +163,9 @@ def test_xml_with_several_runs(tmp_path):
 @pytest.mark.parametrize(
     ("data", "line", "words"),
     [
-        (xml(TOPICS).replace(b"</videoAdhocSearchTopicResult>\n", b"\n", 1), 5, "not well-formed"),  # where the parser notices
+        # an unclosed topic: the streaming reader notices the next topic nested inside it, on that line
+        (xml(TOPICS).replace(b"</videoAdhocSearchTopicResult>\n", b"\n", 1), 5, "unexpected element <videoAdhocSearchTopicResult>"),
+        (xml(TOPICS)[:-30], 5, "not well-formed"),
         (b"<videoAdhocSearchResults><oops/></videoAdhocSearchResults>", 1, "unexpected element <oops>"),
         (xml(TOPICS.replace('tNum="611"', 'tNum="six"')), 4, "tNum 'six' is not a whole number"),
         (xml(TOPICS.replace('seqNum="10"', 'seqNum="x"')), 4, "seqNum 'x'"),

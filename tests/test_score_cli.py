@@ -160,7 +160,7 @@ def test_xml_runs_are_scored(tmp_path):
         ({"run": b"\xef\xbb\xbf7 Q0 a 1 3 t\n"}, "bad.run:1: run file starts with a UTF-8 byte-order mark"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": "7 0 a 1 1\n7 0 b 1 yes\n"}, "bad.qrels:2: judgment 'yes' is not an integer"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": "\n7 0 a 1 1\n"}, "bad.qrels:1: qrels file starts with whitespace"),
-        ({"run": '<videoAdhocSearchResults><videoAdhocSearchRunResult>\n<oops></videoAdhocSearchResults>'}, "bad.run:2: XML not well-formed"),
+        ({"run": '<videoAdhocSearchResults><videoAdhocSearchRunResult>\n<oops></videoAdhocSearchResults>'}, "bad.run:2: unexpected element <oops>"),
         ({"run": None}, "bad.run: run file not found"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": None}, "bad.qrels: qrels file not found"),
     ],

@@ -14,11 +14,13 @@ into the same column arrays by :func:`columns_from_tokens`.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -99,6 +101,17 @@ class _Prefixed:
         if n is None or n < 0:
             return head + self._stream.read()
         return head + self._stream.read(max(0, n - len(head)))
+
+
+@contextlib.contextmanager
+def open_binary(path: str | Path, what: str) -> Iterator[IO[bytes]]:
+    """The file as a binary stream (decompressed when gzipped)."""
+    path = Path(path)
+    _check_readable(path, what)
+    with open(path, "rb") as fh:
+        compressed = fh.read(2) == GZIP_MAGIC
+        fh.seek(0)
+        yield gzip.GzipFile(fileobj=fh) if compressed else fh
 
 
 def line_chunks(path: str | Path, what: str, size: int | None = None) -> Iterator[bytes]:

@@ -15,11 +15,14 @@ for scores ("abc" -> 0, "3x" -> 3).
 
 TRECVID XML (``videoAdhocSearchResults``) is read the way NIST turns it into TREC lines: topic
 "1" + tNum, shots ordered by seqNum; the derived scores (n, n-1, ..., 1 for n items) keep
-that order.
+that order. XML is parsed as a stream (``iterparse``, elements cleared as they go), entity
+declarations and references refused as the bytes are read.
 """
 
 from __future__ import annotations
 
+import array
+import io
 import itertools
 import math
 import re
@@ -264,7 +267,11 @@ class RunFile:
         label = bulktext.source_label(path)
         chunks = bulktext.line_chunks(path, "run")
         first = next(chunks, b"")
-        if lenient or first.lstrip(PERL_WHITESPACE)[:1] == b"<":
+        if sniff_format(first) == "xml" and str(path) != bulktext.STDIN_NAME:
+            chunks.close()
+            with bulktext.open_binary(path, "run") as stream:  # parsed as a stream, never held whole
+                return _read_xml(stream, label, lenient)
+        if lenient or sniff_format(first) == "xml":
             data = first + b"".join(chunks)
             return cls.from_bytes(data, label, lenient=lenient)
         reader = _TrecReader(label, keep_best if str(path) != bulktext.STDIN_NAME else None)
@@ -534,66 +541,132 @@ def _unexpected(element, path: str, expected: str) -> InputFormatError:
     return InputFormatError(f"unexpected element <{element.tag}>", path=path, line=element.sourceline, expected=expected)
 
 
-def _read_xml(data: bytes, path: str, lenient: bool) -> list[RunFile]:
+class _EntityGuard:
+    """A binary stream that refuses entity declarations and references as the XML parser reads it."""
+
+    def __init__(self, stream, path: str) -> None:
+        self.stream = stream
+        self.path = path
+        self.tail = b""
+        self.lines = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size if size and size > 0 else 1 << 20)
+        window = self.tail + data
+        found = find_entities(window, limit=1)
+        if found:
+            line, text = found[0]
+            raise InputFormatError(f"entity {text} in the XML (entity declarations and references are not allowed)",
+                                   path=self.path, line=self.lines - self.tail.count(b"\n") + line)
+        self.lines += data.count(b"\n")
+        self.tail = window[-64:]
+        return data
+
+
+class _XmlRunBuilder:
+    """One ``videoAdhocSearchRunResult`` as it streams by: items per topic, in seqNum order at the end."""
+
+    def __init__(self, element, path: str, lenient: bool) -> None:
+        self.pid = element.get("pid") or "xml"
+        self.priority = element.get("priority")
+        self.path = path
+        self.lenient = lenient
+        self.topics: dict[str, tuple[array.array, list[str]]] = {}
+        self.topic: tuple[array.array, list[str]] | None = None
+        self.seen: dict[int, int] = {}
+        self.tnum = ""
+
+    def start_topic(self, element) -> None:
+        topic = qrels_topic_id(_xml_int(element, "tNum", self.path, "the plain topic number, e.g. 611"))
+        if topic in self.topics and not self.lenient:
+            raise InputFormatError(f"topic {element.get('tNum')} appears twice in one run", path=self.path, line=element.sourceline)
+        self.topic = self.topics.setdefault(topic, (array.array("q"), []))
+        self.seen = {}
+        self.tnum = element.get("tNum")
+
+    def item(self, element) -> None:
+        assert self.topic is not None
+        seq = _xml_int(element, "seqNum", self.path, "the rank 1, 2, ...")
+        shot = (element.get("shotId") or "").strip()
+        if not shot:
+            raise InputFormatError("<item> without shotId", path=self.path, line=element.sourceline)
+        if seq in self.seen and not self.lenient:
+            raise InputFormatError(f"seqNum {seq} used twice in topic {self.tnum} (first on line {self.seen[seq]})",
+                                   path=self.path, line=element.sourceline)
+        self.seen.setdefault(seq, element.sourceline)
+        self.topic[0].append(seq)
+        self.topic[1].append(shot)
+
+    def run(self, name: str) -> RunFile:
+        run = RunFile(name=name, tag=self.pid, path=self.path, source_format="xml")
+        for topic, (seqs, shots) in self.topics.items():
+            order = np.argsort(np.frombuffer(seqs, dtype=np.int64) if len(seqs) else np.zeros(0, np.int64), kind="stable")
+            n = len(shots)
+            ids = _encode_ids(shots)[order] if n else _encode_ids(())
+            run.topics[topic] = TopicLines.from_arrays(ids, np.arange(n, 0, -1, dtype=np.float64))
+        return run
+
+
+def _read_xml(source, path: str, lenient: bool) -> list[RunFile]:
+    """TRECVID XML runs, parsed as a stream (elements cleared as they go); ``source``: bytes or a binary file."""
     from lxml import etree  # only XML runs need lxml
 
-    entities = find_entities(data, limit=1)
-    if entities:
-        line, text = entities[0]
-        raise InputFormatError(f"entity {text} in the XML (entity declarations and references are not allowed)", path=path, line=line)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True, remove_pis=True)
+    stream = _EntityGuard(io.BytesIO(source) if isinstance(source, bytes) else source, path)
+    events = etree.iterparse(stream, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
+                             remove_comments=True, remove_pis=True, huge_tree=False)
+    builders: list[_XmlRunBuilder] = []
+    depth = 0
+    top = 0  # depth of the run elements: 0 (the root is a run) or 1
     try:
-        root = etree.fromstring(data, parser)
+        for event, element in events:
+            if event == "start":
+                if depth == 0:
+                    top = _xml_root(element, builders, path, lenient)
+                else:
+                    _xml_child(element, depth - top, builders, path, lenient)
+                depth += 1
+                continue
+            depth -= 1
+            level = depth - top
+            if level == 2:
+                builders[-1].item(element)
+            if level >= 1:  # items and topics are dropped once read
+                element.clear(keep_tail=False)
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
         raise InputFormatError(f"XML not well-formed: {exc.msg}", path=path, line=exc.lineno or None) from None
-    if root.tag == RUN_TAG:
-        run_elements = [root]
-    elif root.tag == RESULTS_TAG:
-        run_elements = []
-        for child in root:
-            if child.tag != RUN_TAG:
-                raise _unexpected(child, path, f"<{RUN_TAG}> elements")
-            run_elements.append(child)
-    else:
-        raise _unexpected(root, path, f"root element <{RESULTS_TAG}>")
-    if not run_elements:
-        raise InputFormatError(f"no <{RUN_TAG}> in the XML file", path=path, line=root.sourceline)
+    if not builders:
+        raise InputFormatError(f"no <{RUN_TAG}> in the XML file", path=path, line=1)
     base = Path(path).name
-    runs = []
-    for element in run_elements:
-        tag = element.get("pid") or "xml"
-        name = base if len(run_elements) == 1 else f"{base}:{tag}_{element.get('priority', len(runs) + 1)}"
-        runs.append(_xml_run(element, path, name, tag, lenient))
-    return runs
+    return [b.run(base if len(builders) == 1 else f"{base}:{b.pid}_{b.priority or i}") for i, b in enumerate(builders, 1)]
 
 
-def _xml_run(run_element, path: str, name: str, tag: str, lenient: bool) -> RunFile:
-    per_topic: dict[str, list[tuple[int, int, str]]] = {}
-    for topic_element in run_element:
-        if topic_element.tag != TOPIC_TAG:
-            raise _unexpected(topic_element, path, f"<{TOPIC_TAG}> elements")
-        topic = qrels_topic_id(_xml_int(topic_element, "tNum", path, "the plain topic number, e.g. 611"))
-        if topic in per_topic and not lenient:
-            raise InputFormatError(f"topic {topic_element.get('tNum')} appears twice in one run", path=path, line=topic_element.sourceline)
-        items = per_topic.setdefault(topic, [])
-        seen: dict[int, int] = {}
-        for item in topic_element:
-            if item.tag != ITEM_TAG:
-                raise _unexpected(item, path, f"<{ITEM_TAG} seqNum=... shotId=.../>")
-            seq = _xml_int(item, "seqNum", path, "the rank 1, 2, ...")
-            shot = (item.get("shotId") or "").strip()
-            if not shot:
-                raise InputFormatError("<item> without shotId", path=path, line=item.sourceline)
-            if seq in seen and not lenient:
-                raise InputFormatError(f"seqNum {seq} used twice in topic {topic_element.get('tNum')} (first on line {seen[seq]})", path=path, line=item.sourceline)
-            seen.setdefault(seq, item.sourceline)
-            items.append((seq, len(items), shot))
-    run = RunFile(name=name, tag=tag, path=path, source_format="xml")
-    for topic, items in per_topic.items():
-        items.sort()
-        n = len(items)
-        run.topics[topic] = TopicLines([shot for _, _, shot in items], [float(n - i) for i in range(n)])
-    return run
+def _xml_root(element, builders: list[_XmlRunBuilder], path: str, lenient: bool) -> int:
+    """Check the root element; the depth of the run elements (0: the root is the run)."""
+    if element.tag == RUN_TAG:
+        builders.append(_XmlRunBuilder(element, path, lenient))
+        return 0
+    if element.tag != RESULTS_TAG:
+        raise _unexpected(element, path, f"root element <{RESULTS_TAG}>")
+    return 1
+
+
+def _xml_child(element, level: int, builders: list[_XmlRunBuilder], path: str, lenient: bool) -> None:
+    """Check an opening tag at its level under the runs (0 run, 1 topic, 2 item); start a run or a topic."""
+    if level == 0:
+        if element.tag != RUN_TAG:
+            raise _unexpected(element, path, f"<{RUN_TAG}> elements")
+        builders.append(_XmlRunBuilder(element, path, lenient))
+    elif level == 1:
+        if element.tag != TOPIC_TAG:
+            raise _unexpected(element, path, f"<{TOPIC_TAG}> elements")
+        builders[-1].start_topic(element)
+    elif level == 2:
+        if element.tag != ITEM_TAG:
+            raise _unexpected(element, path, f"<{ITEM_TAG} seqNum=... shotId=.../>")
+    else:
+        raise _unexpected(element, path, f"<{ITEM_TAG} seqNum=... shotId=.../> without children")
 
 
 SCORE_DECIMALS = 10
