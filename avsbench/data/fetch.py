@@ -113,9 +113,19 @@ def qrels_source(year: Year, url: str | None = None) -> QrelsSource:
     return QrelsSource(year, entry["path"], entry["git_blob_sha1"], file_url(entry["path"], url))
 
 
-def _host(url: str) -> str:
-    parsed = urllib.parse.urlsplit(url)
-    return parsed.hostname or url
+URL_SCHEMES = ("https", "http", "file")
+
+
+def _checked_url(url: str) -> urllib.parse.SplitResult:
+    """``url`` split into its parts; a clear error unless it is an http(s):// or file:// URL."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"bad URL {url!r} ({exc})", expected="an http(s):// or file:// URL (--url)") from None
+    if parsed.scheme.lower() not in URL_SCHEMES or (parsed.scheme.lower() != "file" and not parsed.hostname):
+        raise ConfigError(f"bad URL {url!r}", expected="an http(s):// or file:// URL (--url)")
+    return parsed
 
 
 def _read_body(response, url: str, label: str, progress: ProgressFactory | None) -> bytes:
@@ -150,6 +160,7 @@ def _read_body(response, url: str, label: str, progress: ProgressFactory | None)
 
 def download(url: str, label: str, progress: ProgressFactory | None = None, timeout: float = TIMEOUT_SECONDS) -> bytes:
     """The bytes at ``url``; every failure (no network, HTTP status, cut connection) is one :class:`DownloadError`."""
+    parsed = _checked_url(url)
     request = urllib.request.Request(url, headers={"User-Agent": f"avsbench/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -160,9 +171,11 @@ def download(url: str, label: str, progress: ProgressFactory | None = None, time
         ) from None
     except urllib.error.URLError as exc:
         reason = getattr(exc.reason, "strerror", None) or str(exc.reason)
+        if parsed.scheme.lower() == "file":
+            raise DownloadError(f"cannot read {url} ({reason}); nothing was installed") from None
         raise DownloadError(
-            f"cannot reach {_host(url)} ({reason}): no network? nothing was written; fetch the file elsewhere and run "
-            "`avsbench data add-qrels FILE --year Y`, or give a mirror with --url"
+            f"cannot reach {parsed.hostname} ({reason}): no network? nothing was written; fetch the file elsewhere and "
+            "run `avsbench data add-qrels FILE --year Y`, or give a mirror with --url"
         ) from None
     except (TimeoutError, http.client.HTTPException, OSError) as exc:
         raise DownloadError(
