@@ -180,9 +180,7 @@ def test_bad_download_is_one_clear_error_and_installs_nothing(server, tmp_path, 
 def test_one_bad_year_installs_none_of_the_others(server, small_tv19_published, tmp_path):
     root = tmp_path / "root"
     with pytest.raises(DownloadError, match="HTTP 404"):
-        fetch_qrels(
-            parse_years("2021,2019,2020"), root, url=base(server)
-        )  # 2021 and 2019 are good, 2020 is not served
+        fetch_qrels(parse_years("2021,2019,2020"), root, url=base(server))  # 2021 and 2019 are good, 2020 is not served
     assert not root.exists()
 
 

@@ -180,20 +180,37 @@ def test_training_reports_through_the_progress_callback(small_demo_root, tmp_pat
         return lambda n: steps.__setitem__(label, steps.get(label, 0) + n)
 
     settings = DEMO_SETTINGS.updated({"epochs": 2, "batch_size": 256})
-    train_model("demotrain", "demo_clip512", "bow", settings=settings, rootpath=small_demo_root, progress=factory, log=lines.append)
+    train_model(
+        "demotrain",
+        "demo_clip512",
+        "bow",
+        settings=settings,
+        rootpath=small_demo_root,
+        progress=factory,
+        log=lines.append,
+    )
     assert calls[0] == ("epochs", 2) and [label for label, _ in calls[1:]] == ["epoch 1", "epoch 2"]
     assert steps["epochs"] == 2 and steps["epoch 1"] == calls[1][1]
     assert len(lines) == 2 and lines[0].startswith("epoch=1 loss=")
 
 
-# -- tokenizer and top-k of the synthetic generator ---------------------------------------------------------------------
+# -- tokenizer and top-k of the synthetic generator ------------------------------------------------------------------
 
 
 def test_one_tokenizer_for_captions_queries_and_the_generator():
     from avsbench.model import text
 
     assert synthetic.tokenize is captions.tokenize and text.tokenize is captions.tokenize
-    assert captions.tokenize("A man's DOG, jumping-over 2 fences!") == ["a", "man", "s", "dog", "jumping", "over", "2", "fences"]
+    assert captions.tokenize("A man's DOG, jumping-over 2 fences!") == [
+        "a",
+        "man",
+        "s",
+        "dog",
+        "jumping",
+        "over",
+        "2",
+        "fences",
+    ]
     assert _definitions("tokenize") == ["avsbench/data/captions.py"]
 
 

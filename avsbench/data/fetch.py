@@ -143,9 +143,7 @@ def _read_body(response, url: str, label: str, progress: ProgressFactory | None)
         while chunk := response.read(CHUNK_BYTES):
             received += len(chunk)
             if received > MAX_QRELS_BYTES:
-                raise DownloadError(
-                    f"{url}: more than {MAX_QRELS_BYTES:,} bytes", expected="a qrels file of a few MiB"
-                )
+                raise DownloadError(f"{url}: more than {MAX_QRELS_BYTES:,} bytes", expected="a qrels file of a few MiB")
             chunks.append(chunk)
             if advance is not None:
                 advance(len(chunk))
