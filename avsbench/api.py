@@ -6,10 +6,13 @@ Scoring, comparison and fusion import no torch; :func:`load_model` and :func:`ra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from avsbench import interop
 from avsbench.data.qrels import Qrels
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import TopicSet, get_year
@@ -22,27 +25,46 @@ from avsbench.eval.scoring import score_runs as score_run_files
 from avsbench.extras import require_extra
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from avsbench.model.checkpoint import LoadedModel
     from avsbench.ranking.pipeline import RankReport
 
-# what a run may be given as: a file, a RunFile, a frame (topic, shot, score) or {topic: {shot: score}}
-RunLike = str | Path | RunFile | Mapping[str, Mapping[str, float]]
-QrelsLike = str | Path | Qrels
+# A run: a file, a RunFile, a frame (topic, shot, score), {topic: {shot: score}} or ScoredDoc-style tuples.
+RunLike = str | Path | RunFile | Mapping[str, Mapping[str, float]] | Iterable[Any]
+# Qrels: a file, Qrels, a frame (topic, shot[, stratum], judgment), (topic, shot, stratum, judgment)
+# records or ir_measures-style Qrel(query_id, doc_id, relevance) tuples.
+QrelsLike = str | Path | Qrels | Iterable[Any]
 
 
 def as_run(run: RunLike | pd.DataFrame, name: str | None = None) -> RunFile | str | Path:
-    """``run`` as something :func:`score_runs` reads: files stay paths, frames and dicts become RunFiles."""
+    """``run`` as something :func:`score_runs` reads: files stay paths, the other forms become RunFiles."""
     if isinstance(run, (str, Path, RunFile)):
         return run
     if isinstance(run, Mapping):
         return RunFile.from_dict(run, name=name or "run")
-    if hasattr(run, "columns"):
+    if isinstance(run, pd.DataFrame):
         return RunFile.from_dataframe(run, name=name or "run")
+    if isinstance(run, Iterable) and not isinstance(run, bytes):
+        return interop.run_from_scored_docs(run, name=name or "run")
     raise ConfigError(
         f"cannot read a run from {type(run).__name__}",
-        expected="a file path, a RunFile, a DataFrame (topic, shot, score) or {topic: {shot: score}}",
+        expected="a file path, a RunFile, a DataFrame (topic, shot, score), {topic: {shot: score}} or ScoredDoc tuples",
+    )
+
+
+def as_qrels(qrels: QrelsLike | pd.DataFrame | None) -> Qrels | str | Path | None:
+    """``qrels`` as something :func:`score_runs` reads: files stay paths, the other forms become Qrels."""
+    if qrels is None or isinstance(qrels, (str, Path, Qrels)):
+        return qrels
+    if isinstance(qrels, pd.DataFrame):
+        return interop.qrels_from_dataframe(qrels)
+    if isinstance(qrels, Iterable) and not isinstance(qrels, bytes):
+        records = list(qrels)
+        if records and (hasattr(records[0], "query_id") or len(records[0]) == 3):
+            return interop.qrels_from_ir_measures(records)
+        return Qrels.from_records(records)
+    raise ConfigError(
+        f"cannot read qrels from {type(qrels).__name__}",
+        expected="a file path, Qrels, a DataFrame, (topic, shot, stratum, judgment) records or Qrel tuples",
     )
 
 
@@ -69,7 +91,7 @@ def score_runs(
     items = [as_run(run, name=f"run{i + 1}") for i, run in enumerate(runs)]
     return score_run_files(
         items,
-        qrels=qrels,
+        qrels=as_qrels(qrels),
         year=year,
         rootpath=rootpath,
         missing_as_zero=missing_as_zero,
@@ -130,8 +152,10 @@ def compare(
     >>> cmp.per_year, cmp.significance  # doctest: +SKIP
     """
     items = [as_run(run, name=f"run{i + 1}") for i, run in enumerate(runs)]
-    base = as_run(baseline, name="baseline") if isinstance(baseline, Mapping) else baseline
-    return compare_runs(items, base, year, qrels, rootpath, metric=metric, confidence=confidence, seed=seed, **options)
+    base = None if baseline is None else as_run(baseline, name="baseline")
+    return compare_runs(
+        items, base, year, as_qrels(qrels), rootpath, metric=metric, confidence=confidence, seed=seed, **options
+    )
 
 
 def fuse(runs: Sequence[RunLike | pd.DataFrame], *, method: str = "rrf", **options: Any) -> RunFile:

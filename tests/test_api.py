@@ -245,3 +245,24 @@ def test_topics_and_fuse() -> None:
     fused = avs.fuse(bundled_runs(), method="rrf")
     assert fused.topic_ids == avs.RunFile.read(bundled_runs()[0]).topic_ids
     assert 0 < avs.evaluate(fused).inf_ap < 1
+
+
+def test_api_takes_ir_measures_tuples_records_and_frames(rucmm: avs.RunFile, qrels21: avs.Qrels) -> None:
+    reference = scores_of(avs.evaluate(rucmm, qrels21))
+    docs = list(interop.run_to_scored_docs(rucmm))
+    assert scores_of(avs.evaluate(docs, qrels21)) == reference
+    assert scores_of(avs.evaluate(rucmm, list(qrels21.to_records()))) == reference
+    assert scores_of(avs.evaluate(rucmm, qrels21.to_dataframe())) == reference
+    judged = [interop.Qrel("1661", "s1", 1), interop.Qrel("1661", "s2", 0)]
+    run = {"1661": {"s2": 2.0, "s1": 1.0}}
+    assert avs.evaluate(run, judged).inf_ap == pytest.approx(0.5, abs=1e-4)
+    assert avs.evaluate(run, [("1661", "s1", 1), ("1661", "s2", 0)]).inf_ap == pytest.approx(0.5, abs=1e-4)
+    cmp = avs.compare([rucmm, rucmm.to_dict()], qrels=list(qrels21.to_records()), year=2021, permutations=100)
+    assert cmp.per_year["2021"].tolist() == [pytest.approx(avs.evaluate(rucmm, qrels21).inf_ap)] * 2
+
+
+def test_api_rejects_what_it_cannot_read() -> None:
+    with pytest.raises(avs.AvsbenchError, match="cannot read a run"):
+        avs.evaluate(42, [("1661", "s1", 1)])  # type: ignore[arg-type]
+    with pytest.raises(avs.AvsbenchError, match="cannot read qrels"):
+        avs.evaluate({"1661": {"s1": 1.0}}, 3.5)  # type: ignore[arg-type]
