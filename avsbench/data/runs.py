@@ -34,14 +34,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from avsbench.data import bulktext
-from avsbench.data.atomic import atomic_write
 from avsbench.data.textrecords import (
     PERL_WHITESPACE,
     perl_number,
     split_records,
     topic_sort_key,
 )
-from avsbench.data.topics import qrels_topic_id
 from avsbench.errors import InputFormatError
 
 if TYPE_CHECKING:
@@ -330,6 +328,8 @@ class RunFile:
             bad = next((s for s in lines.scores if not math.isfinite(s)), None)
             if bad is not None:
                 raise InputFormatError(f"cannot write non-finite score {bad!r} (topic {topic})", path=path)
+        from avsbench.data.atomic import atomic_write  # only writing needs it
+
         with atomic_write(path) as fh:
             for topic in self.topic_ids:
                 for rank, (shot, score) in enumerate(self.topics[topic].ranked(), 1):
@@ -577,6 +577,8 @@ class _XmlRunBuilder:
         self.tnum = ""
 
     def start_topic(self, element) -> None:
+        from avsbench.data.topics import qrels_topic_id
+
         topic = qrels_topic_id(_xml_int(element, "tNum", self.path, "the plain topic number, e.g. 611"))
         if topic in self.topics and not self.lenient:
             raise InputFormatError(f"topic {element.get('tNum')} appears twice in one run", path=self.path, line=element.sourceline)
