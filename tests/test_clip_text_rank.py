@@ -192,3 +192,19 @@ def test_explain_computes_the_clip_feature_online(tmp_path: Path, small_demo_roo
     assert "topic 611" in done.output and FEATURE in done.output
     missing = _cli([*args, "--clip-text", "precomputed"], exit_code=2)
     assert f"precomputed text feature '{FEATURE}' is missing" in missing.output
+
+
+def test_train_computes_clip_caption_features_online(tmp_path: Path, small_demo_root: Path) -> None:
+    tower = random_text_tower_state(ClipTextDims(embed=512, width=64, heads=1, layers=1, context=77, vocab=49408))
+    torch.save({"model": {"clip_model." + k: v for k, v in tower.items()}}, tmp_path / "ft.pth.tar")
+    args = ["train", "--train-collection", "demotrain", "--rootpath", str(small_demo_root), "--demo-settings",
+            "--epochs", "1", "--video-features", "demo_clip512", "--text-features", "bow,clip:clip_online",
+            "--out", str(tmp_path / "m")]
+    missing = _cli([*args, "--clip-text", "online"], exit_code=2)
+    assert "holds no CLIP text tower" in missing.output and "Traceback" not in missing.output
+    _cli([*args, "--clip-text", "online", "--clip-weights", str(tmp_path / "ft.pth.tar")])
+    loaded = load_model(tmp_path / "m")
+    assert loaded.text_pipeline.online_clip_feature == "clip_online"
+    assert loaded.config.training["settings"]["clip_text"] == "online"
+    info = json.loads(_cli(["model", "info", str(tmp_path / "m"), "--json"]).output)["clip_text"]
+    assert info["online"] and info["weights"].startswith("fine-tuned CLIP file")

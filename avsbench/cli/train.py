@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from avsbench.cli.options import rootpath_option
+from avsbench.cli.options import clip_text_options, clip_warnings_as_lines, rootpath_option
 
 
 @click.command()
@@ -24,6 +24,12 @@ from avsbench.cli.options import rootpath_option
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--threads", type=int, default=None, help="torch threads while training on CPU (default: the settings' cpu_threads, else torch's choice).")
+@clip_text_options()
+@click.option(
+    "--clip-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="CLIP text tower for online CLIP caption features (a LAFF checkpoint or a fine-tuned CLIP file); "
+    "it is stored in the model folder.",
+)
 def train(
     train_collection: str,
     val_collection: str | None,
@@ -39,6 +45,9 @@ def train(
     seed: int | None,
     resume: bool,
     threads: int | None,
+    clip_text: str,
+    clip_truncation: str,
+    clip_weights: Path | None,
 ) -> None:
     """Train LAFF (hardest-negative triplet loss, RMSprop, early stopping on the validation mir)."""
     from avsbench.model.train import DEMO_SETTINGS, TrainSettings, train_model
@@ -48,10 +57,11 @@ def train(
     if config_file is not None:
         settings = TrainSettings.from_json(config_file, base=settings)
     overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items() if v is not None}
+    overrides.update(_clip_overrides(clip_text, clip_truncation, clip_weights))
     settings = settings.updated(overrides)
     if out_dir is None:
         out_dir = Path("runs") / "models" / f"{train_collection}_{video_features.replace(',', '+').replace(':', '-')}"
-    with progress_bars(remove_finished=True) as bars:
+    with clip_warnings_as_lines(), progress_bars(remove_finished=True) as bars:
         result = train_model(
             train_collection,
             video_features,
@@ -71,3 +81,15 @@ def train(
         + (f": {metrics}" if metrics else "")
         + f"; model in {out_dir}"
     )
+
+
+def _clip_overrides(clip_text: str, clip_truncation: str, clip_weights: Path | None) -> dict[str, str]:
+    """The CLIP options typed on the command line (they override the --config file's)."""
+    context = click.get_current_context()
+    typed = {
+        name: value for name, value in (("clip_text", clip_text), ("clip_truncation", clip_truncation))
+        if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    if clip_weights is not None:
+        typed["clip_weights"] = str(clip_weights.expanduser().resolve())
+    return typed

@@ -601,7 +601,11 @@ def read_finetuned_clip_weights(path: str | Path) -> ClipTextWeights:
     Its keys start with ``clip_model.`` (11 characters, stripped); what follows is OpenAI's CLIP
     key name, possibly under the reference's ``ClipModel.`` module.
     """
-    checkpoint = read_reference_checkpoint(path)
+    return _finetuned_clip_weights(read_reference_checkpoint(path))
+
+
+def _finetuned_clip_weights(checkpoint: ReferenceCheckpoint) -> ClipTextWeights:
+    path = checkpoint.path
     state = checkpoint.state_dict
     keys = {k[len(FINETUNED_CLIP_PREFIX) :]: v for k, v in state.items() if k.startswith(FINETUNED_CLIP_PREFIX)}
     if not keys:
@@ -616,6 +620,14 @@ def read_finetuned_clip_weights(path: str | Path) -> ClipTextWeights:
         keys = {k[len("ClipModel.") :]: v for k, v in keys.items()}
         prefix += "ClipModel."
     return _clip_text_weights(keys, checkpoint.path, prefix, "fine-tuned CLIP file (--clip-weights)")
+
+
+def read_clip_text_weights(path: str | Path) -> ClipTextWeights:
+    """A CLIP text tower from a LAFF checkpoint (its ClipModel) or a fine-tuned CLIP file (``clip_model.*``)."""
+    checkpoint = read_reference_checkpoint(path)
+    weights = clip_text_weights_from_checkpoint(checkpoint) or _finetuned_clip_weights(checkpoint)
+    weights.origin["sha256"] = sha256_file(Path(path))
+    return weights
 
 
 def _check_clip_fits(weights: ClipTextWeights, config: ModelConfig, own: ClipTextWeights | None, path: Path) -> None:

@@ -31,8 +31,12 @@ from torch import Tensor
 from avsbench.data.collection import Collection
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
 from avsbench.model.checkpoint import TRAIN_STATE_FILE, resolve_w2v, save_model
+from avsbench.model.clip_text import ClipTextTower
+from avsbench.model.clip_text_source import CLIP_TEXT_SOURCES, plan_text_sources
+from avsbench.model.clip_text_tokenizer import TRUNCATIONS
 from avsbench.model.config import FeatureSpec, ModelConfig
 from avsbench.model.laff import LaffModel
+from avsbench.model.reference_import import read_clip_text_weights
 from avsbench.model.text import GRU_SPECIALS, TextCorpus, TextPipeline, WordVectors, build_gru_vocab, build_vocab
 from avsbench.progress import ProgressFactory
 
@@ -69,6 +73,9 @@ class TrainSettings:
     amp: bool = False  # bfloat16 autocast on CUDA
     tf32: bool = True  # TF32 matmuls on CUDA
     cpu_threads: int | None = None  # torch threads while training on CPU (None: leave torch's setting)
+    clip_text: str = "auto"  # where the CLIP caption feature comes from: auto, online or precomputed
+    clip_truncation: str = "reference"  # captions over 77 CLIP tokens: reference or openai
+    clip_weights: str | None = None  # CLIP text tower for online features (LAFF checkpoint or fine-tuned CLIP file)
 
     @classmethod
     def from_json(cls, path: str | Path, base: TrainSettings | None = None) -> TrainSettings:
@@ -94,6 +101,11 @@ class TrainSettings:
             raise ConfigError(f"unknown validation metric {merged.val_metric!r}", expected=", ".join(VAL_METRICS))
         if merged.epochs < 1 or merged.batch_size < 2:
             raise ConfigError("epochs must be >= 1 and batch_size >= 2")
+        if merged.clip_text not in CLIP_TEXT_SOURCES or merged.clip_truncation not in TRUNCATIONS:
+            raise ConfigError(
+                f"bad clip_text {merged.clip_text!r} or clip_truncation {merged.clip_truncation!r}",
+                expected=f"clip_text in {CLIP_TEXT_SOURCES}, clip_truncation in {TRUNCATIONS}",
+            )
         return merged
 
 
@@ -164,15 +176,25 @@ def _video_inputs(collection: Collection, videos: list[str], specs: list[Feature
     return out
 
 
-def prepare_split(collection: Collection, pipeline: TextPipeline, device: torch.device, max_frames: int) -> SplitData:
-    """Featurize every caption once and load the features of every captioned video (bulk reads)."""
+def prepare_split(
+    collection: Collection, pipeline: TextPipeline, device: torch.device, max_frames: int,
+    clip_text: str = "auto", clip_truncation: str = "reference",
+) -> SplitData:
+    """Featurize every caption once and load the features of every captioned video (bulk reads).
+
+    ``clip_text`` / ``clip_truncation``: where the CLIP caption feature comes from (see
+    :mod:`avsbench.model.clip_text_source`).
+    """
     captions = collection.captions()
     if len(captions) == 0:
         raise InputFormatError("no captions", path=collection.caption_path)
     videos = captions.videos
     row_of = {v: i for i, v in enumerate(videos)}
-    precomputed = {name: collection.text_feature(name) for name in pipeline.precomputed_features}
-    corpus = pipeline.corpus(list(captions.texts), list(captions.ids), precomputed).to(device)
+    texts, ids = list(captions.texts), list(captions.ids)
+    sources = plan_text_sources(
+        pipeline, collection.text_dir, texts, ids, clip_text=clip_text, truncation=clip_truncation, what="caption"
+    )
+    corpus = pipeline.corpus(texts, ids, sources.precomputed, online=sources.online).to(device)
     caption_video = torch.tensor([row_of[v] for v in captions.video_ids], dtype=torch.long, device=device)
     inputs = {k: v.to(device) for k, v in _video_inputs(collection, videos, pipeline.config.video_features, max_frames).items()}
     return SplitData(corpus, caption_video, inputs, len(videos))
@@ -255,8 +277,10 @@ def build_model_config(
     settings: TrainSettings,
     bow_size: int,
     w2v_dim: int,
+    clip_dim: int | None = None,
 ) -> ModelConfig:
-    """The model config for features read from ``train`` (dims from the BigFiles)."""
+    """The model config for features read from ``train`` (dims from the BigFiles; ``clip_dim``, the
+    output of a CLIP text tower, for a precomputed text feature that has no BigFile)."""
     head_dim = settings.common_dim // max(settings.heads, 1)
     video_specs = []
     for kind, name in video_features:
@@ -275,6 +299,8 @@ def build_model_config(
             dim = w2v_dim
         elif kind == "gru":
             dim = settings.gru_hidden
+        elif clip_dim is not None and not (train.text_dir / name).is_dir():
+            dim = clip_dim
         else:
             dim = train.text_feature(name).dim
         tile = name in settings.tile_features and kind == "precomputed"
@@ -449,7 +475,16 @@ def _prepare_run(
     kinds = {k for k, _ in texts}
     text = _text_inputs(train, kinds, settings, rootpath)
     w2v_dim = text.word_vectors.dim if text.word_vectors else settings.word_dim
-    config = build_model_config(train, parse_video_features(video_features), texts, settings, len(text.bow_vocab or []), w2v_dim)
+    if settings.clip_text == "online" and not settings.clip_weights and "precomputed" in kinds:
+        raise ConfigError("--clip-text online: training holds no CLIP text tower", expected="--clip-weights FILE")
+    clip = read_clip_text_weights(settings.clip_weights) if settings.clip_weights else None
+    tower = ClipTextTower.from_state_dict(clip.state, path=settings.clip_weights) if clip else None
+    config = build_model_config(
+        train, parse_video_features(video_features), texts, settings, len(text.bow_vocab or []), w2v_dim,
+        clip_dim=tower.dims.embed if tower else None,
+    )
+    if clip is not None:
+        config.source["clip_text"] = clip.origin
     if "gru" in kinds and text.word_vectors is not None:
         config.word_dim = text.word_vectors.dim
     config.training = {
@@ -458,10 +493,13 @@ def _prepare_run(
         "settings": dataclasses.asdict(settings),
         "device": str(device),
     }
-    pipeline = TextPipeline(config, bow_vocab=text.bow_vocab, gru_vocab=text.gru_vocab, word_vectors=text.word_vectors)
+    pipeline = TextPipeline(
+        config, bow_vocab=text.bow_vocab, gru_vocab=text.gru_vocab, word_vectors=text.word_vectors, clip_tower=tower
+    )
     model = _new_model(config, text, generator, device)
-    train_data = prepare_split(train, pipeline, device, settings.max_frames)
-    val_data = prepare_split(val, pipeline, device, settings.max_frames) if val is not None else None
+    clip_options = (settings.clip_text, settings.clip_truncation)
+    train_data = prepare_split(train, pipeline, device, settings.max_frames, *clip_options)
+    val_data = prepare_split(val, pipeline, device, settings.max_frames, *clip_options) if val is not None else None
     run = _new_run(model, pipeline, settings, generator, Path(out_dir) if out_dir is not None else None)
     return run, train_data, val_data
 
@@ -627,5 +665,6 @@ def _save(run: _TrainingRun, *, complete: bool) -> None:
     save_model(
         run.out_path, run.model, bow_vocab=run.pipeline.bow_vocab, gru_vocab=run.pipeline.gru_vocab,
         complete=complete, extra_files={TRAIN_STATE_FILE: buffer.getvalue()},
+        clip_text=run.pipeline.clip_tower.state_dict() if run.pipeline.clip_tower is not None else None,
     )
     run.model.load_state_dict(current)
