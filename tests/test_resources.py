@@ -67,6 +67,7 @@ REQUIRED_FILES = [
     "data/dtd/videoAdhocSearchResults.tv2019.dtd",
     "resources/README.md",
     "resources/qrels/avs.qrels.tv21",
+    "resources/qrels/sources.json",
     "resources/runs/test_run.tv21.GodSpeed.txt",
     "resources/runs/test_run.tv21.RUCMM.txt",
     "resources/shots/V3C1.dropped.shots.list",
