@@ -241,3 +241,23 @@ def test_rank_laff_ml_with_frame_feature(demo, tmp_path):
     assert "tv20: 20 topics" in res.output and "infAP 0." in res.output
     side = json.loads((tmp_path / "runs" / "laffml.tv20.txt.provenance.json").read_text())
     assert side["features"][0]["kind"] == "frame" and side["features"][0]["path"].endswith("FeatureData/frame/demo_clip512")
+
+
+def test_submit_refuses_a_sidecar_of_another_run(demo, tmp_path):
+    """Issue 11 item 4: a new run beside the old sidecar (rank cut between its two writes) is not
+    submitted with the old run's elapsed time; --elapsed-time still works."""
+    root, model_dir, _, _ = demo
+    rank = ["rank", "--year", "2019", "--model", str(model_dir), "--rootpath", str(root), "--device", "cpu", "--no-score"]
+    assert run_cli(*rank, "--out", str(tmp_path / "a")).exit_code == 0
+    assert run_cli(*rank, "--out", str(tmp_path / "b"), "--top-k", "50").exit_code == 0
+    run = tmp_path / "a" / "model.tv19.txt"
+    run.write_bytes((tmp_path / "b" / "model.tv19.txt").read_bytes())  # the new run; the sidecar is the old one's
+    submit = ["submit", str(run), "--year", "2019", "--pid", "T", "--priority", "1", "--class", "F", "--train-type", "D", "--desc", "d"]
+    res = run_cli(*submit)
+    assert res.exit_code == 2 and "provenance sidecar does not describe model.tv19.txt" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "a" / "F_M_C_D_T.19_1").exists()
+    res = run_cli(*submit, "--elapsed-time", "5")
+    assert res.exit_code == 0 and "elapsedTime 5" in res.output, res.output
+    (tmp_path / "b" / "model.tv19.txt.provenance.json").write_text("{")
+    res = run_cli(*submit[:1], str(tmp_path / "b" / "model.tv19.txt"), *submit[2:])
+    assert res.exit_code == 2 and "not readable JSON" in res.output
