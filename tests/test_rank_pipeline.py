@@ -261,3 +261,20 @@ def test_submit_refuses_a_sidecar_of_another_run(demo, tmp_path):
     (tmp_path / "b" / "model.tv19.txt.provenance.json").write_text("{")
     res = run_cli(*submit[:1], str(tmp_path / "b" / "model.tv19.txt"), *submit[2:])
     assert res.exit_code == 2 and "not readable JSON" in res.output
+
+
+def test_corrupted_cache_entry_is_rebuilt_with_a_warning(demo, tmp_path):
+    """Issue 11 item 7: a corrupted embedding cache entry is not used silently."""
+    root, model_dir, _, _ = demo
+    common = ["rank", "--year", "2021", "--model", str(model_dir), "--rootpath", str(root), "--device", "cpu",
+              "--precision", "fp32", "--no-score", "--cache", str(tmp_path / "cache")]
+    assert run_cli(*common, "--out", str(tmp_path / "a")).exit_code == 0
+    (entry,) = [p for p in (tmp_path / "cache").iterdir()]
+    feature = entry / "embeddings" / "feature.bin"
+    data = bytearray(feature.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    feature.write_bytes(bytes(data))
+    res = run_cli(*common, "--out", str(tmp_path / "b"))
+    assert res.exit_code == 0 and "avsbench: warning: embedding cache entry" in res.output and "from cache" not in res.output
+    assert (tmp_path / "b" / "model.tv21.txt").read_bytes() == (tmp_path / "a" / "model.tv21.txt").read_bytes()
+    assert "embeddings from cache" in run_cli(*common, "--out", str(tmp_path / "c")).output

@@ -12,33 +12,34 @@ document naming every input of the encoding:
 * the SHA-256 of the shot list;
 * the encoding precision (bf16 embeddings are stored as their float32 values).
 
-The entry is written atomically (BigFile writer, then the manifest), so a crash leaves no
-entry that looks complete.
+An entry is written as a unit: built in a temporary sibling folder, with a manifest (the
+inputs, and the size and SHA-256 of each file) written last, then swapped in
+(:mod:`avsbench.data.atomic`). Before an entry is used its files are checked against the
+manifest (hashing reads the entry once, at disk speed: far less than encoding it again); a
+damaged or unfinished entry is removed and rebuilt, with a warning. Temporary folders of killed
+runs are swept when the cache is next opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from avsbench.data.atomic import atomic_write_text
-from avsbench.data.bigfile import ID_FILE, BigFile, BigFileWriter
+import numpy as np
+
+from avsbench.data.atomic import check_manifest, new_staging_folder, recover_folder, sha256_file, swap_in, write_manifest
+from avsbench.data.bigfile import FEATURE_FILE, ID_FILE, SHAPE_FILE, BigFile, BigFileWriter
+from avsbench.errors import AvsbenchError, AvsbenchWarning
 
 CACHE_FORMAT = 1
 SAMPLE_BLOCKS = 16
 SAMPLE_BYTES = 65536
-MANIFEST = "manifest.json"
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a whole file (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+EMBEDDINGS = "embeddings"
 
 
 def sha256_lines(lines: Sequence[str]) -> str:
@@ -69,6 +70,20 @@ def feature_fingerprint(name: str, bigfile: BigFile) -> dict[str, object]:
     }
 
 
+class CacheWarning(AvsbenchWarning):
+    """An embedding cache entry was damaged or unfinished and is rebuilt."""
+
+
+def sweep_cache(cache_dir: str | Path) -> None:
+    """Remove what killed runs left in ``cache_dir``: temporary entry folders of dead processes, old copies."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return
+    keys = {entry.name[1:].split(".", 1)[0] for entry in os.scandir(cache_dir) if entry.name.startswith(".")}
+    for key in keys:
+        recover_folder(cache_dir / key)
+
+
 class EmbeddingCache:
     """One cache entry (present or to be written) for a set of encoding inputs."""
 
@@ -77,26 +92,65 @@ class EmbeddingCache:
         canonical = json.dumps(self.inputs, sort_keys=True, separators=(",", ":"))
         self.key = hashlib.sha256(canonical.encode()).hexdigest()[:32]
         self.path = Path(cache_dir) / self.key
-        self.embeddings_path = self.path / "embeddings"
+        self.embeddings_path = self.path / EMBEDDINGS
+        sweep_cache(cache_dir)
 
     @property
     def complete(self) -> bool:
-        """True when the entry holds the embeddings of exactly these inputs."""
-        manifest = self.path / MANIFEST
-        if not manifest.is_file() or not self.embeddings_path.is_dir():
+        """True when the entry holds the embeddings of exactly these inputs, its files verified.
+
+        A damaged or unfinished entry is removed (with a :class:`CacheWarning`), to be rebuilt.
+        """
+        if not self.path.exists():
             return False
         try:
-            return json.loads(manifest.read_text(encoding="utf-8")).get("inputs") == json.loads(json.dumps(self.inputs))
-        except (OSError, ValueError):
+            manifest = check_manifest(self.path)
+            if manifest is None:
+                raise ValueError("it has no manifest")
+            if manifest.get("inputs") != json.loads(json.dumps(self.inputs)):
+                raise ValueError("its manifest is for other inputs")
+        except (AvsbenchError, OSError, ValueError) as exc:
+            reason = exc.message if isinstance(exc, AvsbenchError) else str(exc)
+            warnings.warn(f"embedding cache entry {self.path} is not usable ({reason}); encoding again", CacheWarning, stacklevel=2)
+            shutil.rmtree(self.path, ignore_errors=True)
             return False
+        return True
 
     def open(self) -> BigFile:
         return BigFile(self.embeddings_path)
 
-    def writer(self, shot_ids: Sequence[str], dim: int) -> BigFileWriter:
-        """A writer for the embeddings; call :meth:`seal` after it closed cleanly."""
-        (self.path / MANIFEST).unlink(missing_ok=True)
-        return BigFileWriter(self.embeddings_path, shot_ids, dim)
+    def writer(self, shot_ids: Sequence[str], dim: int) -> CacheEntryWriter:
+        """A writer for the embeddings; on a clean exit the entry is complete."""
+        return CacheEntryWriter(self, shot_ids, dim)
 
-    def seal(self) -> None:
-        atomic_write_text(self.path / MANIFEST, json.dumps({"inputs": self.inputs}, indent=1, sort_keys=True) + "\n")
+
+class CacheEntryWriter:
+    """Writes an entry in a temporary sibling folder; on a clean exit adds the manifest and swaps it in."""
+
+    def __init__(self, cache: EmbeddingCache, shot_ids: Sequence[str], dim: int) -> None:
+        self.cache = cache
+        self.shot_ids = shot_ids
+        self.dim = dim
+        self._staging: Path | None = None
+        self._bigfile: BigFileWriter | None = None
+
+    def __enter__(self) -> CacheEntryWriter:
+        self._staging = new_staging_folder(self.cache.path)
+        self._bigfile = BigFileWriter(self._staging / EMBEDDINGS, self.shot_ids, self.dim).__enter__()
+        return self
+
+    def append(self, rows: np.ndarray) -> None:
+        assert self._bigfile is not None
+        self._bigfile.append(rows)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._staging is not None and self._bigfile is not None
+        try:
+            self._bigfile.__exit__(exc_type, exc, tb)
+            if exc_type is None:
+                names = [f"{EMBEDDINGS}/{name}" for name in (FEATURE_FILE, ID_FILE, SHAPE_FILE)]
+                write_manifest(self._staging, names, {"inputs": self.cache.inputs})
+                swap_in(self._staging, self.cache.path)
+        finally:
+            if self._staging.exists():
+                shutil.rmtree(self._staging, ignore_errors=True)

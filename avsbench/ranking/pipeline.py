@@ -274,7 +274,6 @@ def _rank_collection(
                 outcome = rank_shots(
                     loaded.model, sources, shots, text, plan, cache_writer=writer.append, progress=callback
                 )
-            cache.seal()
         else:
             outcome = rank_shots(loaded.model, sources, shots, text, plan, cache_source=cache_source, progress=callback)
     finally:
