@@ -143,3 +143,18 @@ def test_paths_from_the_config_stay_inside_the_model_folder(tmp_path: Path) -> N
     write_config(tmp_path / "m", bow_vocab_file="bow_vocab.txt", video_features=[{"name": "../../etc", "dim": 12, "kind": "video"}])
     with pytest.raises(InputFormatError, match="video feature name '../../etc' is not a plain name"):
         load_model(tmp_path / "m")
+
+
+def test_vocabulary_errors_never_echo_the_file(tmp_path: Path) -> None:
+    from avsbench.errors import InputFormatError
+
+    save_model(tmp_path / "m", small_model(), bow_vocab=VOCAB)
+    vocab = tmp_path / "m" / "bow_vocab.txt"
+    vocab.write_text("apple\nroot:x:0:0 root:/root:/bin/bash\ncat\ndog\negg\n")
+    (tmp_path / "m" / "manifest.json").unlink()
+    with pytest.raises(InputFormatError, match=r"bow_vocab.txt:2: bad vocabulary entry") as info:
+        load_model(tmp_path / "m")
+    assert "root" not in str(info.value).replace(str(tmp_path), "")
+    vocab.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InputFormatError, match="not UTF-8 text"):
+        load_model(tmp_path / "m")

@@ -139,7 +139,7 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], path: str | Path | None = None) -> ModelConfig:
         """Build a config from its JSON form; raises :class:`InputFormatError` on a foreign or newer file."""
         if data.get("format") != CONFIG_FORMAT:
-            raise InputFormatError(f"not an avsbench model config (format {data.get('format')!r})", path=path, expected=f"format {CONFIG_FORMAT!r}")
+            raise InputFormatError(f"not an avsbench model config (format {str(data.get('format'))[:40]!r})", path=path, expected=f"format {CONFIG_FORMAT!r}")
         version = data.get("version")
         if not isinstance(version, int) or version > CONFIG_VERSION:
             raise InputFormatError(f"unsupported config version {version!r}", path=path, expected=f"version <= {CONFIG_VERSION}")

@@ -87,11 +87,14 @@ def read_vocab_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise MissingDataError("vocabulary file not found", path=path)
-    words = path.read_text(encoding="utf-8").splitlines()
+    try:
+        words = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputFormatError("vocabulary file is not UTF-8 text", path=path, expected="one word per line") from None
     for lineno, word in enumerate(words, 1):
-        if not word or word != word.strip() or " " in word:
+        if not word or word != word.strip() or " " in word:  # the line is not echoed: it may be any file's content
             raise InputFormatError(
-                f"bad vocabulary entry {word!r}", path=path, line=lineno, expected="one word per line"
+                "bad vocabulary entry (empty, or with spaces)", path=path, line=lineno, expected="one word per line"
             )
     if len(set(words)) != len(words):
         raise InputFormatError("duplicate words", path=path, expected="unique words")
