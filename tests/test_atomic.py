@@ -122,3 +122,12 @@ def test_features_convert_overwrite_replaces_as_a_unit(tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     assert BigFile(out).ids == ["w", "x", "y", "z"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feat", "ids.txt", "new.npy"]
+
+
+def test_convert_without_overwrite_sees_a_folder_a_crash_left_aside(tmp_path: Path) -> None:
+    BigFile.write(tmp_path / "feat", ["a"], np.ones((1, 2), dtype=np.float32))
+    (tmp_path / "feat").rename(tmp_path / ".feat.old")  # killed between the fallback's two renames
+    (tmp_path / "src.txt").write_text("b 1 2\n")
+    result = CliRunner().invoke(main, ["features", "convert", str(tmp_path / "src.txt"), str(tmp_path / "feat")])
+    assert result.exit_code == 2 and "exists" in result.output
+    assert BigFile(tmp_path / "feat").ids == ["a"]

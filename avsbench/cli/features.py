@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from avsbench.data.atomic import recover_folder
 from avsbench.data.bigfile import BigFile
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
 
@@ -32,7 +33,11 @@ def features() -> None:
 @click.option("--format", "fmt", type=click.Choice(["auto", "npy", "text"]), default="auto", show_default=True, help="Source format; auto: .npy by extension, else text.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT folder.")
 def convert(source: Path, output: Path, ids_path: Path | None, fmt: str, overwrite: bool) -> None:
-    """Convert SOURCE (a 2-d .npy array, or text lines '<id> v1 ... vD') to a BigFile folder OUTPUT."""
+    """Convert SOURCE (a 2-d .npy array, or text lines '<id> v1 ... vD') to a BigFile folder OUTPUT.
+
+    OUTPUT is written as a unit: an interrupted conversion leaves the old folder or the new one.
+    """
+    recover_folder(output)  # a replacement cut short by a crash: the old folder is back before the check
     if output.exists() and not overwrite:
         raise ConfigError(f"{output} exists", expected="a new folder, or --overwrite")
     if fmt == "auto":
