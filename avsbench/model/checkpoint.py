@@ -109,7 +109,7 @@ def _keep_user_files(old_dir: Path, staging: Path) -> None:
         if entry.is_dir(follow_symlinks=False):
             shutil.copytree(entry.path, target, symlinks=True, copy_function=_link_or_copy)
         else:
-            _link_or_copy(entry.path, target)
+            _link_or_copy(entry.path, str(target))
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -6,6 +6,7 @@ Kept apart from the training loop (:mod:`avsbench.model.train`), which it only c
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +59,15 @@ def compare_fusion(
     With ``out_dir`` the LAFF model is saved there."""
     if settings.val_metric == "medr":
         raise ConfigError("compare_fusion needs a metric where higher is better", expected="mir, r1, r5, r10 or rsum")
-    common = {"val_collection": val_collection, "rootpath": rootpath, "device": device, "progress": progress}
-    laff = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="attention"), out_dir=out_dir, **common)
-    mean = train_model(train_collection, video_features, text_features, settings=dataclasses.replace(settings, fusion="mean"), **common)
+    train = functools.partial(
+        train_model, train_collection, text_features=text_features, val_collection=val_collection, rootpath=rootpath,
+        device=device, progress=progress,
+    )
+    laff = train(video_features, settings=dataclasses.replace(settings, fusion="attention"), out_dir=out_dir)
+    mean = train(video_features, settings=dataclasses.replace(settings, fusion="mean"))
     singles = {}
     for kind_name in video_features.split(",") if isinstance(video_features, str) else video_features:
-        single = train_model(train_collection, [kind_name], text_features, settings=dataclasses.replace(settings, fusion="attention"), **common)
+        single = train([kind_name], settings=dataclasses.replace(settings, fusion="attention"))
         singles[kind_name.split(":", 1)[-1]] = single.best_metrics
     weights = average_video_weights(laff, Collection(rootpath, val_collection), settings.max_frames)
     return FusionComparison(settings.val_metric, laff.best_metrics, mean.best_metrics, singles, weights, laff.seconds)

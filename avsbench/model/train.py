@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from avsbench.data.atomic import check_manifest
 from avsbench.data.collection import Collection
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError
 from avsbench.model.checkpoint import TRAIN_STATE_FILE, resolve_w2v, save_model
@@ -237,7 +238,7 @@ def encode_split(model: LaffModel, data: SplitData, batch_size: int = 1024) -> t
         emb, att = model.encode_videos(data.video_batch(rows), return_attention=True)
         videos.append(emb)
         attention.append(att)
-    texts = []
+    texts: list[Tensor] = []
     for start in range(0, data.corpus.size, batch_size):
         rows = torch.arange(start, min(start + batch_size, data.corpus.size), device=data.caption_video.device)
         texts.append(model.encode_texts(data.corpus.batch(rows)))
@@ -400,7 +401,7 @@ class _TrainingRun:
     state: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []})
 
     def best_metrics(self) -> dict[str, float]:
-        best_record = next((r for r in self.state["history"] if r["epoch"] == self.state["best_epoch"]), {})
+        best_record: dict[str, Any] = next((r for r in self.state["history"] if r["epoch"] == self.state["best_epoch"]), {})
         return {k: best_record[k] for k in VAL_METRICS if k in best_record}
 
     def metrics(self) -> dict[str, Any]:
@@ -452,6 +453,7 @@ def _restore(run: _TrainingRun, device: torch.device) -> None:
     """Continue from the training state saved in the output folder."""
     if run.out_path is None or not (run.out_path / TRAIN_STATE_FILE).is_file():
         raise MissingDataError("nothing to resume", path=None if run.out_path is None else run.out_path / TRAIN_STATE_FILE)
+    check_manifest(run.out_path)  # the training state belongs to the weights and config beside it
     saved = torch.load(run.out_path / TRAIN_STATE_FILE, map_location=device, weights_only=True)
     run.model.load_state_dict(saved["model"])
     run.best_state = saved["best_model"]
