@@ -224,7 +224,6 @@ def test_cache_round_trip(collection, tmp_path):
     assert not cache.complete
     with cache.writer(shots, 32) as writer:
         first = rank_shots(model, sources(root, shots), shots, text, settings, cache_writer=writer.append)
-    cache.seal()
     assert cache.complete
     assert not EmbeddingCache(tmp_path, {"model": "other", "features": ["fa", "fb"]}).complete
     cached = FeatureSource("embeddings", cache.open(), shots)
