@@ -131,3 +131,12 @@ def test_convert_without_overwrite_sees_a_folder_a_crash_left_aside(tmp_path: Pa
     result = CliRunner().invoke(main, ["features", "convert", str(tmp_path / "src.txt"), str(tmp_path / "feat")])
     assert result.exit_code == 2 and "exists" in result.output
     assert BigFile(tmp_path / "feat").ids == ["a"]
+
+
+def test_a_linked_folder_keeps_its_link_and_its_target_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "disk").mkdir()
+    make_folder(tmp_path / "disk" / "f", "old")
+    (tmp_path / "link").symlink_to(tmp_path / "disk" / "f")
+    make_folder(tmp_path / "link", "new")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "disk" / "f" / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["f"]

@@ -124,6 +124,13 @@ def write_file_synced(path: str | Path, data: bytes | str) -> None:
 # --- folders -------------------------------------------------------------------------------
 
 
+def folder_target(path: str | Path) -> Path:
+    """The folder a unit write replaces: ``path`` itself, or where it points when it is a symbolic link
+    (a feature folder linked to a larger disk stays a link, its target is replaced)."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
+
+
 def _staging_prefix(path: Path) -> str:
     return f".{path.name}.new-"
 
@@ -134,7 +141,7 @@ def _old_copy(path: Path) -> Path:
 
 def new_staging_folder(path: str | Path) -> Path:
     """An empty temporary sibling of ``path`` to build its replacement in (see :func:`swap_in`)."""
-    path = Path(path)
+    path = folder_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(path)}{os.getpid()}@{_host()}.", dir=path.parent))
 
@@ -186,7 +193,7 @@ def _remove_tree(folder: Path) -> None:
 
 def swap_in(staging: str | Path, path: str | Path) -> None:
     """Replace folder ``path`` by the complete folder ``staging`` as a unit (see the module docstring)."""
-    staging, path = Path(staging), Path(path)
+    staging, path = Path(staging), folder_target(path)
     _fsync_dir(staging)
     if not path.exists():
         atomic_rename(staging, path)
@@ -237,7 +244,7 @@ def stale_staging_folders(path: str | Path) -> list[Path]:
 
 def recover_folder(path: str | Path) -> None:
     """Undo what a killed :func:`swap_in` left: restore ``.<name>.old`` when ``path`` is missing, sweep leftovers."""
-    path = Path(path)
+    path = folder_target(path)
     old = _old_copy(path)
     with contextlib.suppress(OSError):
         if old.is_dir() and not path.exists():
@@ -254,7 +261,7 @@ def folder_unit(path: str | Path) -> Iterator[Path]:
 
     On an exception the staging folder is removed and ``path`` is left as it was.
     """
-    path = Path(path)
+    path = folder_target(path)
     recover_folder(path)
     staging = new_staging_folder(path)
     try:
