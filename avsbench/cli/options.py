@@ -119,13 +119,16 @@ def clip_warnings_as_lines() -> Iterator[None]:
     """Print each CLIP truncation warning raised inside as one ``avsbench: warning:`` line on stderr."""
     from avsbench.model.clip_text_tokenizer import ClipTruncationWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ClipTruncationWarning)
-        try:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always", ClipTruncationWarning)
+            caught = recorded
             yield
-        finally:
-            for warning in caught:
-                if issubclass(warning.category, ClipTruncationWarning):
-                    click.echo(f"avsbench: warning: {warning.message}", err=True)
-                else:
-                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    finally:
+        # shown after the recording context: inside it, showwarning would append to the list being read
+        for warning in caught:
+            if issubclass(warning.category, ClipTruncationWarning):
+                click.echo(f"avsbench: warning: {warning.message}", err=True)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
