@@ -197,9 +197,22 @@ def test_explain_computes_the_clip_feature_online(tmp_path: Path, small_demo_roo
 def test_train_computes_clip_caption_features_online(tmp_path: Path, small_demo_root: Path) -> None:
     tower = random_text_tower_state(ClipTextDims(embed=512, width=64, heads=1, layers=1, context=77, vocab=49408))
     torch.save({"model": {"clip_model." + k: v for k, v in tower.items()}}, tmp_path / "ft.pth.tar")
-    args = ["train", "--train-collection", "demotrain", "--rootpath", str(small_demo_root), "--demo-settings",
-            "--epochs", "1", "--video-features", "demo_clip512", "--text-features", "bow,clip:clip_online",
-            "--out", str(tmp_path / "m")]
+    args = [
+        "train",
+        "--train-collection",
+        "demotrain",
+        "--rootpath",
+        str(small_demo_root),
+        "--demo-settings",
+        "--epochs",
+        "1",
+        "--video-features",
+        "demo_clip512",
+        "--text-features",
+        "bow,clip:clip_online",
+        "--out",
+        str(tmp_path / "m"),
+    ]
     missing = _cli([*args, "--clip-text", "online"], exit_code=2)
     assert "holds no CLIP text tower" in missing.output and "Traceback" not in missing.output
     _cli([*args, "--clip-text", "online", "--clip-weights", str(tmp_path / "ft.pth.tar")])
@@ -208,3 +221,21 @@ def test_train_computes_clip_caption_features_online(tmp_path: Path, small_demo_
     assert loaded.config.training["settings"]["clip_text"] == "online"
     info = json.loads(_cli(["model", "info", str(tmp_path / "m"), "--json"]).output)["clip_text"]
     assert info["online"] and info["weights"].startswith("fine-tuned CLIP file")
+
+
+def test_online_vectors_are_cached_on_disk_under_rank_cache(
+    tmp_path: Path, small_demo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _demo_copy(small_demo_root, tmp_path / "root")
+    model = _import_model(tmp_path, SMALL, heads=2)
+    _rank(model, root, tmp_path / "first", "--cache", str(tmp_path / "cache"))
+    [record] = _sidecar_sources(tmp_path / "first")
+    assert record["vector_cache"] and len(list(Path(record["vector_cache"]).rglob("*.npy"))) == 30
+    calls: list[int] = []
+    original = ClipTextEncoder.encode
+    monkeypatch.setattr(
+        ClipTextEncoder, "encode", lambda self, texts: calls.append(len(texts)) or original(self, texts)
+    )
+    _rank(model, root, tmp_path / "second", "--cache", str(tmp_path / "cache"))
+    assert calls == []
+    assert (tmp_path / "first" / "clip.tv19.txt").read_bytes() == (tmp_path / "second" / "clip.tv19.txt").read_bytes()

@@ -148,4 +148,5 @@ def _online_record(
         "tower": tower.dims.to_dict(),
         "texts_over_context": over,
         "eot_kept_when_cut": truncation == "openai",
+        "vector_cache": str(pipeline.clip_cache_dir) if pipeline.clip_cache_dir is not None else None,
     }

@@ -16,6 +16,8 @@ vectors, precomputed rows); batches are then gathered from it on the device.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from avsbench.data.atomic import atomic_write_text
+from avsbench.data.atomic import atomic_write_bytes, atomic_write_text
 from avsbench.data.bigfile import BigFile
 from avsbench.data.captions import tokenize
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
@@ -216,6 +218,9 @@ class TextPipeline:
         self.clip_tower = clip_tower
         self._clip_encoders: dict[str, ClipTextEncoder] = {}
         self._clip_cache: dict[tuple[str, str], np.ndarray] = {}
+        # Optional on-disk cache of online CLIP vectors, one .npy per (truncation, text); the folder
+        # must belong to this model's CLIP weights (rank puts it under --cache, keyed by the weights' hash).
+        self.clip_cache_dir: Path | None = None
         self.bow_vocab = list(bow_vocab) if bow_vocab is not None else None
         self.gru_vocab = list(gru_vocab) if gru_vocab is not None else None
         self.word_vectors = word_vectors
@@ -263,11 +268,40 @@ class TextPipeline:
         if encoder is None:
             encoder = self._clip_encoders[truncation] = ClipTextEncoder(self.clip_tower, truncation=truncation)
         todo = sorted({t for t in texts if (truncation, t) not in self._clip_cache})
+        todo = [t for t in todo if not self._read_cached_vector(truncation, t)]
         if todo:
             for text, vector in zip(todo, encoder.encode(todo)):
                 self._clip_cache[(truncation, text)] = vector
+                self._write_cached_vector(truncation, text, vector)
         dim = self.clip_tower.dims.embed
         return np.stack([self._clip_cache[(truncation, t)] for t in texts]) if texts else np.zeros((0, dim), np.float32)
+
+    def _vector_file(self, truncation: str, text: str) -> Path | None:
+        if self.clip_cache_dir is None:
+            return None
+        return self.clip_cache_dir / truncation / (hashlib.sha256(text.encode("utf-8")).hexdigest() + ".npy")
+
+    def _read_cached_vector(self, truncation: str, text: str) -> bool:
+        """Take the vector of ``text`` from the on-disk cache into memory; False when absent or unusable."""
+        path = self._vector_file(truncation, text)
+        if path is None or not path.is_file():
+            return False
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        if vector.shape != (self.clip_tower.dims.embed,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
+            return False
+        self._clip_cache[(truncation, text)] = vector
+        return True
+
+    def _write_cached_vector(self, truncation: str, text: str, vector: np.ndarray) -> None:
+        path = self._vector_file(truncation, text)
+        if path is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buffer.getvalue())
 
     def _precomputed_rows(
         self, spec: FeatureSpec, ids: Sequence[str], precomputed: Mapping[str, BigFile] | None

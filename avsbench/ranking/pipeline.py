@@ -217,6 +217,9 @@ def rank_years(
         clip_text,
         clip_truncation,
     )
+    if cache_dir is not None and ctx.clip_text != "precomputed":
+        weights_hash = ctx.model_hash.get(f"file:{WEIGHTS_FILE}", ctx.model_hash["sha256"])
+        loaded.text_pipeline.clip_cache_dir = Path(cache_dir) / "clip_text" / weights_hash[:24]
     groups: dict[str, list[Year]] = {}
     for y in years:
         groups.setdefault(collection_name or y.collection, []).append(y)
