@@ -134,3 +134,8 @@ def test_in_a_child_process_under_a_memory_limit_nothing_is_written(tmp_path):
     )
     assert_one_clear_error(done, "model import-laff", "collection info v3c1")
     assert tree_snapshot(tmp_path) == before and not (tmp_path / "runs").exists()
+
+
+def test_collection_info_on_a_missing_collection_names_the_layout(tmp_path):
+    result = CliRunner().invoke(main, ["collection", "info", "v3c1", "--rootpath", str(tmp_path)])
+    one_error(result, f"not found under the data root {tmp_path}", "VideoSets/v3c1.txt", "feature.bin,id.txt,shape.txt")

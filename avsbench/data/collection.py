@@ -1,11 +1,11 @@
 """A collection under the data root, in the field's layout::
 
-    <root>/<name>/VideoSets/<name>.txt            shot (or video) ids, one per line
-    <root>/<name>/FeatureData/<feat>/             video-level BigFiles
-    <root>/<name>/FeatureData/frame/<feat>/       frame-level BigFiles (ids <video>_<frameNo>)
-    <root>/<name>/TextData/<name>.caption.txt     captions (training collections)
-    <root>/<name>/TextData/<feat>/                precomputed text features (caption id or topic number)
-    <root>/<name>/TextData/<edition>.avs.txt      topics; TextData/avs.qrels.<edition> qrels
+<root>/<name>/VideoSets/<name>.txt            shot (or video) ids, one per line
+<root>/<name>/FeatureData/<feat>/             video-level BigFiles
+<root>/<name>/FeatureData/frame/<feat>/       frame-level BigFiles (ids <video>_<frameNo>)
+<root>/<name>/TextData/<name>.caption.txt     captions (training collections)
+<root>/<name>/TextData/<feat>/                precomputed text features (caption id or topic number)
+<root>/<name>/TextData/<edition>.avs.txt      topics; TextData/avs.qrels.<edition> qrels
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def _folder_size(path: Path) -> int:
 def _bigfile_dirs(path: Path) -> list[str]:
     if not path.is_dir():
         return []
-    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / SHAPE_FILE).exists())
+    return sorted(
+        p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / SHAPE_FILE).exists()
+    )
 
 
 def qrels_location(root: Path, year: Year, collection: str | None = None) -> Path:
@@ -96,7 +98,13 @@ class Collection:
         self.name = name
         self.path = self.root / name
         if not self.path.is_dir():
-            raise MissingDataError(f"collection {name!r} not found under the data root", path=self.path, expected="<root>/<collection>/ (see --rootpath)")
+            raise MissingDataError(
+                f"collection {name!r} not found under the data root {self.root}",
+                path=self.path,
+                expected=f"<root>/{name}/ with VideoSets/{name}.txt and "
+                "FeatureData/<feature>/{feature.bin,id.txt,shape.txt}; "
+                f"the root is --rootpath, else ${ROOT_ENV}, else ~/VisualSearch",
+            )
 
     def __repr__(self) -> str:
         return f"Collection({str(self.root)!r}, {self.name!r})"
@@ -115,7 +123,9 @@ class Collection:
         """The shot (or video) ids of ``VideoSets/<name>.txt`` in file order."""
         path = self.shot_list_path
         if not path.is_file():
-            raise MissingDataError("shot list not found", path=path, expected="VideoSets/<collection>.txt with one id per line")
+            raise MissingDataError(
+                "shot list not found", path=path, expected="VideoSets/<collection>.txt with one id per line"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -129,7 +139,9 @@ class Collection:
             if len(parts) != 1:
                 raise InputFormatError("more than one field", path=path, line=lineno, expected="one shot id per line")
             if parts[0] in seen:
-                raise InputFormatError(f"duplicate shot id {parts[0]!r}", path=path, line=lineno, expected="unique shot ids")
+                raise InputFormatError(
+                    f"duplicate shot id {parts[0]!r}", path=path, line=lineno, expected="unique shot ids"
+                )
             seen.add(parts[0])
             shots.append(parts[0])
         return shots
@@ -163,7 +175,9 @@ class Collection:
         path = self.feature_dir / name
         if not path.is_dir():
             known = ", ".join(self.feature_names()) or "none"
-            raise MissingDataError(f"feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+            raise MissingDataError(
+                f"feature {name!r} not found in collection {self.name} (available: {known})", path=path
+            )
         return BigFile(path)
 
     def frame_feature(self, name: str, max_frame: int | None = None) -> FrameFeature:
@@ -171,7 +185,9 @@ class Collection:
         path = self.feature_dir / FRAME_DIR / name
         if not path.is_dir():
             known = ", ".join(self.frame_feature_names()) or "none"
-            raise MissingDataError(f"frame feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+            raise MissingDataError(
+                f"frame feature {name!r} not found in collection {self.name} (available: {known})", path=path
+            )
         return FrameFeature(path, max_frame=max_frame)
 
     def check_feature_covers_shots(self, feature: BigFile | FrameFeature) -> None:
@@ -181,7 +197,8 @@ class Collection:
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise UnknownIdError(
-                f"{len(missing)} of {len(self.searchable_shots)} shots of {self.shot_list_path.name} have no feature: {shown}",
+                f"{len(missing)} of {len(self.searchable_shots)} shots of {self.shot_list_path.name} "
+                f"have no feature: {shown}",
                 path=feature.path / ID_FILE,
                 expected="a row for every shot of the collection",
             )
@@ -211,7 +228,9 @@ class Collection:
         path = self.text_dir / name
         if not path.is_dir():
             known = ", ".join(self.text_feature_names()) or "none"
-            raise MissingDataError(f"text feature {name!r} not found in collection {self.name} (available: {known})", path=path)
+            raise MissingDataError(
+                f"text feature {name!r} not found in collection {self.name} (available: {known})", path=path
+            )
         return BigFile(path)
 
     def years(self) -> list[Year]:
