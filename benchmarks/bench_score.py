@@ -83,7 +83,17 @@ class Baseline:
 
 
 def ours(qrels: Path, runs: list[Path]) -> list[str]:
-    return [sys.executable, "-m", "avsbench", "score", "--format", "sample-eval", "--qrels", str(qrels), *map(str, runs)]
+    return [
+        sys.executable,
+        "-m",
+        "avsbench",
+        "score",
+        "--format",
+        "sample-eval",
+        "--qrels",
+        str(qrels),
+        *map(str, runs),
+    ]
 
 
 def same_output(qrels: Path, run: Path, baseline: Baseline, env: dict[str, str]) -> str:
@@ -132,16 +142,24 @@ def huge_files(folder: Path, run_lines: int, qrels_lines: int, seed: int) -> tup
                 ids = rng.choice(2_000_000, size=per_topic, replace=False)
                 strata = 1 + (np.arange(per_topic) * 3 // per_topic)
                 judged = rng.choice([-1, 0, 1], size=per_topic, p=[0.5, 0.35, 0.15])
-                fh.write("".join(f"{1700 + t} 0 shot{v // shots_per_video:05d}_{v % shots_per_video + 1} {s} {j}\n"
-                                 for v, s, j in zip(ids.tolist(), strata.tolist(), judged.tolist())))
+                fh.write(
+                    "".join(
+                        f"{1700 + t} 0 shot{v // shots_per_video:05d}_{v % shots_per_video + 1} {s} {j}\n"
+                        for v, s, j in zip(ids.tolist(), strata.tolist(), judged.tolist())
+                    )
+                )
     if not run_path.exists():
         per_topic = run_lines // topics
         with open(run_path, "w") as fh:
             for t in range(topics):
                 ids = rng.integers(0, 2_000_000, size=per_topic)
                 scores = np.round(rng.random(per_topic), 6)
-                fh.write("".join(f"{1700 + t} Q0 shot{v // shots_per_video:05d}_{v % shots_per_video + 1} {r} {x:.6f} huge\n"
-                                 for r, (v, x) in enumerate(zip(ids.tolist(), scores.tolist()), 1)))
+                fh.write(
+                    "".join(
+                        f"{1700 + t} Q0 shot{v // shots_per_video:05d}_{v % shots_per_video + 1} {r} {x:.6f} huge\n"
+                        for r, (v, x) in enumerate(zip(ids.tolist(), scores.tolist()), 1)
+                    )
+                )
     return qrels_path, run_path
 
 
@@ -152,22 +170,32 @@ def big_xml(folder: Path, items: int) -> Path:
         return path
     per_topic = max(1, items // 80)
     with open(path, "w") as fh:
-        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE videoAdhocSearchResults SYSTEM '
-                 '"https://www-nlpir.nist.gov/projects/tv2021/dtds/videoAdhocSearchResults.dtd">\n<videoAdhocSearchResults>\n')
+        fh.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE videoAdhocSearchResults SYSTEM '
+            '"https://www-nlpir.nist.gov/projects/tv2021/dtds/videoAdhocSearchResults.dtd">\n<videoAdhocSearchResults>\n'
+        )
         for priority in range(1, 5):
-            fh.write(f'<videoAdhocSearchRunResult trType="M" class="F" task="F" novelty="N" pid="bench" '
-                     f'priority="{priority}" desc="generated">\n')
+            fh.write(
+                f'<videoAdhocSearchRunResult trType="M" class="F" task="F" novelty="N" pid="bench" '
+                f'priority="{priority}" desc="generated">\n'
+            )
             for topic in range(661, 681):
                 fh.write(f'<videoAdhocSearchTopicResult tNum="{topic}" elapsedTime="1.0">\n')
-                fh.write("".join(f'<item seqNum="{r}" shotId="shot{(r * 7919 + topic) % 7475 + 1:05d}_{r % 97 + 1}"/>\n'
-                                 for r in range(1, per_topic + 1)))
+                fh.write(
+                    "".join(
+                        f'<item seqNum="{r}" shotId="shot{(r * 7919 + topic) % 7475 + 1:05d}_{r % 97 + 1}"/>\n'
+                        for r in range(1, per_topic + 1)
+                    )
+                )
                 fh.write("</videoAdhocSearchTopicResult>\n")
             fh.write("</videoAdhocSearchRunResult>\n")
         fh.write("</videoAdhocSearchResults>\n")
     return path
 
 
-def report(row: str, ours_s: float, ours_mb: float, base_s: float | None, base_mb: float | None, aim: str, note: str) -> None:
+def report(
+    row: str, ours_s: float, ours_mb: float, base_s: float | None, base_mb: float | None, aim: str, note: str
+) -> None:
     ratio = f"{base_s / ours_s:6.1f}x" if base_s else "   n/a"
     base = f"{base_s:8.2f} s {base_mb:7.0f} MB" if base_s is not None else "         n/a          "
     print(f"{row:44s} ours {ours_s:7.2f} s {ours_mb:6.0f} MB | baseline {base} | {ratio} (aim {aim}) {note}")
@@ -196,12 +224,24 @@ def main() -> None:
             timed(ours(QRELS_2021, [RUN_2021]), env)  # warms the qrels cache, as any earlier call does
             mine = best([ours(QRELS_2021, [RUN_2021])], env, args.repeats)
             base = best(baseline.commands(QRELS_2021, [RUN_2021]), env, args.repeats)
-            report("1. one run, one process (RUCMM 2021)", *mine, *base, ">= 2.5x", same_output(QRELS_2021, RUN_2021, baseline, env))
+            report(
+                "1. one run, one process (RUCMM 2021)",
+                *mine,
+                *base,
+                ">= 2.5x",
+                same_output(QRELS_2021, RUN_2021, baseline, env),
+            )
         if 2 in rows:
             runs = generated_runs(data, args.runs, args.seed)
             mine = best([ours(QRELS_2021, runs)], env, max(1, args.repeats // 2))
             base = best(baseline.commands(QRELS_2021, runs), env, 1)
-            report(f"2. {len(runs)} runs, one call", *mine, *base, ">= 18x", same_output(QRELS_2021, runs[0], baseline, env))
+            report(
+                f"2. {len(runs)} runs, one call",
+                *mine,
+                *base,
+                ">= 18x",
+                same_output(QRELS_2021, runs[0], baseline, env),
+            )
         if 3 in rows:
             run_lines, qrels_lines = (int(x) for x in args.sizes.split(","))
             qrels, run = huge_files(data, run_lines, qrels_lines, args.seed)

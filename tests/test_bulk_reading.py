@@ -18,8 +18,23 @@ from avsbench.eval.sample_eval import evaluate, format_sample_eval
 
 def test_parse_floats_is_bit_identical_to_float() -> None:
     rnd = random.Random(3)
-    texts = ["0", "-0", "+.5", "5.", "1e+3", "1E-03", "00012.5000", "-6.123e-03", ".750", "750e-3", "1e400",
-             "123456789012345678", "0.1000000000000000055511151231257827", "9007199254740993", "4.7312e-04"]
+    texts = [
+        "0",
+        "-0",
+        "+.5",
+        "5.",
+        "1e+3",
+        "1E-03",
+        "00012.5000",
+        "-6.123e-03",
+        ".750",
+        "750e-3",
+        "1e400",
+        "123456789012345678",
+        "0.1000000000000000055511151231257827",
+        "9007199254740993",
+        "4.7312e-04",
+    ]
     for _ in range(5000):
         value = rnd.uniform(-1e4, 1e4) * 10 ** rnd.randint(-6, 3)
         texts.append(rnd.choice([repr(value), f"{value:.6f}", f"{value:.3e}", str(int(value))]))
@@ -46,17 +61,25 @@ def _random_run(rnd: random.Random, topics: int, lines: int) -> bytes:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_keeping_the_best_lines_while_reading_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+def test_keeping_the_best_lines_while_reading_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
     monkeypatch.setattr(runs, "PRUNE_ROWS", 50)
     rnd = random.Random(seed)
     path = tmp_path / "big.run"
     path.write_bytes(_random_run(rnd, 3, 900))
-    qrels_text = "".join(f"{1661 + t} 0 shot{i:05d}_{j} {1 + i % 3} {rnd.choice([1, 0, -1])}\n"
-                         for t in range(3) for i in range(1, 450) for j in (1, 2))
+    qrels_text = "".join(
+        f"{1661 + t} 0 shot{i:05d}_{j} {1 + i % 3} {rnd.choice([1, 0, -1])}\n"
+        for t in range(3)
+        for i in range(1, 450)
+        for j in (1, 2)
+    )
     qrels = Qrels.from_bytes(qrels_text.encode())
     full = RunFile.read(path)
     kept = RunFile.read(path, keep_best=100)
-    assert sum(len(t.score_values) for t in kept.topics.values()) < sum(len(t.score_values) for t in full.topics.values())
+    assert sum(len(t.score_values) for t in kept.topics.values()) < sum(
+        len(t.score_values) for t in full.topics.values()
+    )
     for topic in full.topics:
         assert kept.topics[topic].ranked()[:100] == full.topics[topic].ranked()[:100]
         assert kept.topics[topic].num_lines == full.topics[topic].num_lines
@@ -107,4 +130,7 @@ def test_shots_sharing_a_hash_key_are_told_apart(monkeypatch: pytest.MonkeyPatch
     run_bytes = (golden / "runs" / "iacc17g_duplicate_shots.run").read_bytes()
     monkeypatch.setattr(bulktext, "hash_keys", lambda values: np.zeros(len(values), dtype=np.uint64))
     result = evaluate(Qrels.from_bytes(qrels_bytes), RunFile.from_bytes(run_bytes)[0])
-    assert format_sample_eval(result, True).encode() == (golden / "expected" / "iacc17g_duplicate_shots.q.txt").read_bytes()
+    assert (
+        format_sample_eval(result, True).encode()
+        == (golden / "expected" / "iacc17g_duplicate_shots.q.txt").read_bytes()
+    )

@@ -7,7 +7,6 @@ import gzip
 from pathlib import Path
 
 import pytest
-
 from hostile import assert_one_clear_error, run_cli_limited, tree_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,27 +59,40 @@ def test_hostile_qrels_files(tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.qrels"
     path.write_bytes(data)
     cache = tmp_path / "cache"
-    done = run_cli_limited(["score", "--format", "sample-eval", "--qrels", str(path), str(RUN)],
-                           env={"AVSBENCH_CACHE": str(cache)})
+    done = run_cli_limited(
+        ["score", "--format", "sample-eval", "--qrels", str(path), str(RUN)], env={"AVSBENCH_CACHE": str(cache)}
+    )
     assert_one_clear_error(done, needle)
     assert not cache.exists() or not any(cache.rglob("*.qrels"))  # nothing cached for a bad file
 
 
 def _xml(body: str, doctype: str = "") -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}<videoAdhocSearchResults>\n<videoAdhocSearchRunResult '
-            f'trType="D" class="F" task="M" novelty="C" pid="T" priority="1" desc="d">\n{body}\n'
-            "</videoAdhocSearchRunResult>\n</videoAdhocSearchResults>\n").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}<videoAdhocSearchResults>\n<videoAdhocSearchRunResult '
+        f'trType="D" class="F" task="M" novelty="C" pid="T" priority="1" desc="d">\n{body}\n'
+        "</videoAdhocSearchRunResult>\n</videoAdhocSearchResults>\n"
+    ).encode()
 
 
 LAUGHS = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>\n'
 HOSTILE_XML = {
     "billion_laughs": (_xml('<videoAdhocSearchTopicResult tNum="661" elapsedTime="&lol2;"/>', LAUGHS), "entity"),
-    "external_entity": (_xml('<videoAdhocSearchTopicResult tNum="&x;" elapsedTime="1"/>',
-                             '<!DOCTYPE x [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'), "entity"),
+    "external_entity": (
+        _xml(
+            '<videoAdhocSearchTopicResult tNum="&x;" elapsedTime="1"/>',
+            '<!DOCTYPE x [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n',
+        ),
+        "entity",
+    ),
     "deep_nesting": (_xml("<a>" * 100_000 + "</a>" * 100_000), ":4:"),
     "truncated": (_xml('<videoAdhocSearchTopicResult tNum="661" elapsedTime="1">')[:-40], "not well-formed"),
-    "bad_seqnum": (_xml('<videoAdhocSearchTopicResult tNum="661" elapsedTime="1"><item seqNum="x" shotId="shot00001_1"/>'
-                        "</videoAdhocSearchTopicResult>"), "seqNum"),
+    "bad_seqnum": (
+        _xml(
+            '<videoAdhocSearchTopicResult tNum="661" elapsedTime="1"><item seqNum="x" shotId="shot00001_1"/>'
+            "</videoAdhocSearchTopicResult>"
+        ),
+        "seqNum",
+    ),
 }
 
 

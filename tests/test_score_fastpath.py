@@ -20,25 +20,43 @@ RUCMM = REPO / "avsbench" / "resources" / "runs" / "test_run.tv21.RUCMM.txt"
 def _run(args: list[str], *, click: bool, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     code = "from avsbench.cli import main; main()" if click else "from avsbench.entry import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, input=stdin, check=False,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        input=stdin,
+        check=False,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_only_the_plain_sample_eval_call_is_taken() -> None:
     assert parse_fast_score(["score", "--format", "sample-eval", "--qrels", "q", "r"]) is not None
-    assert parse_fast_score(["score", "-q", "--format=sample-eval", "--qrels=q", "--lenient", "r", "s"])["runs"] == ["r", "s"]
-    for argv in (["score", "--qrels", "q", "r"], ["score", "--format", "json", "--qrels", "q", "r"],
-                 ["score", "--format", "sample-eval", "r"], ["score", "--format", "sample-eval", "--qrels", "q"],
-                 ["score", "--format", "sample-eval", "--qrels", "q", "--year", "2021", "r"], ["score", "--help"],
-                 ["compare", "--format", "sample-eval", "--qrels", "q", "r"], []):
+    assert parse_fast_score(["score", "-q", "--format=sample-eval", "--qrels=q", "--lenient", "r", "s"])["runs"] == [
+        "r",
+        "s",
+    ]
+    for argv in (
+        ["score", "--qrels", "q", "r"],
+        ["score", "--format", "json", "--qrels", "q", "r"],
+        ["score", "--format", "sample-eval", "r"],
+        ["score", "--format", "sample-eval", "--qrels", "q"],
+        ["score", "--format", "sample-eval", "--qrels", "q", "--year", "2021", "r"],
+        ["score", "--help"],
+        ["compare", "--format", "sample-eval", "--qrels", "q", "r"],
+        [],
+    ):
         assert parse_fast_score(argv) is None, argv
 
 
 @pytest.mark.parametrize("case", ["iacc16_missing_and_foreign_topics", "v3c1_19_duplicates_around_1000", "toy_spec"])
 def test_fast_and_click_paths_print_the_same_bytes(case: str) -> None:
     qrels = next(GOLDEN.glob("qrels/*.qrels")) if case != "toy_spec" else GOLDEN / "qrels" / "toy.qrels"
-    qrels = {"iacc16_missing_and_foreign_topics": GOLDEN / "qrels/iacc16.qrels",
-             "v3c1_19_duplicates_around_1000": GOLDEN / "qrels/v3c1_19.qrels"}.get(case, qrels)
+    qrels = {
+        "iacc16_missing_and_foreign_topics": GOLDEN / "qrels/iacc16.qrels",
+        "v3c1_19_duplicates_around_1000": GOLDEN / "qrels/v3c1_19.qrels",
+    }.get(case, qrels)
     args = ["score", "--format", "sample-eval", "-q", "--qrels", str(qrels), str(GOLDEN / "runs" / f"{case}.run")]
     fast, slow = _run(args, click=False), _run(args, click=True)
     assert fast.returncode == slow.returncode == 0
@@ -63,11 +81,20 @@ def test_fast_path_reads_standard_input() -> None:
 
 
 def test_sample_eval_path_imports_no_click_rich_pandas_or_scipy() -> None:
-    code = ("import sys; sys.argv = ['avsbench', 'score', '--format', 'sample-eval', '--qrels', %r, %r]\n"
-            "from avsbench.entry import main; main()\n"
-            "bad = [m for m in ('click', 'rich', 'pandas', 'scipy', 'torch') if m in sys.modules]\n"
-            "sys.stderr.write('LOADED ' + ','.join(bad))") % (str(QRELS), str(RUCMM))
-    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
-                          text=True, check=False, timeout=120)
+    argv = ["avsbench", "score", "--format", "sample-eval", "--qrels", str(QRELS), str(RUCMM)]
+    code = (
+        f"import sys; sys.argv = {argv!r}\n"
+        "from avsbench.entry import main; main()\n"
+        "bad = [m for m in ('click', 'rich', 'pandas', 'scipy', 'torch') if m in sys.modules]\n"
+        "sys.stderr.write('LOADED ' + ','.join(bad))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().endswith("LOADED"), done.stderr

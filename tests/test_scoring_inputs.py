@@ -21,8 +21,22 @@ from avsbench.errors import InputFormatError
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "sample_eval"
 TOY_QRELS = GOLDEN / "qrels" / "toy.qrels"
-SUBMIT = ["--year", "2021", "--pid", "TEAM", "--priority", "1", "--class", "F", "--train-type", "D", "--desc", "d",
-          "--elapsed-time", "5"]
+SUBMIT = [
+    "--year",
+    "2021",
+    "--pid",
+    "TEAM",
+    "--priority",
+    "1",
+    "--class",
+    "F",
+    "--train-type",
+    "D",
+    "--desc",
+    "d",
+    "--elapsed-time",
+    "5",
+]
 
 
 def _cli(*args: str, input: str | None = None):
@@ -125,8 +139,14 @@ def test_gzipped_run_and_qrels_and_standard_input(tmp_path: Path) -> None:
     assert done.exit_code == 0 and done.stdout == expected
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for data in (bundled_runs()[0].read_bytes(), gzip.compress(bundled_runs()[0].read_bytes())):
-        child = subprocess.run([sys.executable, "-m", "avsbench", "score", "--qrels", str(qrels_gz), "--format",
-                                "sample-eval", "-"], input=data, capture_output=True, env=env, check=False, timeout=120)
+        child = subprocess.run(
+            [sys.executable, "-m", "avsbench", "score", "--qrels", str(qrels_gz), "--format", "sample-eval", "-"],
+            input=data,
+            capture_output=True,
+            env=env,
+            check=False,
+            timeout=120,
+        )
         assert child.returncode == 0 and child.stdout.decode() == expected, child.stderr
 
 

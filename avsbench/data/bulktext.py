@@ -41,8 +41,19 @@ _DIGIT[ord("0") : ord("9") + 1] = True
 _NUMBER_BYTE = np.zeros(256, dtype=bool)
 _NUMBER_BYTE[[0, *b"0123456789+-.eE"]] = True
 _HASH_PRIME = np.uint64(0xFF51AFD7ED558CCD)
-_WORD_MULTIPLIERS = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
-                                            0xA0761D6478BD642F, 0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3)]
+_WORD_MULTIPLIERS = [
+    np.uint64(m)
+    for m in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xA0761D6478BD642F,
+        0xE7037ED1A0B428DB,
+        0x8EBC6AF09C88C6E3,
+        0x589965CC75374CC3,
+    )
+]
 _POWERS_OF_TEN = np.array([10.0**i for i in range(23)])  # exact doubles (Clinger's fast path)
 _INT_POWERS_OF_TEN = np.array([10**i for i in range(19)], dtype=np.int64)
 
@@ -126,8 +137,12 @@ def line_chunks(path: str | Path, what: str, size: int | None = None) -> Iterato
         cut = data.rfind(b"\n") + 1
         rest = data[cut:]
         if len(rest) > MAX_LINE_BYTES:
-            raise InputFormatError(f"line longer than {MAX_LINE_BYTES:,} bytes in a text {what} file", path=source_label(path),
-                                   line=lines + data.count(b"\n", 0, cut) + 1, expected=f"lines of a {what} file")
+            raise InputFormatError(
+                f"line longer than {MAX_LINE_BYTES:,} bytes in a text {what} file",
+                path=source_label(path),
+                line=lines + data.count(b"\n", 0, cut) + 1,
+                expected=f"lines of a {what} file",
+            )
         if cut:
             lines += data.count(b"\n", 0, cut)
             yield data[:cut]
@@ -201,7 +216,9 @@ def padded(data: bytes) -> np.ndarray:
     return buf
 
 
-def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: str, first_line: int, first_chunk: bool) -> Chunk:
+def tokenize_strict(
+    data: bytes, path: str, *, fields: int, what: str, layout: str, first_line: int, first_chunk: bool
+) -> Chunk:
     """Tokenise a chunk of whole lines; every non-blank line must hold exactly ``fields`` fields."""
     expected = f"{fields} whitespace-separated fields per line: {layout}"
     if first_chunk:
@@ -209,7 +226,9 @@ def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: s
     if data.translate(None, _NOT_CONTROL_BYTES):
         bad = int(np.flatnonzero(_CONTROL[np.frombuffer(data, dtype=np.uint8)])[0])
         raise InputFormatError(
-            f"binary data (byte 0x{data[bad]:02x}) in a text {what} file", path=path, line=first_line + line_at(data, bad) - 1
+            f"binary data (byte 0x{data[bad]:02x}) in a text {what} file",
+            path=path,
+            line=first_line + line_at(data, bad) - 1,
         )
     if not data.isascii():
         try:
@@ -232,7 +251,10 @@ def tokenize_strict(data: bytes, path: str, *, fields: int, what: str, layout: s
     if too_long.size:
         at = int(starts[too_long[0]])
         raise InputFormatError(
-            f"field of {int(ends[too_long[0]] - at):,} bytes", path=path, line=first_line + line_at(data, at) - 1, expected=expected
+            f"field of {int(ends[too_long[0]] - at):,} bytes",
+            path=path,
+            line=first_line + line_at(data, at) - 1,
+            expected=expected,
         )
     return Chunk(whole, starts, ends, fields, path, first_line)
 
@@ -242,7 +264,11 @@ def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.
 
     Then the separators are exactly the bytes up to 0x20, and every ``fields``-th one must be a newline.
     """
-    if not data or data[0] <= 0x20 or any(w in data for w in (b"\t", b"\r", b"\x0b", b"\x0c", b"  ", b" \n", b"\n ", b"\n\n")):
+    if (
+        not data
+        or data[0] <= 0x20
+        or any(w in data for w in (b"\t", b"\r", b"\x0b", b"\x0c", b"  ", b" \n", b"\n ", b"\n\n"))
+    ):
         return None
     ends = np.flatnonzero(buf <= 0x20)
     unterminated = data[-1] != 0x0A
@@ -265,7 +291,9 @@ def _check_file_start(data: bytes, path: str, what: str, expected: str) -> None:
         raise InputFormatError(f"empty {what} file", path=path, expected=expected)
     if data.startswith(b"\xef\xbb\xbf"):
         raise InputFormatError(
-            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id", path=path, line=1
+            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id",
+            path=path,
+            line=1,
         )
     if data[0] in PERL_WHITESPACE:
         raise InputFormatError(
@@ -347,7 +375,9 @@ def group_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
         rank[order] = np.arange(len(order))
         return [uniques[i].tobytes().rstrip(b"\0") for i in order], rank[inverse.ravel()]
     index: dict[bytes, int] = {}
-    block_codes = np.fromiter((index.setdefault(v, len(index)) for v in values[heads].tolist()), dtype=np.int64, count=len(heads))
+    block_codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values[heads].tolist()), dtype=np.int64, count=len(heads)
+    )
     lengths = np.diff(np.append(heads, n))
     return list(index), np.repeat(block_codes, lengths)
 

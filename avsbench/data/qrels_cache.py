@@ -79,15 +79,27 @@ def save_entry(entry: Path, key: dict[str, object], qrels: Qrels) -> None:
         "width": width,
         "topics": [
             {
-                "topic": t.topic, "strata": list(t.strata), "pool_size": t.pool_size, "sampled": t.sampled,
-                "relevant": t.relevant, "grade_counts": t.grade_counts, "shots": len(t.keys), "idcg": t.ideal_dcg(),
+                "topic": t.topic,
+                "strata": list(t.strata),
+                "pool_size": t.pool_size,
+                "sampled": t.sampled,
+                "relevant": t.relevant,
+                "grade_counts": t.grade_counts,
+                "shots": len(t.keys),
+                "idcg": t.ideal_dcg(),
             }
             for t in topics
         ],
     }
     head = json.dumps(header).encode()
     parts = [MAGIC, _HEADER_LENGTH.pack(len(head)), head]
-    for name, dtype in (("keys", "<u8"), ("shot_ids", f"S{width}"), ("stratum_index", "<i2"), ("judgments", "<f8"), ("appearance", "<i8")):
+    for name, dtype in (
+        ("keys", "<u8"),
+        ("shot_ids", f"S{width}"),
+        ("stratum_index", "<i2"),
+        ("judgments", "<f8"),
+        ("appearance", "<i8"),
+    ):
         parts.extend(np.ascontiguousarray(getattr(t, name), dtype=dtype).tobytes() for t in topics)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
@@ -124,7 +136,13 @@ def _decode(data: bytes, key: dict[str, object], path: str) -> Qrels | None:
     metas = header["topics"]
     offset = start + length
     arrays: dict[str, list[np.ndarray]] = {}
-    for name, dtype in (("keys", "<u8"), ("shot_ids", f"S{width}"), ("stratum_index", "<i2"), ("judgments", "<f8"), ("appearance", "<i8")):
+    for name, dtype in (
+        ("keys", "<u8"),
+        ("shot_ids", f"S{width}"),
+        ("stratum_index", "<i2"),
+        ("judgments", "<f8"),
+        ("appearance", "<i8"),
+    ):
         size = np.dtype(dtype).itemsize
         arrays[name] = []
         for meta in metas:
@@ -136,8 +154,14 @@ def _decode(data: bytes, key: dict[str, object], path: str) -> Qrels | None:
     topics: dict[str, QrelsTopic] = {}
     for i, meta in enumerate(metas):
         counts = {s: (n, meta["sampled"].get(s, 0), meta["relevant"].get(s, 0)) for s, n in meta["pool_size"].items()}
-        table = QrelsTopic(meta["topic"], tuple(meta["strata"]), counts, meta["grade_counts"],
-                           tuple(arrays[name][i] for name in ("keys", "shot_ids", "stratum_index", "judgments")),  # type: ignore[arg-type]
-                           ideal_dcg=float(meta["idcg"]), appearance=arrays["appearance"][i])
+        table = QrelsTopic(
+            meta["topic"],
+            tuple(meta["strata"]),
+            counts,
+            meta["grade_counts"],
+            tuple(arrays[name][i] for name in ("keys", "shot_ids", "stratum_index", "judgments")),  # type: ignore[arg-type]
+            ideal_dcg=float(meta["idcg"]),
+            appearance=arrays["appearance"][i],
+        )
         topics[meta["topic"]] = table
     return Qrels(topics, path)
