@@ -97,3 +97,12 @@ def test_unwritable_cache_folder_is_not_an_error(tmp_path: Path, monkeypatch: py
     path = tmp_path / "toy.qrels"
     path.write_bytes(TOY)
     assert Qrels.read(path)["7"].estimated_relevant == 3.0
+
+
+def test_old_entries_are_swept(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qrels_cache, "MAX_ENTRIES", 2)
+    for i in range(4):
+        path = tmp_path / f"q{i}.qrels"
+        path.write_bytes(TOY.replace(b"7 0", f"{i} 0".encode()))
+        Qrels.read(path)
+    assert len(_entries(cache_dir)) == 2

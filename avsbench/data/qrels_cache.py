@@ -4,7 +4,8 @@ One cache file per (content hash, size, mtime, reading mode) in the cache folder
 (``$AVSBENCH_CACHE``, else ``$XDG_CACHE_HOME/avsbench``, else ``~/.cache/avsbench``), under
 ``qrels/``. The file is hashed (SHA-1) on every read and its size and mtime compared, and the
 same key is stored inside the cache entry: an entry is used only when all of it matches, so a
-file rewritten with the same size and mtime is parsed again. Entries are written atomically;
+file rewritten with the same size and mtime is parsed again. The newest :data:`MAX_ENTRIES`
+entries are kept. Entries are written atomically;
 an unreadable, truncated or foreign entry is ignored and rebuilt. A cache folder that cannot
 be written is not an error (the qrels are then parsed every time).
 """
@@ -26,6 +27,7 @@ CACHE_ENV = "AVSBENCH_CACHE"
 MAGIC = b"AVSBENCH-QRELS-CACHE-3\n"
 _HEADER_LENGTH = struct.Struct("<Q")
 _HASH_PIECE = 8 << 20
+MAX_ENTRIES = 32
 
 
 def cache_folder() -> Path:
@@ -67,7 +69,17 @@ def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
     qrels = Qrels.parse(path, lenient=lenient)
     with contextlib.suppress(OSError):
         save_entry(entry, key, qrels)
+        _sweep(entry.parent, keep=entry)
     return qrels
+
+
+def _sweep(folder: Path, keep: Path) -> None:
+    """Remove the oldest entries beyond :data:`MAX_ENTRIES` (entries of files changed since are never used again)."""
+    entries = sorted(folder.glob("*.qrels"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in entries[MAX_ENTRIES:]:
+        if old != keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def save_entry(entry: Path, key: dict[str, object], qrels: Qrels) -> None:
