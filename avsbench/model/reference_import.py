@@ -18,6 +18,7 @@ import _compat_pickle
 import collections
 import dataclasses
 import hashlib
+import importlib
 import itertools
 import pickle
 import re
@@ -99,7 +100,10 @@ class _NdarrayClass:
 
 
 def _multiarray() -> Any:
-    return np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    try:
+        return importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # numpy < 2
+        return importlib.import_module("numpy.core.multiarray")
 
 
 def _safe_reconstruct(cls: Any, shape: Any, dtype: Any) -> Any:

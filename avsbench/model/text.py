@@ -283,14 +283,14 @@ class TextPipeline:
 
     def _read_cached_vector(self, truncation: str, text: str) -> bool:
         """Take the vector of ``text`` from the on-disk cache into memory; False when absent or unusable."""
-        path = self._vector_file(truncation, text)
-        if path is None or not path.is_file():
+        path, tower = self._vector_file(truncation, text), self.clip_tower
+        if path is None or tower is None or not path.is_file():
             return False
         try:
             vector = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             return False
-        if vector.shape != (self.clip_tower.dims.embed,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
+        if vector.shape != (tower.dims.embed,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
             return False
         self._clip_cache[(truncation, text)] = vector
         return True
