@@ -29,7 +29,9 @@ def make_folder(path: Path, text: str) -> None:
 
 
 @pytest.mark.parametrize("exchange", [True, False])
-def test_folder_unit_replaces_a_folder_and_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+def test_folder_unit_replaces_a_folder_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
     if not exchange:
         monkeypatch.setenv(atomic.NO_EXCHANGE_ENV, "1")
     make_folder(tmp_path / "f", "old")
@@ -89,7 +91,9 @@ def test_full_disk_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(main, ["features", "convert", str(source), str(tmp_path / "out")])
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith(f"avsbench: error: {tmp_path / 'out' / 'feature.bin'}: No space left on device (free space")
+    assert lines[0].startswith(
+        f"avsbench: error: {tmp_path / 'out' / 'feature.bin'}: No space left on device (free space"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -101,7 +105,9 @@ def test_out_of_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(checkpoint, "model_info", exhausted)
     result = CliRunner().invoke(main, ["model", "info", str(tmp_path)])
-    assert result.exit_code == 2 and result.output.strip().splitlines() == [f"avsbench: error: {main_oom()}"], result.output
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [f"avsbench: error: {main_oom()}"], (
+        result.output
+    )
 
 
 def main_oom() -> str:
@@ -111,14 +117,19 @@ def main_oom() -> str:
 
 
 @pytest.mark.parametrize("exchange", [True, False])
-def test_features_convert_overwrite_replaces_as_a_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+def test_features_convert_overwrite_replaces_as_a_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
     if not exchange:
         monkeypatch.setenv(atomic.NO_EXCHANGE_ENV, "1")
     out = tmp_path / "feat"
     BigFile.write(out, ["a", "b"], np.ones((2, 3), dtype=np.float32))
     np.save(tmp_path / "new.npy", np.zeros((4, 2), dtype=np.float32))
     (tmp_path / "ids.txt").write_text("w\nx\ny\nz\n")
-    result = CliRunner().invoke(main, ["features", "convert", str(tmp_path / "new.npy"), str(out), "--ids", str(tmp_path / "ids.txt"), "--overwrite"])
+    result = CliRunner().invoke(
+        main,
+        ["features", "convert", str(tmp_path / "new.npy"), str(out), "--ids", str(tmp_path / "ids.txt"), "--overwrite"],
+    )
     assert result.exit_code == 0, result.output
     assert BigFile(out).ids == ["w", "x", "y", "z"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feat", "ids.txt", "new.npy"]

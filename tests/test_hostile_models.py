@@ -24,7 +24,10 @@ VOCAB = ["apple", "ball", "cat", "dog", "egg"]
 def good_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = ModelConfig(
-        video_features=[FeatureSpec("vid_a", 12, "video")], text_features=[FeatureSpec("bow", 5, "bow")], common_dim=16, heads=2
+        video_features=[FeatureSpec("vid_a", 12, "video")],
+        text_features=[FeatureSpec("bow", 5, "bow")],
+        common_dim=16,
+        heads=2,
     )
     return save_model(tmp_path_factory.mktemp("good") / "model", LaffModel(config).eval(), bow_vocab=VOCAB)
 
@@ -51,7 +54,9 @@ def garbage_weights(folder: Path) -> None:
 
 def big_dims_small_weights(folder: Path) -> None:
     # within the bounds, but it would take 65536 x 4M floats (1 TB) to build: the header check stops it
-    edit_config(common_dim=65536, heads=2, video_features=[{"name": "vid_a", "dim": 4_000_000, "kind": "video"}])(folder)
+    edit_config(common_dim=65536, heads=2, video_features=[{"name": "vid_a", "dim": 4_000_000, "kind": "video"}])(
+        folder
+    )
 
 
 CASES = {
@@ -62,7 +67,10 @@ CASES = {
     "feature_not_an_object": (edit_config(video_features=[7]), ["video_features[0] is not an object"]),
     "vocab_outside": (edit_config(bow_vocab_file="/etc/passwd"), ["vocabulary file '/etc/passwd' is not a plain name"]),
     "vocab_dotdot": (edit_config(bow_vocab_file="../../../etc/passwd"), ["is not a plain name"]),
-    "feature_name_path": (edit_config(video_features=[{"name": "../x", "dim": 12, "kind": "video"}]), ["video feature name '../x'"]),
+    "feature_name_path": (
+        edit_config(video_features=[{"name": "../x", "dim": 12, "kind": "video"}]),
+        ["video feature name '../x'"],
+    ),
     "huge_header": (huge_header, ["weights.safetensors", "bad header length"]),
     "garbage_weights": (garbage_weights, ["weights.safetensors", "not a safetensors file"]),
     "big_dims_small_weights": (big_dims_small_weights, ["weights do not match config.json"]),

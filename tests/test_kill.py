@@ -35,10 +35,14 @@ MODES = {"exchange": {}, "two_renames": {NO_EXCHANGE_ENV: "1"}}
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     child = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run([sys.executable, "-m", "avsbench", *args], env=child, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "avsbench", *args], env=child, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
-def kill_at_every_step(args: list[str], prepare: Callable[[], None], check: Callable[[], None], env: dict[str, str]) -> int:
+def kill_at_every_step(
+    args: list[str], prepare: Callable[[], None], check: Callable[[], None], env: dict[str, str]
+) -> int:
     """Run ``args`` killed at step 1, 2, ... (``prepare`` resets the old output first; ``check`` reads
     the result) until a run finishes; returns the number of steps the command has."""
     for step in range(1, 30):
@@ -57,8 +61,10 @@ def snapshot_model(folder: Path) -> dict:
 
 
 def same_model(a: dict, b: dict) -> bool:
-    return a["config"] == b["config"] and a["weights"].keys() == b["weights"].keys() and all(
-        torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"]
+    return (
+        a["config"] == b["config"]
+        and a["weights"].keys() == b["weights"].keys()
+        and all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
     )
 
 
@@ -85,7 +91,15 @@ def test_features_convert_overwrite(tmp_path: Path, mode: str) -> None:
         seen.add(which)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["feat", "ids.txt", "new.npy", "pristine"]
 
-    args = ["features", "convert", str(tmp_path / "new.npy"), str(out), "--ids", str(tmp_path / "ids.txt"), "--overwrite"]
+    args = [
+        "features",
+        "convert",
+        str(tmp_path / "new.npy"),
+        str(out),
+        "--ids",
+        str(tmp_path / "ids.txt"),
+        "--overwrite",
+    ]
     steps = kill_at_every_step(args, prepare, check, MODES[mode])
     assert steps == (2 if mode == "exchange" else 3) and seen == {"old", "new"}
 
@@ -101,7 +115,15 @@ def test_model_import_laff(tmp_path: Path, mode: str) -> None:
     out, pristine = tmp_path / "model", tmp_path / "pristine"
     small_model_folder(pristine, 0, [("vid", 12)], [FeatureSpec("clip", 32, "precomputed")])
     old = snapshot_model(pristine)
-    args = ["model", "import-laff", str(FIXTURE / "reference_checkpoint.pth.tar"), "--out", str(out), "--w2v", str(FIXTURE / "w2v_bigfile")]
+    args = [
+        "model",
+        "import-laff",
+        str(FIXTURE / "reference_checkpoint.pth.tar"),
+        "--out",
+        str(out),
+        "--w2v",
+        str(FIXTURE / "w2v_bigfile"),
+    ]
     assert run_cli(args, {}).returncode == 0
     new = snapshot_model(out)
     seen = set()
@@ -134,9 +156,26 @@ def test_train(demo: Path, tmp_path: Path) -> None:
     old = snapshot_model(pristine)
     settings = tmp_path / "tiny.json"
     settings.write_text(json.dumps({"common_dim": 32, "heads": 2, "batch_size": 64, "early_stop_patience": 5}))
-    args = ["train", "--train-collection", "demotrain", "--val-collection", "demoval", "--video-features", "demo_clip512",
-            "--text-features", "bow,clip:demo_clip512", "--demo-settings", "--config", str(settings), "--epochs", "2",
-            "--rootpath", str(demo), "--out", str(out)]
+    args = [
+        "train",
+        "--train-collection",
+        "demotrain",
+        "--val-collection",
+        "demoval",
+        "--video-features",
+        "demo_clip512",
+        "--text-features",
+        "bow,clip:demo_clip512",
+        "--demo-settings",
+        "--config",
+        str(settings),
+        "--epochs",
+        "2",
+        "--rootpath",
+        str(demo),
+        "--out",
+        str(out),
+    ]
     assert run_cli(args, {}).returncode == 0
     final = snapshot_model(out)
     seen = set()

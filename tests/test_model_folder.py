@@ -60,7 +60,9 @@ def test_folder_is_written_as_a_unit_with_a_manifest_and_keeps_user_files(tmp_pa
 
 
 @pytest.mark.parametrize("exchange", [True, False])
-def test_new_weights_beside_an_old_config_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+def test_new_weights_beside_an_old_config_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
     from avsbench.errors import InputFormatError
 
     if not exchange:
@@ -120,7 +122,9 @@ def test_weight_shapes_are_compared_from_the_header_before_allocating(tmp_path: 
     save_model(folder, small_model())
     write_config(folder, common_dim=65536, heads=2)  # would need 65536 x (12 + 8 + 5 + 16) floats and more
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(InputFormatError, match=r"weights do not match config.json: video_transforms.0.linear.weight is \(16, 12\)"):
+    with pytest.raises(
+        InputFormatError, match=r"weights do not match config.json: video_transforms.0.linear.weight is \(16, 12\)"
+    ):
         load_model(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
 
@@ -140,7 +144,11 @@ def test_paths_from_the_config_stay_inside_the_model_folder(tmp_path: Path) -> N
     write_config(tmp_path / "m", bow_vocab_file="link.txt")
     with pytest.raises(InputFormatError, match="outside the model folder"):
         load_model(tmp_path / "m")
-    write_config(tmp_path / "m", bow_vocab_file="bow_vocab.txt", video_features=[{"name": "../../etc", "dim": 12, "kind": "video"}])
+    write_config(
+        tmp_path / "m",
+        bow_vocab_file="bow_vocab.txt",
+        video_features=[{"name": "../../etc", "dim": 12, "kind": "video"}],
+    )
     with pytest.raises(InputFormatError, match="video feature name '../../etc' is not a plain name"):
         load_model(tmp_path / "m")
 

@@ -29,8 +29,17 @@ def features() -> None:
 @features.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--ids", "ids_path", type=click.Path(path_type=Path), default=None, help="Row ids for a .npy source, one per line.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "npy", "text"]), default="auto", show_default=True, help="Source format; auto: .npy by extension, else text.")
+@click.option(
+    "--ids", "ids_path", type=click.Path(path_type=Path), default=None, help="Row ids for a .npy source, one per line."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "npy", "text"]),
+    default="auto",
+    show_default=True,
+    help="Source format; auto: .npy by extension, else text.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT folder.")
 def convert(source: Path, output: Path, ids_path: Path | None, fmt: str, overwrite: bool) -> None:
     """Convert SOURCE (a 2-d .npy array, or text lines '<id> v1 ... vD') to a BigFile folder OUTPUT.

@@ -308,8 +308,14 @@ def read_manifest(folder: str | Path) -> dict | None:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise InputFormatError("manifest is not valid JSON", path=path) from None
-    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT or not isinstance(document.get("files"), dict):
-        raise InputFormatError("not an avsbench manifest", path=path, expected=f"format {MANIFEST_FORMAT!r} with 'files'")
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != MANIFEST_FORMAT
+        or not isinstance(document.get("files"), dict)
+    ):
+        raise InputFormatError(
+            "not an avsbench manifest", path=path, expected=f"format {MANIFEST_FORMAT!r} with 'files'"
+        )
     return document
 
 
@@ -328,10 +334,13 @@ def check_manifest(folder: str | Path, *, checksums: bool = True) -> dict | None
         if not isinstance(record, dict) or Path(name).is_absolute() or ".." in Path(name).parts:
             raise InputFormatError(f"bad manifest entry {name!r}", path=folder / MANIFEST_FILE)
         if not path.is_file():
-            raise InputFormatError("file listed in the manifest is missing", path=path, expected="the files written together with it")
+            raise InputFormatError(
+                "file listed in the manifest is missing", path=path, expected="the files written together with it"
+            )
         if path.stat().st_size != record.get("size") or (checksums and sha256_file(path) != record.get("sha256")):
             raise InputFormatError(
                 "file does not match the manifest written with it (from another write, or cut short)",
-                path=path, expected="the files written together as one unit; write the folder again",
+                path=path,
+                expected="the files written together as one unit; write the folder again",
             )
     return manifest

@@ -25,7 +25,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from avsbench.data.atomic import MANIFEST_FILE, check_manifest, folder_unit, recover_folder, write_file_synced, write_manifest
+from avsbench.data.atomic import (
+    MANIFEST_FILE,
+    check_manifest,
+    folder_unit,
+    recover_folder,
+    write_file_synced,
+    write_manifest,
+)
 from avsbench.data.bigfile import BigFile
 from avsbench.data.root import resolve_root
 from avsbench.errors import AvsbenchWarning, InputFormatError, MissingDataError
@@ -202,7 +209,7 @@ def read_model_folder(model_dir: Path) -> tuple[ModelConfig, list[str] | None, l
 
 
 def _read_vocab(model_dir: Path, name: str | None) -> list[str] | None:
-    """A vocabulary named in the config: a file inside the model folder (checked by the config), not a link out of it."""
+    """A vocabulary named in the config: a file inside the model folder (checked by the config), not a link out."""
     if not name:
         return None
     path = model_dir / name
@@ -268,7 +275,9 @@ def check_weight_shapes(weights_path: Path, config: ModelConfig, gru_vocab_size:
             raise InputFormatError(f"weights do not match config.json: no tensor {name!r}", path=weights_path)
         if tuple(header[name]["shape"]) != shape:
             raise InputFormatError(
-                f"weights do not match config.json: {name} is {tuple(header[name]['shape'])}", path=weights_path, expected=f"{shape}"
+                f"weights do not match config.json: {name} is {tuple(header[name]['shape'])}",
+                path=weights_path,
+                expected=f"{shape}",
             )
 
 
@@ -283,7 +292,9 @@ def check_collection_features(config: ModelConfig, collection_dir: str | Path) -
             continue
         found = BigFile(folder).dim
         if found != spec.dim:
-            raise InputFormatError(f"feature {spec.name!r} is {found}-d", path=folder, expected=f"{spec.dim}-d as the model was trained")
+            raise InputFormatError(
+                f"feature {spec.name!r} is {found}-d", path=folder, expected=f"{spec.dim}-d as the model was trained"
+            )
     if missing:
         raise MissingDataError(
             f"the collection lacks {len(missing)} feature(s) the model needs: {', '.join(missing)}",
@@ -299,7 +310,10 @@ def model_info(model_dir: str | Path) -> dict:
         loaded = load_model(model_dir, "cpu")
     config = loaded.config
     features = {
-        side: [{"name": s.name, "kind": s.kind, "dim": s.dim, "transform": s.transform, "batch_norm": s.batch_norm} for s in specs]
+        side: [
+            {"name": s.name, "kind": s.kind, "dim": s.dim, "transform": s.transform, "batch_norm": s.batch_norm}
+            for s in specs
+        ]
         for side, specs in (("video_features", config.video_features), ("text_features", config.text_features))
     }
     return {

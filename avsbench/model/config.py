@@ -98,7 +98,10 @@ class ModelConfig:
             raise ConfigError("the model has no video feature")
         if not self.text_features:
             raise ConfigError("the model has no text feature")
-        for side, specs, kinds in (("video", self.video_features, VIDEO_KINDS), ("text", self.text_features, TEXT_KINDS)):
+        for side, specs, kinds in (
+            ("video", self.video_features, VIDEO_KINDS),
+            ("text", self.text_features, TEXT_KINDS),
+        ):
             names = [s.name for s in specs]
             for name in names:
                 check_plain_name(name, f"{side} feature name")
@@ -106,9 +109,14 @@ class ModelConfig:
                 raise ConfigError(f"duplicate {side} feature names: {names}")
             for spec in specs:
                 if spec.kind not in kinds:
-                    raise ConfigError(f"{side} feature {spec.name!r} has unknown kind {spec.kind!r}", expected=", ".join(kinds))
+                    raise ConfigError(
+                        f"{side} feature {spec.name!r} has unknown kind {spec.kind!r}", expected=", ".join(kinds)
+                    )
                 if spec.transform not in TRANSFORMS:
-                    raise ConfigError(f"feature {spec.name!r} has unknown transform {spec.transform!r}", expected=", ".join(TRANSFORMS))
+                    raise ConfigError(
+                        f"feature {spec.name!r} has unknown transform {spec.transform!r}",
+                        expected=", ".join(TRANSFORMS),
+                    )
                 if spec.transform == "tile" and spec.dim != self.head_dim:
                     raise ConfigError(
                         f"feature {spec.name!r} ({spec.dim}-d) cannot take the tile path",
@@ -139,15 +147,25 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], path: str | Path | None = None) -> ModelConfig:
         """Build a config from its JSON form; raises :class:`InputFormatError` on a foreign or newer file."""
         if data.get("format") != CONFIG_FORMAT:
-            raise InputFormatError(f"not an avsbench model config (format {str(data.get('format'))[:40]!r})", path=path, expected=f"format {CONFIG_FORMAT!r}")
+            raise InputFormatError(
+                f"not an avsbench model config (format {str(data.get('format'))[:40]!r})",
+                path=path,
+                expected=f"format {CONFIG_FORMAT!r}",
+            )
         version = data.get("version")
         if not isinstance(version, int) or version > CONFIG_VERSION:
-            raise InputFormatError(f"unsupported config version {version!r}", path=path, expected=f"version <= {CONFIG_VERSION}")
+            raise InputFormatError(
+                f"unsupported config version {version!r}", path=path, expected=f"version <= {CONFIG_VERSION}"
+            )
         body = {k: v for k, v in data.items() if k not in ("format", "version")}
         try:
             check_fields(cls, body, "config")
-            body["video_features"] = [_feature_spec(s, f"video_features[{i}]") for i, s in enumerate(body["video_features"])]
-            body["text_features"] = [_feature_spec(s, f"text_features[{i}]") for i, s in enumerate(body["text_features"])]
+            body["video_features"] = [
+                _feature_spec(s, f"video_features[{i}]") for i, s in enumerate(body["video_features"])
+            ]
+            body["text_features"] = [
+                _feature_spec(s, f"text_features[{i}]") for i, s in enumerate(body["text_features"])
+            ]
             config = cls(**body)
         except ConfigError as exc:
             raise InputFormatError(exc.message, path=path, expected=exc.expected) from None
@@ -163,7 +181,11 @@ class ModelConfig:
         if not path.is_file():
             raise MissingDataError("model config not found", path=path)
         if path.stat().st_size > CONFIG_MAX_BYTES:
-            raise InputFormatError(f"model config of {path.stat().st_size:,} bytes", path=path, expected=f"at most {CONFIG_MAX_BYTES:,} bytes")
+            raise InputFormatError(
+                f"model config of {path.stat().st_size:,} bytes",
+                path=path,
+                expected=f"at most {CONFIG_MAX_BYTES:,} bytes",
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -177,7 +199,10 @@ def check_plain_name(name: str, what: str) -> None:
     """Raise :class:`ConfigError` unless ``name`` is one plain path component (no folder, no ``..``)."""
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not name or len(parts) != 1 or parts[0] in (".", "..") or any(ord(c) < 32 for c in name):
-        raise ConfigError(f"{what} {name!r} is not a plain name", expected="a name inside the model folder: no '/', no '..', not absolute")
+        raise ConfigError(
+            f"{what} {name!r} is not a plain name",
+            expected="a name inside the model folder: no '/', no '..', not absolute",
+        )
 
 
 def _type_name(hint: Any) -> str:
@@ -214,7 +239,9 @@ def check_fields(cls: type, values: dict[str, Any], where: str) -> None:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}", expected=", ".join(fields))
-    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [n for n in required if n not in values]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing}")

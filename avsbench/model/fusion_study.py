@@ -60,8 +60,13 @@ def compare_fusion(
     if settings.val_metric == "medr":
         raise ConfigError("compare_fusion needs a metric where higher is better", expected="mir, r1, r5, r10 or rsum")
     train = functools.partial(
-        train_model, train_collection, text_features=text_features, val_collection=val_collection, rootpath=rootpath,
-        device=device, progress=progress,
+        train_model,
+        train_collection,
+        text_features=text_features,
+        val_collection=val_collection,
+        rootpath=rootpath,
+        device=device,
+        progress=progress,
     )
     laff = train(video_features, settings=dataclasses.replace(settings, fusion="attention"), out_dir=out_dir)
     mean = train(video_features, settings=dataclasses.replace(settings, fusion="mean"))
@@ -75,6 +80,8 @@ def compare_fusion(
 
 def average_video_weights(result: TrainResult, collection: Collection, max_frames: int) -> dict[str, float]:
     """A trained model's mean attention per video feature (over all heads) on a captioned collection's videos."""
-    _, _, attention = encode_split(result.model, prepare_split(collection, result.pipeline, result.model.device, max_frames))
+    _, _, attention = encode_split(
+        result.model, prepare_split(collection, result.pipeline, result.model.device, max_frames)
+    )
     weights = attention.float().mean(dim=(0, 1)).cpu().tolist()
     return dict(zip((spec.name for spec in result.model.config.video_features), weights))

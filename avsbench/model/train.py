@@ -122,12 +122,13 @@ DEMO_SETTINGS = TrainSettings(
     gru_hidden=256,
     w2v="word2vec/demo500",
     early_stop_patience=3,
-    cpu_threads=1,  # the demo model is small: on a shared 2-core box one thread trained in 34 s, two in 177 s (OpenMP contention)
+    # the demo model is small: on a shared 2-core box one thread trained in 34 s, two in 177 s (OpenMP contention)
+    cpu_threads=1,
 )
 
 
 def parse_text_features(spec: str) -> list[tuple[str, str]]:
-    """``bow,w2v,gru,clip:<feat>`` -> [(kind, name)]: kinds bow, w2v, gru and precomputed (``clip:`` / ``precomputed:``)."""
+    """``bow,w2v,gru,clip:<feat>`` -> [(kind, name)], kinds bow/w2v/gru/precomputed (``clip:``/``precomputed:``)."""
     out: list[tuple[str, str]] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -137,7 +138,9 @@ def parse_text_features(spec: str) -> list[tuple[str, str]]:
         elif ":" in part and part.split(":", 1)[0] in ("clip", "precomputed") and part.split(":", 1)[1]:
             out.append(("precomputed", part.split(":", 1)[1]))
         else:
-            raise ConfigError(f"unknown text feature {part!r}", expected="bow, w2v, gru, clip:<feature> or precomputed:<feature>")
+            raise ConfigError(
+                f"unknown text feature {part!r}", expected="bow, w2v, gru, clip:<feature> or precomputed:<feature>"
+            )
     if not out:
         raise ConfigError("no text feature given", expected="e.g. bow,w2v,clip:<feature>")
     order = {"gru": 0, "bow": 1, "w2v": 2, "precomputed": 3}
@@ -165,7 +168,9 @@ class SplitData:
         return {k: v[rows] for k, v in self.video_inputs.items()}
 
 
-def _video_inputs(collection: Collection, videos: list[str], specs: list[FeatureSpec], max_frames: int) -> dict[str, Tensor]:
+def _video_inputs(
+    collection: Collection, videos: list[str], specs: list[FeatureSpec], max_frames: int
+) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for spec in specs:
         if spec.kind == "frame":
@@ -178,8 +183,12 @@ def _video_inputs(collection: Collection, videos: list[str], specs: list[Feature
 
 
 def prepare_split(
-    collection: Collection, pipeline: TextPipeline, device: torch.device, max_frames: int,
-    clip_text: str = "auto", clip_truncation: str = "reference",
+    collection: Collection,
+    pipeline: TextPipeline,
+    device: torch.device,
+    max_frames: int,
+    clip_text: str = "auto",
+    clip_truncation: str = "reference",
 ) -> SplitData:
     """Featurize every caption once and load the features of every captioned video (bulk reads).
 
@@ -197,7 +206,10 @@ def prepare_split(
     )
     corpus = pipeline.corpus(texts, ids, sources.precomputed, online=sources.online).to(device)
     caption_video = torch.tensor([row_of[v] for v in captions.video_ids], dtype=torch.long, device=device)
-    inputs = {k: v.to(device) for k, v in _video_inputs(collection, videos, pipeline.config.video_features, max_frames).items()}
+    inputs = {
+        k: v.to(device)
+        for k, v in _video_inputs(collection, videos, pipeline.config.video_features, max_frames).items()
+    }
     return SplitData(corpus, caption_video, inputs, len(videos))
 
 
@@ -214,7 +226,14 @@ def triplet_loss(text_emb: Tensor, video_emb: Tensor, video_rows: Tensor, margin
     return cost.max(dim=2).values.sum()
 
 
-def train_step(model: LaffModel, optimizer: torch.optim.Optimizer, data: SplitData, rows: Tensor, settings: TrainSettings, amp: bool = False) -> Tensor:
+def train_step(
+    model: LaffModel,
+    optimizer: torch.optim.Optimizer,
+    data: SplitData,
+    rows: Tensor,
+    settings: TrainSettings,
+    amp: bool = False,
+) -> Tensor:
     """One optimisation step on the captions ``rows`` of ``data`` (all on the model's device); returns the loss."""
     video_rows = data.caption_video[rows]
     with torch.autocast(rows.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -249,7 +268,14 @@ def rank_metrics(ranks: Tensor) -> dict[str, float]:
     """R@1/5/10 (%), median rank, mean inverted rank and rsum from 1-based ranks."""
     rank = ranks.double()
     r1, r5, r10 = (float((rank <= k).double().mean() * 100) for k in (1, 5, 10))
-    return {"r1": r1, "r5": r5, "r10": r10, "medr": float(rank.median()), "mir": float((1.0 / rank).mean()), "rsum": r1 + r5 + r10}
+    return {
+        "r1": r1,
+        "r5": r5,
+        "r10": r10,
+        "medr": float(rank.median()),
+        "mir": float((1.0 / rank).mean()),
+        "rsum": r1 + r5 + r10,
+    }
 
 
 @torch.no_grad()
@@ -271,6 +297,14 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _feature_spec(name: str, dim: int, kind: str, tile: bool, settings: TrainSettings) -> FeatureSpec:
+    """A feature's spec: the tile path (BatchNorm, no dropout) or a linear map with the settings' options."""
+    transform = "tile" if tile else "linear"
+    return FeatureSpec(
+        name, dim, kind, transform, batch_norm=tile or settings.batch_norm, dropout=0.0 if tile else settings.dropout
+    )
+
+
 def build_model_config(
     train: Collection,
     video_features: list[tuple[str, str]],
@@ -288,10 +322,10 @@ def build_model_config(
         dim = train.frame_feature(name).dim if kind == "frame" else train.feature(name).dim
         tile = name in settings.tile_features
         if tile and dim != head_dim:
-            raise ConfigError(f"feature {name!r} ({dim}-d) cannot take the tile path", expected=f"{head_dim}-d (common_dim / heads)")
-        video_specs.append(
-            FeatureSpec(name, dim, kind, "tile" if tile else "linear", batch_norm=tile or settings.batch_norm, dropout=0.0 if tile else settings.dropout)
-        )
+            raise ConfigError(
+                f"feature {name!r} ({dim}-d) cannot take the tile path", expected=f"{head_dim}-d (common_dim / heads)"
+            )
+        video_specs.append(_feature_spec(name, dim, kind, tile, settings))
     text_specs = []
     for kind, name in text_features:
         if kind == "bow":
@@ -305,9 +339,7 @@ def build_model_config(
         else:
             dim = train.text_feature(name).dim
         tile = name in settings.tile_features and kind == "precomputed"
-        text_specs.append(
-            FeatureSpec(name, dim, kind, "tile" if tile else "linear", batch_norm=tile or settings.batch_norm, dropout=0.0 if tile else settings.dropout)
-        )
+        text_specs.append(_feature_spec(name, dim, kind, tile, settings))
     config = ModelConfig(
         video_features=video_specs,
         text_features=text_specs,
@@ -370,8 +402,17 @@ def train_model(
         torch.set_num_threads(settings.cpu_threads)
     try:
         return _train_model(
-            train_collection, video_features, text_features, val_collection, settings, rootpath, out_dir, device,
-            resume, progress, log,
+            train_collection,
+            video_features,
+            text_features,
+            val_collection,
+            settings,
+            rootpath,
+            out_dir,
+            device,
+            resume,
+            progress,
+            log,
         )
     finally:
         torch.set_num_threads(threads)
@@ -398,10 +439,14 @@ class _TrainingRun:
     generator: torch.Generator
     best_state: dict[str, Tensor]
     out_path: Path | None
-    state: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "stale": 0, "history": []}
+    )
 
     def best_metrics(self) -> dict[str, float]:
-        best_record: dict[str, Any] = next((r for r in self.state["history"] if r["epoch"] == self.state["best_epoch"]), {})
+        best_record: dict[str, Any] = next(
+            (r for r in self.state["history"] if r["epoch"] == self.state["best_epoch"]), {}
+        )
         return {k: best_record[k] for k in VAL_METRICS if k in best_record}
 
     def metrics(self) -> dict[str, Any]:
@@ -416,19 +461,27 @@ def _check_device(device: str) -> torch.device:
     return torch_device
 
 
-def _text_inputs(train: Collection, kinds: set[str], settings: TrainSettings, rootpath: str | Path | None) -> _TextInputs:
+def _text_inputs(
+    train: Collection, kinds: set[str], settings: TrainSettings, rootpath: str | Path | None
+) -> _TextInputs:
     """Vocabularies built from the training captions and the word vectors, for the text kinds in use."""
     captions = train.captions()
     bow_vocab = build_vocab(captions.texts, settings.vocab_threshold, drop_stopwords=True) if "bow" in kinds else None
     gru_vocab = build_gru_vocab(captions.texts, settings.vocab_threshold) if "gru" in kinds else None
     if bow_vocab is not None and not bow_vocab:
-        raise ConfigError(f"no word reaches the vocabulary threshold {settings.vocab_threshold}", path=train.caption_path)
+        raise ConfigError(
+            f"no word reaches the vocabulary threshold {settings.vocab_threshold}", path=train.caption_path
+        )
     word_vectors = None
     if "w2v" in kinds or "gru" in kinds:
         w2v_path = resolve_w2v(ModelConfig([], [], w2v=settings.w2v), rootpath=rootpath)
         if w2v_path is None or not w2v_path.is_dir():
             if "w2v" in kinds:
-                raise MissingDataError("word-vector BigFile not found", path=w2v_path, expected="the 'w2v' training setting (relative to the data root)")
+                raise MissingDataError(
+                    "word-vector BigFile not found",
+                    path=w2v_path,
+                    expected="the 'w2v' training setting (relative to the data root)",
+                )
         else:
             word_vectors = WordVectors(w2v_path)
     return _TextInputs(bow_vocab, gru_vocab, word_vectors)
@@ -441,18 +494,26 @@ def _new_model(config: ModelConfig, text: _TextInputs, generator: torch.Generato
     return model.to(device)
 
 
-def _new_run(model: LaffModel, pipeline: TextPipeline, settings: TrainSettings, generator: torch.Generator, out_path: Path | None) -> _TrainingRun:
+def _new_run(
+    model: LaffModel, pipeline: TextPipeline, settings: TrainSettings, generator: torch.Generator, out_path: Path | None
+) -> _TrainingRun:
     """RMSprop with StepLR and ReduceLROnPlateau on the validation metric; the initial model as the best so far."""
     optimizer = torch.optim.RMSprop(model.parameters(), lr=settings.lr)
     step_lr = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.lr_decay)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience)
-    return _TrainingRun(model, pipeline, optimizer, step_lr, plateau, generator, copy.deepcopy(model.state_dict()), out_path)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience
+    )
+    return _TrainingRun(
+        model, pipeline, optimizer, step_lr, plateau, generator, copy.deepcopy(model.state_dict()), out_path
+    )
 
 
 def _restore(run: _TrainingRun, device: torch.device) -> None:
     """Continue from the training state saved in the output folder."""
     if run.out_path is None or not (run.out_path / TRAIN_STATE_FILE).is_file():
-        raise MissingDataError("nothing to resume", path=None if run.out_path is None else run.out_path / TRAIN_STATE_FILE)
+        raise MissingDataError(
+            "nothing to resume", path=None if run.out_path is None else run.out_path / TRAIN_STATE_FILE
+        )
     check_manifest(run.out_path)  # the training state belongs to the weights and config beside it
     saved = torch.load(run.out_path / TRAIN_STATE_FILE, map_location=device, weights_only=True)
     run.model.load_state_dict(saved["model"])
@@ -466,8 +527,14 @@ def _restore(run: _TrainingRun, device: torch.device) -> None:
 
 
 def _prepare_run(
-    train_collection: str, video_features: str | Sequence[str], text_features: str, val_collection: str | None,
-    settings: TrainSettings, rootpath: str | Path | None, out_dir: str | Path | None, device: torch.device,
+    train_collection: str,
+    video_features: str | Sequence[str],
+    text_features: str,
+    val_collection: str | None,
+    settings: TrainSettings,
+    rootpath: str | Path | None,
+    out_dir: str | Path | None,
+    device: torch.device,
 ) -> tuple[_TrainingRun, SplitData, SplitData | None]:
     """Vocabularies, model config and model, the prepared splits and a fresh optimisation state."""
     generator = _seed_everything(settings.seed)
@@ -482,7 +549,12 @@ def _prepare_run(
     clip = read_clip_text_weights(settings.clip_weights) if settings.clip_weights else None
     tower = ClipTextTower.from_state_dict(clip.state, path=settings.clip_weights) if clip else None
     config = build_model_config(
-        train, parse_video_features(video_features), texts, settings, len(text.bow_vocab or []), w2v_dim,
+        train,
+        parse_video_features(video_features),
+        texts,
+        settings,
+        len(text.bow_vocab or []),
+        w2v_dim,
         clip_dim=tower.dims.embed if tower else None,
     )
     if clip is not None:
@@ -526,7 +598,9 @@ def _train_model(
     )
     if resume:
         _restore(run, torch_device)
-    trained_captions, train_seconds, saved_complete = _fit(run, train_data, val_data, settings, torch_device, progress, log)
+    trained_captions, train_seconds, saved_complete = _fit(
+        run, train_data, val_data, settings, torch_device, progress, log
+    )
     if run.out_path is not None and not saved_complete:
         _save(run, complete=True)
     run.model.load_state_dict(run.best_state)
@@ -603,11 +677,17 @@ def _train_epoch(
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - epoch_start
-    record: dict[str, Any] = {"epoch": epoch, "loss": float(epoch_loss) / max(len(steps), 1), "lr": run.optimizer.param_groups[0]["lr"]}
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "loss": float(epoch_loss) / max(len(steps), 1),
+        "lr": run.optimizer.param_groups[0]["lr"],
+    }
     return record, sum(int(s.numel()) for s in steps), seconds
 
 
-def _validation_value(model: LaffModel, val_data: SplitData | None, record: dict[str, Any], settings: TrainSettings) -> float:
+def _validation_value(
+    model: LaffModel, val_data: SplitData | None, record: dict[str, Any], settings: TrainSettings
+) -> float:
     """Adds the validation metrics to ``record``; returns the value to maximise (minus the loss without validation)."""
     if val_data is None:
         return -record["loss"]
@@ -628,7 +708,9 @@ def _end_epoch(run: _TrainingRun, record: dict[str, Any], value: float) -> None:
         run.state["stale"] += 1
 
 
-def _init_word_embeddings(model: LaffModel, gru_vocab: list[str], word_vectors: WordVectors | None, generator: torch.Generator) -> None:
+def _init_word_embeddings(
+    model: LaffModel, gru_vocab: list[str], word_vectors: WordVectors | None, generator: torch.Generator
+) -> None:
     """GRU word embeddings: the word vector where the table has the word, else U(-1, 1) (as the reference)."""
     assert model.gru is not None
     weight = model.gru.embedding.weight
@@ -665,8 +747,12 @@ def _save(run: _TrainingRun, *, complete: bool) -> None:
     run.model.load_state_dict(run.best_state)
     run.model.config.metrics = run.metrics()
     save_model(
-        run.out_path, run.model, bow_vocab=run.pipeline.bow_vocab, gru_vocab=run.pipeline.gru_vocab,
-        complete=complete, extra_files={TRAIN_STATE_FILE: buffer.getvalue()},
+        run.out_path,
+        run.model,
+        bow_vocab=run.pipeline.bow_vocab,
+        gru_vocab=run.pipeline.gru_vocab,
+        complete=complete,
+        extra_files={TRAIN_STATE_FILE: buffer.getvalue()},
         clip_text=run.pipeline.clip_tower.state_dict() if run.pipeline.clip_tower is not None else None,
     )
     run.model.load_state_dict(current)

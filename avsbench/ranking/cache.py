@@ -32,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avsbench.data.atomic import check_manifest, new_staging_folder, recover_folder, sha256_file, swap_in, write_manifest
+from avsbench.data.atomic import (
+    check_manifest,
+    new_staging_folder,
+    recover_folder,
+    sha256_file,
+    swap_in,
+    write_manifest,
+)
 from avsbench.data.bigfile import FEATURE_FILE, ID_FILE, SHAPE_FILE, BigFile, BigFileWriter
 from avsbench.errors import AvsbenchError, AvsbenchWarning
 
@@ -111,7 +118,11 @@ class EmbeddingCache:
                 raise ValueError("its manifest is for other inputs")
         except (AvsbenchError, OSError, ValueError) as exc:
             reason = exc.message if isinstance(exc, AvsbenchError) else str(exc)
-            warnings.warn(f"embedding cache entry {self.path} is not usable ({reason}); encoding again", CacheWarning, stacklevel=2)
+            warnings.warn(
+                f"embedding cache entry {self.path} is not usable ({reason}); encoding again",
+                CacheWarning,
+                stacklevel=2,
+            )
             shutil.rmtree(self.path, ignore_errors=True)
             return False
         return True
