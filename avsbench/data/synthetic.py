@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -632,6 +633,18 @@ def collections_for_years(years: Sequence[str | int]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(y.collection for y in parse_years(list(years))))
 
 
+class DemoOptions(TypedDict, total=False):
+    """Keyword options of :func:`generate_demo` and :func:`ensure_demo`; defaults in :func:`demo_params`."""
+
+    collections: Sequence[str]
+    n_shots: int
+    seed: int
+    feature_dims: Sequence[int] | None
+    n_train_videos: int
+    n_val_videos: int
+    frame_features: bool
+
+
 def demo_params(
     *,
     collections: Sequence[str] = (V3C1,),
@@ -660,31 +673,16 @@ def demo_params(
     }
 
 
-def generate_demo(
-    root: str | Path | None = None,
-    *,
-    collections: Sequence[str] = (V3C1,),
-    n_shots: int = DEFAULT_SHOTS,
-    seed: int = DEFAULT_SEED,
-    feature_dims: Sequence[int] | None = None,
-    n_train_videos: int = DEFAULT_TRAIN_VIDEOS,
-    n_val_videos: int = DEFAULT_VAL_VIDEOS,
-    frame_features: bool = True,
-) -> dict:
+def generate_demo(root: str | Path | None = None, **options: Unpack[DemoOptions]) -> dict:
     """Generate the demo root (test collections, demotrain/demoval, word2vec) and return its manifest.
 
+    ``options`` are those of :func:`demo_params` (collections, sizes, seed, feature dims, frames).
     Each collection folder is built in a temporary folder and renamed into place; an existing
     folder of the same name that is not synthetic is never overwritten.
     """
-    params = demo_params(
-        collections=collections,
-        n_shots=n_shots,
-        seed=seed,
-        feature_dims=feature_dims,
-        n_train_videos=n_train_videos,
-        n_val_videos=n_val_videos,
-        frame_features=frame_features,
-    )
+    params = demo_params(**options)
+    n_shots, seed, frame_features = params["n_shots"], params["seed"], params["frame_features"]
+    n_train_videos, n_val_videos = params["n_train_videos"], params["n_val_videos"]
     root = Path(root) if root is not None else demo_root()
     for name in [*params["collections"], TRAIN_COLLECTION, VAL_COLLECTION]:
         _guard_existing(root / name)
@@ -710,7 +708,7 @@ def read_manifest(root: str | Path) -> dict | None:
         return None
 
 
-def ensure_demo(root: str | Path | None = None, **params) -> Path:
+def ensure_demo(root: str | Path | None = None, **params: Unpack[DemoOptions]) -> Path:
     """Generate the demo under ``root`` (default :func:`avsbench.data.root.demo_root`) unless an identical one is there.
 
     Takes the keyword arguments of :func:`generate_demo`; returns the root.
