@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from avsbench.data.qrels import Qrels, QrelsTopic
+from avsbench.data.root import CACHE_ENV, cache_dir
 
-CACHE_ENV = "AVSBENCH_CACHE"
+__all__ = ["CACHE_ENV", "MAX_ENTRIES", "cache_folder", "file_key", "entry_path", "read_cached", "save_entry", "load_entry"]
+
 MAGIC = b"AVSBENCH-QRELS-CACHE-3\n"
 _HEADER_LENGTH = struct.Struct("<Q")
 _HASH_PIECE = 8 << 20
@@ -31,11 +33,8 @@ MAX_ENTRIES = 32
 
 
 def cache_folder() -> Path:
-    """Where parsed qrels are kept."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "qrels"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "avsbench" / "qrels"
+    """Where parsed qrels are kept: ``qrels/`` in avsbench's cache folder (:func:`avsbench.data.root.cache_dir`)."""
+    return cache_dir() / "qrels"
 
 
 def file_key(path: str | Path, lenient: bool) -> dict[str, object]:
