@@ -24,7 +24,16 @@ import numpy as np
 from avsbench.data.qrels import Qrels, QrelsTopic
 from avsbench.data.root import CACHE_ENV, cache_dir
 
-__all__ = ["CACHE_ENV", "MAX_ENTRIES", "cache_folder", "file_key", "entry_path", "read_cached", "save_entry", "load_entry"]
+__all__ = [
+    "CACHE_ENV",
+    "MAX_ENTRIES",
+    "cache_folder",
+    "file_key",
+    "entry_path",
+    "read_cached",
+    "save_entry",
+    "load_entry",
+]
 
 MAGIC = b"AVSBENCH-QRELS-CACHE-3\n"
 _HEADER_LENGTH = struct.Struct("<Q")
