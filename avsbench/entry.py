@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 _FLAGS = {"-q": "per_topic", "--per-topic": "per_topic", "--lenient": "lenient"}
 
 
-def parse_fast_score(argv: Sequence[str]) -> dict[str, object] | None:
+def parse_fast_score(argv: Sequence[str]) -> dict[str, Any] | None:
     """The options of a plain ``score --format sample-eval --qrels Q RUN...`` call, else None."""
     if not argv or argv[0] != "score":
         return None
-    options: dict[str, object] = {"per_topic": False, "lenient": False, "qrels": None, "fmt": None, "runs": []}
+    options: dict[str, Any] = {"per_topic": False, "lenient": False, "qrels": None, "fmt": None, "runs": []}
     args = list(argv[1:])
     only_runs = False
     while args:
         arg = args.pop(0)
         if only_runs or arg == "-" or not arg.startswith("-"):
-            options["runs"].append(arg)  # type: ignore[union-attr]
+            options["runs"].append(arg)
         elif arg == "--":
             only_runs = True
         elif arg in _FLAGS:
@@ -42,12 +43,12 @@ def parse_fast_score(argv: Sequence[str]) -> dict[str, object] | None:
     return options
 
 
-def run_fast_score(options: dict[str, object]) -> None:
+def run_fast_score(options: dict[str, Any]) -> None:
     """Score like ``avsbench score`` does for these options: warnings on stderr, NIST's text on stdout."""
     from avsbench.eval.sample_eval import format_sample_eval
     from avsbench.eval.scoring import score_runs
 
-    scored = score_runs(list(options["runs"]), qrels=options["qrels"], lenient=bool(options["lenient"]))  # type: ignore[call-overload]
+    scored = score_runs(list(options["runs"]), qrels=options["qrels"], lenient=bool(options["lenient"]))
     for s in scored:
         for warning in s.warnings:
             sys.stderr.write(f"avsbench: warning: {warning}\n")

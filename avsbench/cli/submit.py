@@ -62,7 +62,7 @@ def problem_kinds(problems: list[Problem]) -> dict[str, list[Problem]]:
 
 def grouped_problem_lines(source: str, groups: dict[str, list[Problem]], limit: int | None) -> list[str]:
     """Each kind's problems (the first ``limit`` of them) and how many more there are."""
-    lines = []
+    lines: list[str] = []
     for kind, members in groups.items():
         shown = members if limit is None else members[:limit]
         lines.extend(f"{source}:{p.line}: [{p.check}] {p.message}" for p in shown)

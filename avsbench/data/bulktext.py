@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def _raw_chunks(path: str | Path, what: str, size: int) -> Iterator[bytes]:
         stream = sys.stdin.buffer
         head = stream.read(2)
         if head == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[arg-type]
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[call-overload]
             head = b""
         if head:
             yield head
@@ -122,10 +122,10 @@ def open_binary(path: str | Path, what: str) -> Iterator[IO[bytes]]:
     with open(path, "rb") as fh:
         compressed = fh.read(2) == GZIP_MAGIC
         fh.seek(0)
-        yield gzip.GzipFile(fileobj=fh) if compressed else fh
+        yield cast(IO[bytes], gzip.GzipFile(fileobj=fh) if compressed else fh)
 
 
-def line_chunks(path: str | Path, what: str, size: int | None = None) -> Iterator[bytes]:
+def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generator[bytes, None, None]:
     """The file in chunks of whole lines (the last one may lack its newline); ``size``: CHUNK_BYTES.
 
     A line longer than :data:`MAX_LINE_BYTES` is an error (a run or qrels line is under 100 bytes).
@@ -413,7 +413,7 @@ def parse_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fast = ~odd & (points <= 1) & (digits > 0) & (digits <= 18) & (mantissa < 2**53) & (decimals <= 22)
     result = mantissa.astype(np.float64) / _POWERS_OF_TEN[np.minimum(decimals, 22)]
     result = np.where(first == ord("-"), -result, result)
-    failed = ~_NUMBER_BYTE[columns].all(axis=0)  # a byte no plain decimal number uses
+    failed = np.asarray(~_NUMBER_BYTE[columns].all(axis=0))  # a byte no plain decimal number uses
     for i in np.flatnonzero(~fast & ~failed).tolist():
         try:
             result[i] = float(values[i])

@@ -83,7 +83,7 @@ class QrelsTopic:
         # positions in the arrays, shots in order of first appearance in the file
         self.appearance = np.arange(len(self.keys), dtype=np.int64) if appearance is None else appearance
         self._unique_keys = bool(self.keys.size < 2 or (self.keys[1:] != self.keys[:-1]).all())
-        estimate = 0
+        estimate: float = 0
         for s in strata:
             n = self.sampled.get(s, 0)
             if n != 0:
@@ -242,7 +242,7 @@ class Qrels:
     @property
     def total_estimated_relevant(self) -> float:
         """Sum of R-hat over all topics in string order (sample_eval's ``inum_rel all``)."""
-        total = 0
+        total: float = 0
         for topic in sorted(self.topics):
             total += self.topics[topic].estimated_relevant
         return float(total)

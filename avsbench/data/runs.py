@@ -454,7 +454,7 @@ class _TrecReader:
         ranks, bad_ranks = bulktext.parse_floats(chunk.field_bytes(3))
         ranks[bad_ranks] = np.nan
         if len(names) == 1:
-            parts = [(names[0], slice(None))]
+            parts: list[tuple[bytes, slice | np.ndarray]] = [(names[0], slice(None))]
         else:
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
