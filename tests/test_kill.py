@@ -238,3 +238,46 @@ def test_rank(demo: Path, tmp_path: Path) -> None:
 
     assert kill_at_every_step([*common, "--model", str(model_b), "--out", str(out)], prepare, check, {}) == 2
     assert seen == {"old", "new run, old sidecar refused", "new"}
+
+
+def test_rank_with_embedding_cache(demo: Path, tmp_path: Path) -> None:
+    """The cache entry is a unit too: after a kill, every entry present verifies, and the next
+    opening of the cache sweeps what the killed run left."""
+    from avsbench.data.atomic import check_manifest
+    from avsbench.ranking.cache import sweep_cache
+
+    features = [("demo_clip512", 512)]
+    model = small_model_folder(tmp_path / "m", 0, features, [FeatureSpec("demo_clip512", 512, "precomputed")])
+    cache, out = tmp_path / "cache", tmp_path / "runs"
+    args = [
+        "rank",
+        "--year",
+        "2019",
+        "--rootpath",
+        str(demo),
+        "--device",
+        "cpu",
+        "--no-score",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+    ]
+    seen = set()
+
+    def prepare() -> None:
+        for folder in (cache, out):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def check() -> None:
+        sweep_cache(cache)
+        entries = sorted(cache.iterdir()) if cache.exists() else []
+        assert all(not p.name.startswith(".") for p in entries), entries  # leftovers swept
+        for entry in entries:
+            assert check_manifest(entry) is not None
+        seen.add(f"{len(entries)} entries, run {'present' if (out / 'm.tv19.txt').exists() else 'absent'}")
+
+    assert kill_at_every_step(args, prepare, check, {}) == 4
+    assert seen == {"0 entries, run absent", "1 entries, run absent", "1 entries, run present"}
