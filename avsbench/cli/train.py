@@ -56,7 +56,7 @@ def train(
     settings = DEMO_SETTINGS if demo_settings else TrainSettings()
     if config_file is not None:
         settings = TrainSettings.from_json(config_file, base=settings)
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items() if v is not None}
+    overrides: dict[str, object] = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items() if v is not None}
     overrides.update(_clip_overrides(clip_text, clip_truncation, clip_weights))
     settings = settings.updated(overrides)
     if out_dir is None:

@@ -126,6 +126,7 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
         )
     if data.translate(None, _NOT_CONTROL_BYTES):
         bad = _CONTROL_BYTES.search(data)
+        assert bad is not None  # translate() left a control byte, so search() finds one
         raise InputFormatError(
             f"binary data (byte 0x{data[bad.start()]:02x}) in a text {what} file", path=path, line=line_at(data, bad.start())
         )
