@@ -139,3 +139,9 @@ def test_in_a_child_process_under_a_memory_limit_nothing_is_written(tmp_path):
 def test_collection_info_on_a_missing_collection_names_the_layout(tmp_path):
     result = CliRunner().invoke(main, ["collection", "info", "v3c1", "--rootpath", str(tmp_path)])
     one_error(result, f"not found under the data root {tmp_path}", "VideoSets/v3c1.txt", "feature.bin,id.txt,shape.txt")
+
+
+def test_explain_without_a_model_says_what_to_do_next(tmp_path):
+    root = tmp_path / "VisualSearch"
+    result = CliRunner().invoke(main, ["explain", "--year", "2019", "--topic", "611", "--rootpath", str(root)])
+    one_error(result, "explain needs a model folder (--model DIR)", "avsbench model import-laff", "collection 'v3c1'")

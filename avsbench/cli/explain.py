@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
+from avsbench.cli.next_steps import check_ready_to_rank
 from avsbench.cli.options import TOPIC, clip_text_options, clip_warnings_as_lines, rootpath_option
+from avsbench.data.topics import parse_years
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="Model folder (our format).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (our format).")
 @click.option("--year", required=True, help="AVS year of the topic (e.g. 2019).")
 @click.option("--topic", required=True, type=TOPIC, help="Topic number (e.g. 611, or its run/qrels id 1611).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of top shots to explain.")
@@ -20,13 +22,15 @@ from avsbench.cli.options import TOPIC, clip_text_options, clip_warnings_as_line
 @click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile, if not where the model expects it.")
 @clip_text_options()
 def explain(
-    model_dir: Path, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None,
+    model_dir: Path | None, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None,
     clip_text: str, clip_truncation: str,
 ) -> None:
     """Per-head feature weights for a topic (text side) and its top shots (video side)."""
     from rich.console import Console
     from rich.table import Table
 
+    check_ready_to_rank(model_dir, parse_years(year), rootpath, command="explain")
+    assert model_dir is not None  # check_ready_to_rank names the next step when it is missing
     from avsbench.model.checkpoint import load_model
     from avsbench.model.explain import explain_topic
 

@@ -23,10 +23,10 @@ MODEL_STEPS = (
 )
 
 
-def model_problem(model_dir: str | Path | None) -> str | None:
+def model_problem(model_dir: str | Path | None, command: str = "rank") -> str | None:
     """Why ``model_dir`` cannot be ranked with, with the next step; None when it looks like a model folder."""
     if model_dir is None:
-        return "rank needs a model folder (--model DIR): " + MODEL_STEPS
+        return f"{command} needs a model folder (--model DIR): " + MODEL_STEPS
     path = Path(model_dir)
     if path.is_file():
         return (
@@ -83,6 +83,7 @@ def check_ready_to_rank(
     years: Sequence[Year],
     rootpath: str | Path | None = None,
     collection_name: str | None = None,
+    command: str = "rank",
 ) -> None:
     """Raise one error naming what to do next when the model or a collection is missing; return when ready."""
     root = resolve_root(rootpath)
@@ -91,7 +92,7 @@ def check_ready_to_rank(
         groups.setdefault(collection_name or year.collection, []).append(year)
     features = _model_video_features(model_dir)
     problems = [p for name, group in groups.items() if (p := collection_problem(root, name, group, features))]
-    model = model_problem(model_dir)
+    model = model_problem(model_dir, command)
     if model is not None:
         raise ConfigError("; also ".join([model, *problems]))
     if problems:
