@@ -10,6 +10,7 @@ import click
 from avsbench.cli.next_steps import check_ready_to_rank
 from avsbench.cli.options import TOPIC, clip_text_options, clip_warnings_as_lines, rootpath_option
 from avsbench.data.topics import parse_years
+from avsbench.extras import require_extra
 
 
 @click.command()
@@ -29,6 +30,7 @@ def explain(
     from rich.console import Console
     from rich.table import Table
 
+    require_extra("model")
     check_ready_to_rank(model_dir, parse_years(year), rootpath, command="explain")
     assert model_dir is not None  # check_ready_to_rank names the next step when it is missing
     from avsbench.model.checkpoint import load_model
