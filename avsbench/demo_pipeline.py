@@ -104,7 +104,12 @@ def _train_models(report: DemoReport, settings, progress: ProgressFactory | None
     from avsbench.model.train import train_model
 
     models_dir = report.out_dir / "models"
-    common: dict[str, Any] = {"val_collection": "demoval", "rootpath": report.root, "device": "cpu", "progress": progress}
+    common: dict[str, Any] = {
+        "val_collection": "demoval",
+        "rootpath": report.root,
+        "device": "cpu",
+        "progress": progress,
+    }
     variants: list[tuple[str, str, list[str], str]] = [
         ("LAFF", "LAFF: attention fusion of all video features", list(VIDEO_FEATURES), "attention"),
         ("MeanFusion", "attention-free mean fusion of all video features", list(VIDEO_FEATURES), "mean"),
@@ -113,10 +118,19 @@ def _train_models(report: DemoReport, settings, progress: ProgressFactory | None
     for name, description, features, fusion in variants:
         say(f"training {name} ({description})")
         out = models_dir / name
-        result = train_model("demotrain", features, TEXT_FEATURES, settings=dataclasses.replace(settings, fusion=fusion), out_dir=out, **common)
+        result = train_model(
+            "demotrain",
+            features,
+            TEXT_FEATURES,
+            settings=dataclasses.replace(settings, fusion=fusion),
+            out_dir=out,
+            **common,
+        )
         report.models.append(_trained(name, description, result, out))
         if name == "LAFF":
-            report.feature_weights = average_video_weights(result, Collection(report.root, "demoval"), settings.max_frames)
+            report.feature_weights = average_video_weights(
+                result, Collection(report.root, "demoval"), settings.max_frames
+            )
 
 
 def _rank_models(report: DemoReport, progress: ProgressFactory | None) -> None:
@@ -125,8 +139,13 @@ def _rank_models(report: DemoReport, progress: ProgressFactory | None) -> None:
 
     for m in report.models:
         ranked = rank_years(
-            [report.year], m.model_dir, settings=RankSettings(device="cpu"), rootpath=report.root,
-            out_dir=report.out_dir / "runs", run_id=m.name, progress=progress,
+            [report.year],
+            m.model_dir,
+            settings=RankSettings(device="cpu"),
+            rootpath=report.root,
+            out_dir=report.out_dir / "runs",
+            run_id=m.name,
+            progress=progress,
         )
         m.run_path = ranked.runs[0].run_path
 
@@ -134,8 +153,15 @@ def _rank_models(report: DemoReport, progress: ProgressFactory | None) -> None:
 def _write_xml(report: DemoReport, laff: DemoModel) -> Path:
     """The official XML of the LAFF run, validated against our DTD and NIST's content checks."""
     year = report.year
-    header = SubmissionHeader("AVSBENCHDEMO", 1, "F", "D", "avsbench demo: LAFF on the SYNTHETIC demo collection",
-                              task="M" if year.xml_dtd_year >= 2019 else None, novelty="C" if year.xml_dtd_year >= 2019 else None)
+    header = SubmissionHeader(
+        "AVSBENCHDEMO",
+        1,
+        "F",
+        "D",
+        "avsbench demo: LAFF on the SYNTHETIC demo collection",
+        task="M" if year.xml_dtd_year >= 2019 else None,
+        novelty="C" if year.xml_dtd_year >= 2019 else None,
+    )
     run = RunFile.read(laff.ranked_run())
     pairs = {topic: list(zip(lines.shots, lines.scores)) for topic, lines in run.topics.items()}
     elapsed = max(1, math.ceil(report.timings.get("rank", 1.0) / max(1, len(report.models)) / max(1, len(pairs))))
@@ -170,8 +196,11 @@ def run_demo(
     t0 = time.perf_counter()
     say(f"generating the SYNTHETIC demo collection ({size.n_shots:,} shots) if absent")
     root = ensure_demo(
-        rootpath, collections=collections_for_years([evaluation.key]), n_shots=size.n_shots,
-        n_train_videos=size.n_train_videos, n_val_videos=size.n_val_videos,
+        rootpath,
+        collections=collections_for_years([evaluation.key]),
+        n_shots=size.n_shots,
+        n_train_videos=size.n_train_videos,
+        n_val_videos=size.n_val_videos,
     )
     report = DemoReport(Path(root), out, evaluation, size)
     report.timings["generate"] = time.perf_counter() - t0

@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, default=2.0, help="file size in GB (1e9 bytes), at least this much")
     parser.add_argument("--dim", type=int, default=2048)
-    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: BigFile's, about 32 MiB)")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=None, help="rows per chunk (default: BigFile's, about 32 MiB)"
+    )
     parser.add_argument("--random-ids", type=int, default=20000, help="ids gathered in the random-access test")
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions; the best is reported")
     parser.add_argument("--tmpdir", default=None, help="where to write the temporary file (default: system temp)")
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         write_s = time.perf_counter() - started
         gb = bigfile.nbytes / 1e9
         chunk_rows = args.chunk_rows or bigfile.default_chunk_rows()
-        print(f"BigFile {nrows:,} x {args.dim} float32 = {gb:.2f} GB, written in {write_s:.1f} s ({gb / write_s:.2f} GB/s) under {workdir}")
+        print(
+            f"BigFile {nrows:,} x {args.dim} float32 = {gb:.2f} GB, written in {write_s:.1f} s ({gb / write_s:.2f} GB/s) under {workdir}"
+        )
 
         all_rows = np.arange(nrows)
         for mode in ("cold", "warm"):

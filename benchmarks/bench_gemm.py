@@ -47,7 +47,9 @@ def main() -> None:
     linear = torch.nn.Linear(k, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8)
+        quantized = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8
+        )
     bf_rows = rows if cpu_has_fast_bf16() else 32  # without bf16 units a full batch takes minutes
     xb, wb = x[:bf_rows].bfloat16(), w.bfloat16()
     with torch.inference_mode():
@@ -56,7 +58,9 @@ def main() -> None:
             "bf16 GEMM": rate(lambda: xb @ wb.T, 2 * bf_rows * k * n),
             "int8 dynamic Linear": rate(lambda: quantized(x), 2 * rows * k * n),
         }
-    print(f"CPU threads {args.threads}; AMX/AVX512-BF16 units: {cpu_has_fast_bf16()}; GEMM {rows}x{k} @ {k}x{n} (bf16 with {bf_rows} rows)")
+    print(
+        f"CPU threads {args.threads}; AMX/AVX512-BF16 units: {cpu_has_fast_bf16()}; GEMM {rows}x{k} @ {k}x{n} (bf16 with {bf_rows} rows)"
+    )
     print(f"{'precision':<22} {'GFLOP/s':>9} {'shots/s bound (GEMMs only)':>28}")
     for name, r in rates.items():
         print(f"{name:<22} {r:>9.1f} {r * 1e9 / FLOP_PER_SHOT:>28,.0f}")

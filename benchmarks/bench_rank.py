@@ -101,20 +101,32 @@ def generate(root: Path, n: int, seed: int, common_dim: int = 4096, sparse: bool
                 for block in random_blocks(seed * 1000 + f, n, dim):
                     w.append(block)
     topics = get_year(YEAR).topics()
-    BigFile.write(coll / "TextData" / "clip512", [str(t.number) for t in topics], rng.standard_normal((len(topics), 512), dtype=np.float32))
+    BigFile.write(
+        coll / "TextData" / "clip512",
+        [str(t.number) for t in topics],
+        rng.standard_normal((len(topics), 512), dtype=np.float32),
+    )
     topic_words = sorted({w for t in topics for w in content_tokens(tokenize(t.text))})
     vocab = (topic_words + [f"word{i}" for i in range(BOW_WORDS)])[:BOW_WORDS]
     BigFile.write(root / "word2vec" / "bench500", vocab, rng.standard_normal((len(vocab), W2V_DIM), dtype=np.float32))
     torch.manual_seed(seed)
     config = ModelConfig(
         video_features=[
-            FeatureSpec(nm, d, "video", transform="tile" if d == common_dim // 8 else "linear", dropout=0.0 if d == common_dim // 8 else 0.2)
+            FeatureSpec(
+                nm,
+                d,
+                "video",
+                transform="tile" if d == common_dim // 8 else "linear",
+                dropout=0.0 if d == common_dim // 8 else 0.2,
+            )
             for nm, d in FEATURES
         ],
         text_features=[
             FeatureSpec("bow", BOW_WORDS, "bow"),
             FeatureSpec("w2v", W2V_DIM, "w2v"),
-            FeatureSpec("clip512", 512, "precomputed", transform="tile" if common_dim == 4096 else "linear", dropout=0.0),
+            FeatureSpec(
+                "clip512", 512, "precomputed", transform="tile" if common_dim == 4096 else "linear", dropout=0.0
+            ),
         ],
         common_dim=common_dim,
         heads=8,
@@ -126,16 +138,29 @@ def generate(root: Path, n: int, seed: int, common_dim: int = 4096, sparse: bool
 
 def run_ours(root: Path, out: Path, device: str, precision: str, batch: int | None) -> dict:
     from avsbench.data.topics import get_year
-    from avsbench.ranking.precision import RankSettings
     from avsbench.ranking.pipeline import rank_years
+    from avsbench.ranking.precision import RankSettings
 
     t0 = time.perf_counter()
-    report = rank_years([get_year(YEAR)], root / "model", settings=RankSettings(device=device, precision=precision, batch_size=batch),
-                        rootpath=root, out_dir=out, run_id=f"ours-{precision}")
+    report = rank_years(
+        [get_year(YEAR)],
+        root / "model",
+        settings=RankSettings(device=device, precision=precision, batch_size=batch),
+        rootpath=root,
+        out_dir=out,
+        run_id=f"ours-{precision}",
+    )
     wall = time.perf_counter() - t0
     outcome = report.outcomes["v3c1"]
-    return {"wall_s": wall, "engine_s": outcome.seconds, "run": str(report.runs[0].run_path), "rescored": outcome.rescored_shots,
-            "uncertified": outcome.uncertified_topics, "max_screen_error": outcome.max_screen_error, "precision": outcome.precision}
+    return {
+        "wall_s": wall,
+        "engine_s": outcome.seconds,
+        "run": str(report.runs[0].run_path),
+        "rescored": outcome.rescored_shots,
+        "uncertified": outcome.uncertified_topics,
+        "max_screen_error": outcome.max_screen_error,
+        "precision": outcome.precision,
+    }
 
 
 def _text_and_model(root: Path, device: str):
@@ -196,7 +221,10 @@ def run_floor(root: Path, device: str, precision: str) -> dict:
 
     loaded, collection, _, text = _text_and_model(root, device)
     n = len(collection.shots)
-    maps = [np.memmap(collection.feature_dir / name / "feature.bin", dtype=np.float32, mode="r", shape=(n, dim)) for name, dim in FEATURES]
+    maps = [
+        np.memmap(collection.feature_dir / name / "feature.bin", dtype=np.float32, mode="r", shape=(n, dim))
+        for name, dim in FEATURES
+    ]
     chunk, part = 65536, 8192
     pinned = [[torch.empty((chunk, dim), pin_memory=True) for _, dim in FEATURES] for _ in range(2)]
     copied: list = [None, None]
@@ -245,8 +273,20 @@ def peak_rss_mb() -> float:
 
 
 def measure(args: argparse.Namespace, variant: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", variant, "--data", args.data, "--out", args.out, "--device", args.device,
-           "--threads", str(args.threads or 0)] + (["--batch-size", str(args.batch_size)] if args.batch_size else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--data",
+        args.data,
+        "--out",
+        args.out,
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads or 0),
+    ] + (["--batch-size", str(args.batch_size)] if args.batch_size else [])
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed (exit {proc.returncode})")
@@ -265,16 +305,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shots", type=int, default=V3C1_SHOTS)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--data", default="/tmp/avsbench-bench", help="Folder of the generated collection (reused when it matches).")
+    ap.add_argument(
+        "--data", default="/tmp/avsbench-bench", help="Folder of the generated collection (reused when it matches)."
+    )
     ap.add_argument("--out", default="/tmp/avsbench-bench-runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default).")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--variants", default=None, help="Comma list (default on cpu: ours-fp32,ours-int8,baseline, + ours-bf16 on AMX CPUs; "
-                    "on cuda: ours-fp32,ours-bf16,floor-fp32,floor-bf16).")
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="Comma list (default on cpu: ours-fp32,ours-int8,baseline, + ours-bf16 on AMX CPUs; "
+        "on cuda: ours-fp32,ours-bf16,floor-fp32,floor-bf16).",
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--common-dim", type=int, default=4096, help="Model common space (8 heads); small values measure memory, not speed.")
-    ap.add_argument("--sparse", action="store_true", help="All-zero features in sparse files: memory at full scale without the disk space.")
-    ap.add_argument("--repeat", type=int, default=1, help="Run every variant this many times (interleaved); report the fastest.")
+    ap.add_argument(
+        "--common-dim",
+        type=int,
+        default=4096,
+        help="Model common space (8 heads); small values measure memory, not speed.",
+    )
+    ap.add_argument(
+        "--sparse",
+        action="store_true",
+        help="All-zero features in sparse files: memory at full scale without the disk space.",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="Run every variant this many times (interleaved); report the fastest."
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -296,8 +353,10 @@ def main() -> None:
 
         default = "ours-fp32,ours-int8,baseline" + (",ours-bf16" if cpu_has_fast_bf16() else "")
     variants = (args.variants or default).split(",")
-    print(f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB{' (sparse, all zero)' if args.sparse else ''} "
-          f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}")
+    print(
+        f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB{' (sparse, all zero)' if args.sparse else ''} "
+        f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}"
+    )
     results: dict[str, dict] = {}
     for _ in range(args.repeat):  # interleaved; the fastest of the repeats counts (shared, noisy machines)
         for v in variants:
@@ -315,25 +374,40 @@ def main() -> None:
         if f"ours-{p}" not in results:
             continue
         r = results[f"ours-{p}"]
-        print(f"{p}: {r['rescored']:,} candidates re-scored in fp32, max score error {r['max_screen_error']:.2e}, "
-              f"topics not certified (ranked again in fp32) {r['uncertified']}")
+        print(
+            f"{p}: {r['rescored']:,} candidates re-scored in fp32, max score error {r['max_screen_error']:.2e}, "
+            f"topics not certified (ranked again in fp32) {r['uncertified']}"
+        )
         if "ours-fp32" in results:
             a = Path(results["ours-fp32"]["run"]).read_bytes()
             b = Path(r["run"]).read_bytes()
-            print(f"{p} run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(f'ours-{p}'.encode(), b'TAG')}")
+            print(
+                f"{p} run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(f'ours-{p}'.encode(), b'TAG')}"
+            )
     if "ours-fp32" in results and "baseline" in results and not args.sparse:  # all-zero features: every score ties
         ours = [line.split()[2] for line in Path(results["ours-fp32"]["run"]).read_text().splitlines()]
         theirs = [line.split()[2] for line in Path(results["baseline"]["run"]).read_text().splitlines()]
-        print(f"shots in the same positions as the baseline's run: {sum(x == y for x, y in zip(ours, theirs)) / max(len(theirs), 1):.4f}")
+        print(
+            f"shots in the same positions as the baseline's run: {sum(x == y for x, y in zip(ours, theirs)) / max(len(theirs), 1):.4f}"
+        )
     floors = {v: r for v, r in results.items() if v.startswith("floor")}
     for v, r in floors.items():
         ours = results.get("ours-" + v.split("-")[1])
         if ours:
-            print(f"{v}: {r['wall_s']:.2f} s; ours-{v.split('-')[1]} engine {ours['engine_s']:.2f} s = {ours['engine_s'] / r['wall_s']:.2f}x the floor")
-    print("reproduce: " + " ".join([".venv/bin/python", "benchmarks/bench_rank.py", "--shots", str(args.shots), "--device", args.device]
-                                   + (["--common-dim", str(args.common_dim)] if args.common_dim != 4096 else []) + (["--sparse"] if args.sparse else [])
-                                   + (["--threads", str(args.threads)] if args.threads else []) + (["--variants", args.variants] if args.variants else [])
-                                   + (["--repeat", str(args.repeat)] if args.repeat > 1 else [])))
+            print(
+                f"{v}: {r['wall_s']:.2f} s; ours-{v.split('-')[1]} engine {ours['engine_s']:.2f} s = {ours['engine_s'] / r['wall_s']:.2f}x the floor"
+            )
+    print(
+        "reproduce: "
+        + " ".join(
+            [".venv/bin/python", "benchmarks/bench_rank.py", "--shots", str(args.shots), "--device", args.device]
+            + (["--common-dim", str(args.common_dim)] if args.common_dim != 4096 else [])
+            + (["--sparse"] if args.sparse else [])
+            + (["--threads", str(args.threads)] if args.threads else [])
+            + (["--variants", args.variants] if args.variants else [])
+            + (["--repeat", str(args.repeat)] if args.repeat > 1 else [])
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,23 @@ def synthetic_captions(n: int, vocab: list[str], rng: np.random.Generator) -> li
 
 def make_config(common_dim: int, heads: int, bow_size: int) -> ModelConfig:
     head_dim = common_dim // heads
-    video = [FeatureSpec(n, d, "video", "tile" if d == head_dim else "linear", batch_norm=d == head_dim, dropout=0.0 if d == head_dim else 0.2) for n, d in VIDEO_DIMS.items()]
+    video = [
+        FeatureSpec(
+            n,
+            d,
+            "video",
+            "tile" if d == head_dim else "linear",
+            batch_norm=d == head_dim,
+            dropout=0.0 if d == head_dim else 0.2,
+        )
+        for n, d in VIDEO_DIMS.items()
+    ]
     text = [
         FeatureSpec("bow", bow_size, "bow"),
         FeatureSpec("w2v", 500, "w2v"),
-        FeatureSpec("clip", 512, "precomputed", "tile" if head_dim == 512 else "linear", batch_norm=head_dim == 512, dropout=0.0),
+        FeatureSpec(
+            "clip", 512, "precomputed", "tile" if head_dim == 512 else "linear", batch_norm=head_dim == 512, dropout=0.0
+        ),
     ]
     return ModelConfig(video_features=video, text_features=text, common_dim=common_dim, heads=heads)
 
@@ -82,7 +94,9 @@ class PerHeadBaseline(nn.Module):
         return self._fuse(self.ours.text_fusion, torch.stack(mapped, dim=1))
 
 
-def python_text_features(texts: list[str], bow_index: dict[str, int], w2v: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def python_text_features(
+    texts: list[str], bow_index: dict[str, int], w2v: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-caption Python featurization, as the reference's collate does every step."""
     bow = np.zeros((len(texts), len(bow_index)), dtype=np.float32)
     means = np.zeros((len(texts), 500), dtype=np.float32)
@@ -160,12 +174,20 @@ def main() -> None:
             bow, means = python_text_features([texts[i] for i in picked], bow_index, w2v_dict)
             clip_batch = np.stack([np.array(clip_rows[row_of_clip[ids[i]]]) for i in picked])
             video_rows = [i % args.videos for i in picked]
-            videos = {n: torch.from_numpy(np.stack([a[r] for r in video_rows])).to(device) for n, a in video_arrays.items()}
-            text_inputs = {"bow": torch.from_numpy(bow).to(device), "w2v": torch.from_numpy(means).to(device), "clip": torch.from_numpy(clip_batch).to(device)}
+            videos = {
+                n: torch.from_numpy(np.stack([a[r] for r in video_rows])).to(device) for n, a in video_arrays.items()
+            }
+            text_inputs = {
+                "bow": torch.from_numpy(bow).to(device),
+                "w2v": torch.from_numpy(means).to(device),
+                "clip": torch.from_numpy(clip_batch).to(device),
+            }
             text_emb = baseline.encode_texts(text_inputs)
             video_emb = baseline.encode_videos(videos)
             vr = torch.tensor(video_rows, device=device)
-            loss = sum(triplet_loss(text_emb[:, h : h + 1], video_emb[:, h : h + 1], vr, 0.2) for h in range(args.heads))
+            loss = sum(
+                triplet_loss(text_emb[:, h : h + 1], video_emb[:, h : h + 1], vr, 0.2) for h in range(args.heads)
+            )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
@@ -190,7 +212,10 @@ def main() -> None:
         encode_rows = min(args.encode_rows, args.videos)
         chunk = 1024
         with torch.no_grad():
-            chunks = [{n: v[start : start + chunk] for n, v in data.video_inputs.items()} for start in range(0, encode_rows, chunk)]
+            chunks = [
+                {n: v[start : start + chunk] for n, v in data.video_inputs.items()}
+                for start in range(0, encode_rows, chunk)
+            ]
             model.encode_videos(chunks[0])
             baseline.encode_videos(chunks[0])
             ours_time = base_time = 0.0
@@ -206,11 +231,17 @@ def main() -> None:
             ours_enc, base_enc = encode_rows / ours_time, encode_rows / base_time
 
     ours_cps, base_cps = args.batch_size / ours_step, args.batch_size / baseline_step_s
-    print(f"device={device} threads={args.threads} captions={args.captions} videos={args.videos} batch={args.batch_size} "
-          f"common={args.common_dim}/{args.heads} heads, video {'/'.join(map(str, VIDEO_DIMS.values()))}, text bow{len(bow_words)}+w2v500+clip512")
-    print(f"text featurization once for all {args.captions} captions: {featurize_seconds:.1f} s ({args.captions / featurize_seconds:,.0f} captions/s)")
+    print(
+        f"device={device} threads={args.threads} captions={args.captions} videos={args.videos} batch={args.batch_size} "
+        f"common={args.common_dim}/{args.heads} heads, video {'/'.join(map(str, VIDEO_DIMS.values()))}, text bow{len(bow_words)}+w2v500+clip512"
+    )
+    print(
+        f"text featurization once for all {args.captions} captions: {featurize_seconds:.1f} s ({args.captions / featurize_seconds:,.0f} captions/s)"
+    )
     print(f"training  ours:     {ours_step * 1000:8.1f} ms/step  {ours_cps:10,.0f} captions/s")
-    print(f"training  baseline: {baseline_step_s * 1000:8.1f} ms/step  {base_cps:10,.0f} captions/s   (per-step Python text features + per-head loop)")
+    print(
+        f"training  baseline: {baseline_step_s * 1000:8.1f} ms/step  {base_cps:10,.0f} captions/s   (per-step Python text features + per-head loop)"
+    )
     print(f"training  ratio ours/baseline: {ours_cps / base_cps:.2f}x")
     print(f"encode    ours:     {ours_enc:10,.0f} shots/s")
     print(f"encode    baseline: {base_enc:10,.0f} shots/s   (per-head loop)")

@@ -1,6 +1,6 @@
 """Where the GPU ranking time goes: pinned allocation, reading alone, compute alone, the engine.
 
-    python benchmarks/profile_rank_gpu.py --data /tmp/v3c1-bench   (after bench_rank.py generated it)
+python benchmarks/profile_rank_gpu.py --data /tmp/v3c1-bench   (after bench_rank.py generated it)
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def main() -> None:
             reader.release(chunk)
         read = time.perf_counter() - t
         reader.close()
-        print(f"reader chunk={chunk_rows} threads={threads} slots={slots}: pinned alloc {alloc:.2f} s, read all {read:.2f} s ({28.8 / read:.1f} GB/s)", flush=True)
+        print(
+            f"reader chunk={chunk_rows} threads={threads} slots={slots}: pinned alloc {alloc:.2f} s, read all {read:.2f} s ({28.8 / read:.1f} GB/s)",
+            flush=True,
+        )
     names = [s.name for s in sources]
     x = {nm: torch.randn(16384, s.dim, device="cuda") for nm, s in zip(names, sources)}
     for prec in ("fp32", "bf16"):

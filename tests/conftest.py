@@ -29,7 +29,6 @@ NEEDS_TORCH = re.compile(
 )
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: longer tests (still run in CI)")
     config.addinivalue_line("markers", "needs_torch: needs the [model] extra (skipped with AVSBENCH_TEST_NO_TORCH=1)")

@@ -31,8 +31,13 @@ def _limit(megabytes: int):
 
 
 def run_cli_limited(
-    args: list[str], *, limit_mb: int = LIMIT_NO_TORCH_MB, cwd: Path | None = None, timeout: float = 120,
-    env: dict[str, str] | None = None, stdin: bytes | None = None,
+    args: list[str],
+    *,
+    limit_mb: int = LIMIT_NO_TORCH_MB,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m avsbench ARGS`` under an address-space limit of ``limit_mb``."""
     child_env = dict(os.environ)
@@ -41,9 +46,15 @@ def run_cli_limited(
     if env:
         child_env.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "avsbench", *args], cwd=cwd, env=child_env, capture_output=True,
-        timeout=timeout, preexec_fn=_limit(limit_mb), input=stdin.decode() if stdin is not None else None,
-        text=True, check=False,
+        [sys.executable, "-m", "avsbench", *args],
+        cwd=cwd,
+        env=child_env,
+        capture_output=True,
+        timeout=timeout,
+        preexec_fn=_limit(limit_mb),
+        input=stdin.decode() if stdin is not None else None,
+        text=True,
+        check=False,
     )
 
 

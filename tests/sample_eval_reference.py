@@ -178,7 +178,13 @@ def reference_score(tables: tuple, run_text: str, max_results: int = 1000, cutof
     for t in sorted(R):
         sum_r += R[t]
     summary = _measures(
-        sums["ap"] / T, sums["ndcg"] / T, [b / T for b in buckets], {c: sums["ip"][c] / T for c in cutoffs}, sums["rr"], sum_r, sums["ret"]
+        sums["ap"] / T,
+        sums["ndcg"] / T,
+        [b / T for b in buckets],
+        {c: sums["ip"][c] / T for c in cutoffs},
+        sums["rr"],
+        sum_r,
+        sums["ret"],
     )
     return {"per_topic": topics, "summary": summary}
 

@@ -101,7 +101,13 @@ def test_empty_bigfile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("ids_text", "shape_text", "nvalues", "error", "pattern"),
     [
-        ("a\nb\n", "2 3", 5, InputFormatError, r"feature.bin: size is 20 bytes but shape.txt says 2 x 3 float32, which needs 24 \(truncated\?\)"),
+        (
+            "a\nb\n",
+            "2 3",
+            5,
+            InputFormatError,
+            r"feature.bin: size is 20 bytes but shape.txt says 2 x 3 float32, which needs 24 \(truncated\?\)",
+        ),
         ("a\nb\n", "2 3", 7, InputFormatError, r"size is 28 bytes"),
         ("a\nb\n", "2 3 1", 6, InputFormatError, r"shape.txt:1: malformed shape"),
         ("a\nb\n", "two 3", 6, InputFormatError, r"shape.txt:1: malformed shape"),
@@ -111,7 +117,9 @@ def test_empty_bigfile(tmp_path: Path) -> None:
     ],
     ids=["truncated", "too-long", "shape-3-fields", "shape-not-int", "dim-0", "id-count", "duplicate-ids"],
 )
-def test_corruption_gives_one_clear_error(tmp_path: Path, ids_text: str, shape_text: str, nvalues: int, error: type, pattern: str) -> None:
+def test_corruption_gives_one_clear_error(
+    tmp_path: Path, ids_text: str, shape_text: str, nvalues: int, error: type, pattern: str
+) -> None:
     folder = make_bigfile(tmp_path / "bad", ids_text, shape_text, np.ones(nvalues))
     with pytest.raises(error, match=pattern):
         BigFile(folder)
@@ -191,7 +199,9 @@ def test_cli_convert_and_show(tmp_path: Path, matrix: np.ndarray) -> None:
     runner = CliRunner()
     np.save(tmp_path / "a.npy", matrix)
     (tmp_path / "ids.txt").write_text("a\nb\nc\nd\ne\n")
-    result = runner.invoke(main, ["features", "convert", str(tmp_path / "a.npy"), str(tmp_path / "bf"), "--ids", str(tmp_path / "ids.txt")])
+    result = runner.invoke(
+        main, ["features", "convert", str(tmp_path / "a.npy"), str(tmp_path / "bf"), "--ids", str(tmp_path / "ids.txt")]
+    )
     assert result.exit_code == 0, result.output
     assert "5 rows x 3 float32" in result.output
     result = runner.invoke(main, ["features", "show", str(tmp_path / "bf")])

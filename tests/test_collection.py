@@ -22,7 +22,11 @@ def make_v3c1(root: Path, feature_ids: list[str] | None = None) -> Collection:
     base = root / "v3c1"
     (base / "VideoSets").mkdir(parents=True)
     (base / "VideoSets" / "v3c1.txt").write_text("".join(s + "\n" for s in SHOTS))
-    BigFile.write(base / "FeatureData" / "f4", feature_ids or SHOTS, np.arange(4 * len(feature_ids or SHOTS), dtype=np.float32).reshape(-1, 4))
+    BigFile.write(
+        base / "FeatureData" / "f4",
+        feature_ids or SHOTS,
+        np.arange(4 * len(feature_ids or SHOTS), dtype=np.float32).reshape(-1, 4),
+    )
     frame_ids = [f"{s}_{n}" for s in SHOTS for n in (1, 2)]
     BigFile.write(base / "FeatureData" / "frame" / "f4", frame_ids, np.ones((len(frame_ids), 4)))
     BigFile.write(base / "TextData" / "clip", ["611", "612"], np.ones((2, 4)))
@@ -38,7 +42,11 @@ def test_layout_and_shots(tmp_path: Path) -> None:
     assert coll.shots == SHOTS
     assert "shot00812_1" in coll.dropped_shots
     assert coll.searchable_shots == SHOTS[1:]
-    assert coll.feature_names() == ["f4"] and coll.frame_feature_names() == ["f4"] and coll.text_feature_names() == ["clip"]
+    assert (
+        coll.feature_names() == ["f4"]
+        and coll.frame_feature_names() == ["f4"]
+        and coll.text_feature_names() == ["clip"]
+    )
     assert coll.feature("f4").shape == (4, 4)
     assert coll.frame_feature("f4").n_frames("shot00813_2") == 2
     assert coll.text_feature("clip").read(["612"]).shape == (1, 4)
@@ -111,7 +119,9 @@ def test_cli_info_reports_problems(tmp_path: Path) -> None:
 
 def test_caption_file(tmp_path: Path) -> None:
     path = tmp_path / "c.caption.txt"
-    path.write_text("video7768#0 a man  plays guitar\n\nvideo7768#14 someone sings\nvideo1#0\ntgif#a#1 odd id\n", encoding="utf-8")
+    path.write_text(
+        "video7768#0 a man  plays guitar\n\nvideo7768#14 someone sings\nvideo1#0\ntgif#a#1 odd id\n", encoding="utf-8"
+    )
     captions = CaptionSet.read(path)
     assert len(captions) == 4
     assert captions.ids == ("video7768#0", "video7768#14", "video1#0", "tgif#a#1")

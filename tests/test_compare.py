@@ -71,7 +71,11 @@ def test_differences_wins_and_significance_match_the_statistics_module(real_repo
     delta = c.per_topic[f"Δ {GODSPEED.name}"].to_numpy()
     np.testing.assert_allclose(delta, c.per_topic[GODSPEED.name] - c.per_topic[RUCMM.name])
     wtl = c.wins_ties_losses.loc[GODSPEED.name]
-    assert (wtl["wins"], wtl["ties"], wtl["losses"]) == (int((delta > 5e-5).sum()), int((abs(delta) <= 5e-5).sum()), int((delta < -5e-5).sum()))
+    assert (wtl["wins"], wtl["ties"], wtl["losses"]) == (
+        int((delta > 5e-5).sum()),
+        int((abs(delta) <= 5e-5).sum()),
+        int((delta < -5e-5).sum()),
+    )
     assert wtl["wins"] + wtl["ties"] + wtl["losses"] == 20
     row = c.significance.iloc[0]
     a, b = c.per_topic[GODSPEED.name].to_numpy(), c.per_topic[RUCMM.name].to_numpy()
@@ -138,8 +142,12 @@ def test_each_year_is_scored_with_its_own_qrels(two_years: tuple[Path, list[Path
             assert c.per_year.loc[path.name, year_key] == scored.inf_ap
             assert c.per_year.loc[path.name, f"{year_key} topics"] == scored.num_topics
     assert c.per_year.loc["mixed.txt", "topics"] == 4 and c.per_year.loc["good.txt", "topics"] == 5
-    assert len(c.warnings) == 1 and c.warnings[0].startswith("2020: mixed.txt: 1 qrels topic(s) missing from the run (1643)")
-    assert c.per_year.loc["good.txt", "mean over years"] == pytest.approx(c.per_year.loc["good.txt", ["2019", "2020"]].mean())
+    assert len(c.warnings) == 1 and c.warnings[0].startswith(
+        "2020: mixed.txt: 1 qrels topic(s) missing from the run (1643)"
+    )
+    assert c.per_year.loc["good.txt", "mean over years"] == pytest.approx(
+        c.per_year.loc["good.txt", ["2019", "2020"]].mean()
+    )
     assert set(c.references) == {"2019"}  # nothing published is shipped for 2020
     assert c.references["2019"] == reference_entries(2019) and c.synthetic_years == []
     # significance per year and over all topics, Holm over the two compared runs per scope
@@ -231,7 +239,9 @@ def test_renderings_parse(real_report: ComparisonReport) -> None:
 
 
 def test_cli_json_equals_the_library_on_the_real_runs(real_report: ComparisonReport) -> None:
-    result = CliRunner().invoke(main, ["compare", str(RUCMM), str(GODSPEED), "--permutations", "2000", "--format", "json"])
+    result = CliRunner().invoke(
+        main, ["compare", str(RUCMM), str(GODSPEED), "--permutations", "2000", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["baseline"] == RUCMM.name
@@ -286,7 +296,9 @@ def test_plots_write_pngs(real_report: ComparisonReport, tmp_path: Path) -> None
     assert curves[RUCMM.name] == list(real_report.comparison.results[RUCMM.name]["2021"].iprec_at_recall)
 
 
-def test_missing_matplotlib_is_a_clear_error(real_report: ComparisonReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_matplotlib_is_a_clear_error(
+    real_report: ComparisonReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ConfigError, match="matplotlib"):
         plot_per_topic(real_report, tmp_path / "x.png")

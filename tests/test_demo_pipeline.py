@@ -14,7 +14,9 @@ from avsbench.data.topics import get_year
 @pytest.mark.slow
 def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     root, out = tmp_path / "demo-root", tmp_path / "out"
-    result = CliRunner().invoke(main, ["demo", "--quick", "--rootpath", str(root), "--out", str(out)], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(
+        main, ["demo", "--quick", "--rootpath", str(root), "--out", str(out)], env={"COLUMNS": "250"}
+    )
     assert result.exit_code == 0, result.output
     text = result.output
 
@@ -24,8 +26,15 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
 
     # five models trained and ranked: LAFF, mean fusion, one per video feature
     runs = sorted(p.name for p in (out / "runs").glob("*.tv19.txt"))
-    assert runs == sorted(["LAFF.tv19.txt", "MeanFusion.tv19.txt", "Single_demo_clip512.tv19.txt",
-                           "Single_demo_partial768.tv19.txt", "Single_demo_noisy1024.tv19.txt"])
+    assert runs == sorted(
+        [
+            "LAFF.tv19.txt",
+            "MeanFusion.tv19.txt",
+            "Single_demo_clip512.tv19.txt",
+            "Single_demo_partial768.tv19.txt",
+            "Single_demo_noisy1024.tv19.txt",
+        ]
+    )
     laff = RunFile.read(out / "runs" / "LAFF.tv19.txt")
     assert len(laff.topics) == len(get_year(2019).topics())
     assert all(len(lines.shots) == 1000 for lines in laff.topics.values())

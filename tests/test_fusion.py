@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from click.testing import CliRunner
 
 from avsbench.cli import main
 from avsbench.data.resources import bundled_runs
@@ -95,7 +95,9 @@ def _check_valid(path: Path) -> RunFile:
     return run
 
 
-@pytest.mark.parametrize(("method", "norm"), [("rrf", None), ("combsum", "minmax"), ("combsum", "zscore"), ("combmnz", "rank")])
+@pytest.mark.parametrize(
+    ("method", "norm"), [("rrf", None), ("combsum", "minmax"), ("combsum", "zscore"), ("combmnz", "rank")]
+)
 def test_fusing_the_real_2021_runs_gives_a_valid_run(tmp_path: Path, method: str, norm: str | None) -> None:
     out = tmp_path / "fused.txt"
     fused = fuse_files(bundled_runs(), out, method=method, norm=norm)
@@ -136,7 +138,9 @@ def test_cli_fuse_writes_atomically_and_reports_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     a, b = (str(p) for p in bundled_runs())
     out = tmp_path / "fused.run"
-    ok = runner.invoke(main, ["fuse", a, b, "--method", "combmnz", "--norm", "zscore", "--weights", "1,0.5", "--out", str(out)])
+    ok = runner.invoke(
+        main, ["fuse", a, b, "--method", "combmnz", "--norm", "zscore", "--weights", "1,0.5", "--out", str(out)]
+    )
     assert ok.exit_code == 0, ok.output
     _check_valid(out)
     assert sorted(os.listdir(tmp_path)) == ["fused.run"]
@@ -145,14 +149,22 @@ def test_cli_fuse_writes_atomically_and_reports_errors(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "1 weights for 2 runs" in bad.output
     assert not (tmp_path / "x.run").exists()
 
-    missing = runner.invoke(main, ["fuse", a, str(tmp_path / "nope.txt"), "--method", "rrf", "--out", str(tmp_path / "y.run")])
+    missing = runner.invoke(
+        main, ["fuse", a, str(tmp_path / "nope.txt"), "--method", "rrf", "--out", str(tmp_path / "y.run")]
+    )
     assert missing.exit_code == 2 and "nope.txt" in missing.output
     assert sorted(os.listdir(tmp_path)) == ["fused.run"]
 
 
 _shot_ids = st.sampled_from([f"shot{v}_{s}" for v in range(1, 6) for s in range(1, 5)])
-_topic_lines = st.lists(st.tuples(_shot_ids, st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2))), min_size=1, max_size=15)
-_runs = st.lists(st.dictionaries(st.sampled_from(["1611", "1612", "1640"]), _topic_lines, min_size=1, max_size=3), min_size=1, max_size=4)
+_topic_lines = st.lists(
+    st.tuples(_shot_ids, st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2))), min_size=1, max_size=15
+)
+_runs = st.lists(
+    st.dictionaries(st.sampled_from(["1611", "1612", "1640"]), _topic_lines, min_size=1, max_size=3),
+    min_size=1,
+    max_size=4,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -161,7 +173,9 @@ _runs = st.lists(st.dictionaries(st.sampled_from(["1611", "1612", "1640"]), _top
     method_norm=st.sampled_from([("rrf", None), ("combsum", "minmax"), ("combsum", "zscore"), ("combmnz", "rank")]),
     depth=st.integers(1, 20),
 )
-def test_fusion_output_is_always_a_valid_run(run_lists: list[dict], method_norm: tuple[str, str | None], depth: int) -> None:
+def test_fusion_output_is_always_a_valid_run(
+    run_lists: list[dict], method_norm: tuple[str, str | None], depth: int
+) -> None:
     runs = [_run(f"r{i}", topics) for i, topics in enumerate(run_lists)]
     method, norm = method_norm
     fused = fuse(runs, method=method, norm=norm, depth=depth)
@@ -197,7 +211,9 @@ def test_fuse_tag_is_cleaned_like_rank_run_ids(tmp_path: Path, tag: str) -> None
     from avsbench.data.runs import safe_run_id
 
     out = tmp_path / "fused.txt"
-    res = CliRunner().invoke(main, ["fuse", *map(str, bundled_runs()), "--method", "rrf", "--tag", tag, "--out", str(out)])
+    res = CliRunner().invoke(
+        main, ["fuse", *map(str, bundled_runs()), "--method", "rrf", "--tag", tag, "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     lines = out.read_text().splitlines()
     assert all(len(line.split()) == 6 for line in lines) and len(lines) == 20 * 1000

@@ -62,7 +62,10 @@ def _id_lines(lines: list[str]) -> bytes:
 CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "truncated feature.bin": (_truncate, ("feature.bin", "truncated")),
     "feature.bin too long": (_extend, ("feature.bin", "bytes")),
-    "shape with a huge N": (_shape("99999999999999999999999 4\n"), ("feature.bin", "shape.txt says 99999999999999999999999 x 4")),
+    "shape with a huge N": (
+        _shape("99999999999999999999999 4\n"),
+        ("feature.bin", "shape.txt says 99999999999999999999999 x 4"),
+    ),
     "shape with a huge D": (_shape("12 4000000000\n"), ("shape.txt:1", "dimension")),
     "shape with N*D*4 overflowing 64 bits": (_shape("4611686018427387904 4\n"), ("feature.bin", "shape.txt says")),
     "negative shape": (_shape("-12 4\n"), ("shape.txt:1", "malformed")),
@@ -81,7 +84,10 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "huge id.txt": (_huge_id_file, ("id.txt",)),
     "missing id.txt": (lambda f: (f / "id.txt").unlink(), ("id.txt", "not found")),
     "missing feature.bin": (lambda f: (f / "feature.bin").unlink(), ("feature.bin", "not found")),
-    "feature.bin is a folder": (lambda f: ((f / "feature.bin").unlink(), (f / "feature.bin").mkdir()), ("feature.bin",)),
+    "feature.bin is a folder": (
+        lambda f: ((f / "feature.bin").unlink(), (f / "feature.bin").mkdir()),
+        ("feature.bin",),
+    ),
 }
 
 
@@ -133,8 +139,22 @@ def ranked_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _rank(root: Path, model: Path, out: Path):
-    args = ["rank", "--year", "2019", "--model", str(model), "--rootpath", str(root), "--out", str(out), "--device", "cpu"]
-    return run_cli_limited([*args, "--precision", "fp32", "--top-k", "10", "--no-score"], limit_mb=LIMIT_TORCH_MB, timeout=300)
+    args = [
+        "rank",
+        "--year",
+        "2019",
+        "--model",
+        str(model),
+        "--rootpath",
+        str(root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    return run_cli_limited(
+        [*args, "--precision", "fp32", "--top-k", "10", "--no-score"], limit_mb=LIMIT_TORCH_MB, timeout=300
+    )
 
 
 def test_rank_with_a_feature_of_the_wrong_dimension(ranked_root: tuple[Path, Path], tmp_path: Path) -> None:

@@ -67,8 +67,15 @@ def _write(tmp_path: Path, entries: list[dict]) -> Path:
 
 def _entry(**changes: object) -> dict:
     entry = {
-        "year": "2019", "system": "X", "run": None, "kind": "official", "category": "fully automatic",
-        "metric": "infAP", "value": 0.1, "confidence": "V", "source": "somewhere public",
+        "year": "2019",
+        "system": "X",
+        "run": None,
+        "kind": "official",
+        "category": "fully automatic",
+        "metric": "infAP",
+        "value": 0.1,
+        "confidence": "V",
+        "source": "somewhere public",
     }
     entry.update(changes)
     return entry
@@ -79,9 +86,7 @@ def test_remembered_numbers_are_rejected(tmp_path: Path) -> None:
         load_leaderboard(_write(tmp_path, [_entry(confidence="R")]))
 
 
-@pytest.mark.parametrize(
-    "bad", [{"source": ""}, {"value": "0.1"}, {"value": 3.0}, {"kind": "rumour"}, {"run": 5}]
-)
+@pytest.mark.parametrize("bad", [{"source": ""}, {"value": "0.1"}, {"value": 3.0}, {"kind": "rumour"}, {"run": 5}])
 def test_malformed_entries_are_rejected(tmp_path: Path, bad: dict) -> None:
     with pytest.raises(InputFormatError, match="entry 0"):
         load_leaderboard(_write(tmp_path, [_entry(**bad)]))

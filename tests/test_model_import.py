@@ -32,19 +32,29 @@ FIXTURE = Path(__file__).parent / "fixtures" / "laff_reference"
 def _reference_modules() -> dict[str, types.ModuleType]:
     """Fake modules named like the reference code base, with classes of the same names."""
     modules = {name: types.ModuleType(name) for name in ("configs", "configs.laff", "textlib", "txt2vec")}
-    for module, names in (("configs.laff", ["config"]), ("textlib", ["Vocabulary"]), ("txt2vec", ["BowVecNSW", "IndexVec"])):
+    for module, names in (
+        ("configs.laff", ["config"]),
+        ("textlib", ["Vocabulary"]),
+        ("txt2vec", ["BowVecNSW", "IndexVec"]),
+    ):
         for name in names:
             cls = type(name, (), {"__module__": module, "__qualname__": name})
             setattr(modules[module], name, cls)
     return modules
 
 
-def _save_like_reference_trainer(path: Path, state: dict, bow_words: list[str], gru_words: list[str], vid_feats: list[str]) -> None:
+def _save_like_reference_trainer(
+    path: Path, state: dict, bow_words: list[str], gru_words: list[str], vid_feats: list[str]
+) -> None:
     modules = _reference_modules()
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)
     try:
-        vocab_cls, bow_cls, idx_cls = modules["textlib"].Vocabulary, modules["txt2vec"].BowVecNSW, modules["txt2vec"].IndexVec
+        vocab_cls, bow_cls, idx_cls = (
+            modules["textlib"].Vocabulary,
+            modules["txt2vec"].BowVecNSW,
+            modules["txt2vec"].IndexVec,
+        )
         bow_vocab, gru_vocab = vocab_cls(), vocab_cls()
         bow_vocab.word2idx = {w: i for i, w in enumerate(bow_words)}
         bow_vocab.idx2word = {i: w for i, w in enumerate(bow_words)}
@@ -59,7 +69,9 @@ def _save_like_reference_trainer(path: Path, state: dict, bow_words: list[str], 
         config.tags = {"a", "b"}
         bow_vocab.counts = collections.defaultdict(int, {"man": 3})
         opt = argparse.Namespace(trainCollection="tgif-msrvtt10k", config_name="laff", random_seed=2)
-        torch.save({"epoch": 7, "model": OrderedDict(state), "best_perf": np.float64(0.5), "config": config, "opt": opt}, path)
+        torch.save(
+            {"epoch": 7, "model": OrderedDict(state), "best_perf": np.float64(0.5), "config": config, "opt": opt}, path
+        )
     finally:
         for name, module in saved.items():
             if module is None:
@@ -76,7 +88,9 @@ def fixture_checkpoint():
 def test_pickled_reference_config_is_read_with_stand_ins(tmp_path, fixture_checkpoint):
     cfg = fixture_checkpoint["config"]
     path = tmp_path / "model_best.pth.tar"
-    _save_like_reference_trainer(path, fixture_checkpoint["model"], cfg["bow_vocab_words"], cfg["gru_vocab_words"], cfg["vid_feats"])
+    _save_like_reference_trainer(
+        path, fixture_checkpoint["model"], cfg["bow_vocab_words"], cfg["gru_vocab_words"], cfg["vid_feats"]
+    )
     assert "configs.laff" not in sys.modules
     with pytest.raises(Exception):
         torch.load(path, map_location="cpu", weights_only=True)
@@ -178,7 +192,9 @@ def _bn_eval(x: torch.Tensor, state: dict, prefix: str) -> torch.Tensor:
     return (x - g("running_mean")) / torch.sqrt(g("running_var") + 1e-5) * g("weight") + g("bias")
 
 
-def _independent_video_embedding(state: dict, frames: torch.Tensor, mask: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+def _independent_video_embedding(
+    state: dict, frames: torch.Tensor, mask: torch.Tensor, feats: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """Straightforward per-video, per-head computation written from laff.md, for comparison."""
     out = []
     for v in range(frames.shape[0]):
@@ -214,7 +230,11 @@ def test_laff_ml_layout_is_inferred_and_computed():
         ("c3d,os", "video", "linear", True, None),
         ("tf.768", "video", "linear", True, None),
     ]
-    assert [(s.kind, s.dim, s.batch_norm) for s in config.text_features] == [("bow", 12, True), ("w2v", 30, True), ("precomputed", HEAD_DIM, True)]
+    assert [(s.kind, s.dim, s.batch_norm) for s in config.text_features] == [
+        ("bow", 12, True),
+        ("w2v", 30, True),
+        ("precomputed", HEAD_DIM, True),
+    ]
     model = model_from_reference(converted)
     n, max_frames = 5, 6
     frames = torch.randn(n, max_frames, HEAD_DIM, generator=gen)
@@ -240,20 +260,35 @@ def test_cli_import_and_info(tmp_path):
     from avsbench.cli import main
 
     runner = CliRunner()
-    result = runner.invoke(main, ["model", "import-laff", str(FIXTURE / "reference_checkpoint.pth.tar"), "--out", str(tmp_path / "m"), "--w2v", str(FIXTURE / "w2v_bigfile")])
+    result = runner.invoke(
+        main,
+        [
+            "model",
+            "import-laff",
+            str(FIXTURE / "reference_checkpoint.pth.tar"),
+            "--out",
+            str(tmp_path / "m"),
+            "--w2v",
+            str(FIXTURE / "w2v_bigfile"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "weights.safetensors").is_file()
     info = runner.invoke(main, ["model", "info", str(tmp_path / "m")])
     assert info.exit_code == 0, info.output
     assert "tiny96_resnext101_32x48d_wsl,avgpool,os" in info.output and "96" in info.output
-    missing = runner.invoke(main, ["model", "import-laff", str(tmp_path / "nope.pth.tar"), "--out", str(tmp_path / "x")])
+    missing = runner.invoke(
+        main, ["model", "import-laff", str(tmp_path / "nope.pth.tar"), "--out", str(tmp_path / "x")]
+    )
     assert missing.exit_code == 2 and "not found" in missing.output and "Traceback" not in missing.output
 
 
 def test_laff_ml_import_writes_a_model_folder(tmp_path):
     state = _laff_ml_state(torch.Generator().manual_seed(5))
     path = tmp_path / "ml.pth.tar"
-    torch.save({"epoch": 1, "model": state, "config": {"bow_vocab_words": [f"w{i}" for i in range(12)]}, "opt": {}}, path)
+    torch.save(
+        {"epoch": 1, "model": state, "config": {"bow_vocab_words": [f"w{i}" for i in range(12)]}, "opt": {}}, path
+    )
     config = import_reference_checkpoint(path, tmp_path / "masked")
     unmasked = import_reference_checkpoint(path, tmp_path / "unmasked", frame_mask=False)
     assert config.frame_mask and not unmasked.frame_mask and config.source["layout"] == "LAFF-ml"

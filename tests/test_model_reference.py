@@ -66,7 +66,9 @@ def test_architecture_is_inferred_from_the_state_dict(inputs):
 
 
 def test_reference_outputs_are_reproduced(inputs, outputs):
-    converted = convert_reference_state_dict(read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict)
+    converted = convert_reference_state_dict(
+        read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict
+    )
     model = model_from_reference(converted)
     with torch.no_grad():
         video, video_att = model.encode_videos(_video_inputs(inputs), return_attention=True)
@@ -85,7 +87,9 @@ def test_reference_outputs_without_gru(inputs, outputs):
     state = read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict
     state = {k: v for k, v in state.items() if "rnn_encoder" not in k}
     model = model_from_reference(convert_reference_state_dict(state))
-    assert [s.reference_name for s in model.config.text_features] == [str(x) for x in outputs["text_encoder_order_nogru"]]
+    assert [s.reference_name for s in model.config.text_features] == [
+        str(x) for x in outputs["text_encoder_order_nogru"]
+    ]
     with torch.no_grad():
         video = model.encode_videos(_video_inputs(inputs))
         text, text_att = model.encode_texts(_text_inputs(inputs, "clip"), return_attention=True)
@@ -96,7 +100,9 @@ def test_reference_outputs_without_gru(inputs, outputs):
 
 
 def test_reference_input_names_are_accepted(inputs, outputs):
-    model = model_from_reference(convert_reference_state_dict(read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict))
+    model = model_from_reference(
+        convert_reference_state_dict(read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict)
+    )
     by_reference_name = {
         "rnn_encoder": torch.from_numpy(inputs["gru_token_ids"]),
         "rnn_encoder.lengths": torch.from_numpy(inputs["gru_lengths"]),
@@ -118,7 +124,11 @@ def test_tokenizer_and_stopwords_match_the_fixture(fixture_json):
 
 
 def test_vocabularies_and_bow_match_the_fixture(inputs):
-    captions = [line.split(None, 1)[1] for line in (FIXTURE / "vocab_captions.txt").read_text().splitlines() if len(line.split(None, 1)) == 2]
+    captions = [
+        line.split(None, 1)[1]
+        for line in (FIXTURE / "vocab_captions.txt").read_text().splitlines()
+        if len(line.split(None, 1)) == 2
+    ]
     assert build_vocab(captions, threshold=2, drop_stopwords=True) == [str(w) for w in inputs["bow_vocab_words"]]
     assert build_gru_vocab(captions, threshold=2) == [str(w) for w in inputs["gru_vocab_words"]]
     counts = bow_counts([str(q) for q in inputs["queries"]], [str(w) for w in inputs["bow_vocab_words"]])
@@ -150,7 +160,9 @@ def test_imported_model_folder_reproduces_outputs_from_strings(tmp_path, inputs,
 
 @pytest.mark.parametrize("device_type", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_bfloat16_autocast_keeps_the_ranking(inputs, outputs, device_type):
-    model = model_from_reference(convert_reference_state_dict(read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict))
+    model = model_from_reference(
+        convert_reference_state_dict(read_reference_checkpoint(FIXTURE / "reference_checkpoint.pth.tar").state_dict)
+    )
     model.to(device_type)
     with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16):
         video = model.encode_videos(_video_inputs(inputs))

@@ -124,7 +124,9 @@ def test_lenient_qrels_reproduce_perl_parsing():
     # a leading blank line shifts every record by one token: topics become judgment values
     shifted = q("\n" + TOY, lenient=True)
     assert list(shifted.topics) == ["", "1", "0", "-1"]
-    assert shifted["1"].judgment == {"0": 2.0} and shifted["1"].stratum == {"0": "d"}  # records "1 7 0 b 1" and "1 7 0 d 2"
+    assert shifted["1"].judgment == {"0": 2.0} and shifted["1"].stratum == {
+        "0": "d"
+    }  # records "1 7 0 b 1" and "1 7 0 d 2"
     # numeric prefix for judgments, a short last record is padded (judgment 0: sampled, not relevant)
     loose = q("7 0 a 1 1x\n7 0 b 1", lenient=True)
     assert loose["7"].judgment == {"a": 1.0, "b": 0.0}

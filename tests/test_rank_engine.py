@@ -67,7 +67,11 @@ def brute_force(model, feats, shots, text, k, batch, excluded=()):
     scores = torch.cat(cols, dim=1).numpy()
     out = []
     for t in range(scores.shape[0]):
-        ranked = sorted((i for i in range(len(shots)) if i not in excluded), key=lambda i: (scores[t, i], shots[i].encode()), reverse=True)[:k]
+        ranked = sorted(
+            (i for i in range(len(shots)) if i not in excluded),
+            key=lambda i: (scores[t, i], shots[i].encode()),
+            reverse=True,
+        )[:k]
         out.append((ranked, scores[t, ranked]))
     return out
 
@@ -90,7 +94,13 @@ def test_fp32_stream_equals_brute_force_with_exact_ties(collection):
         assert got.rows.tolist() == rows
         assert np.array_equal(got.scores, scores)
     # with k = all shots the tied group (100, 3, 250, 511, 699) appears in shot-id-descending order
-    full = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32, chunk_rows=64))
+    full = rank_shots(
+        model,
+        sources(root, shots),
+        shots,
+        text,
+        RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32, chunk_rows=64),
+    )
     tied = [r for r in full.rankings[0].rows.tolist() if r in (3, 100, 250, 511, 699)]
     assert [shots[r] for r in tied] == sorted((shots[r] for r in tied), key=str.encode, reverse=True)
     positions = [full.rankings[0].rows.tolist().index(r) for r in tied]
@@ -101,9 +111,18 @@ def test_excluded_shots_never_returned(collection):
     root, shots, feats = collection
     model = tiny_model()
     text = text_embeddings(model, n=2)
-    best = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32)).rankings
+    best = rank_shots(
+        model, sources(root, shots), shots, text, RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32)
+    ).rankings
     excluded = {int(best[0].rows[0]), int(best[1].rows[1]), 5}
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32), excluded=sorted(excluded))
+    out = rank_shots(
+        model,
+        sources(root, shots),
+        shots,
+        text,
+        RankSettings(top_k=N_SHOTS, precision="fp32", device="cpu", batch_size=32),
+        excluded=sorted(excluded),
+    )
     assert out.shots == N_SHOTS - 3
     for r in out.rankings:
         assert len(r.rows) == N_SHOTS - 3 and not excluded & set(r.rows.tolist())
@@ -114,8 +133,20 @@ def screened_and_fp32(collection, precision, top_k, margin):
     root, shots, _ = collection
     model = tiny_model(seed=5)
     text = text_embeddings(model, n=6, seed=8)
-    fp32 = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=top_k, precision="fp32", device="cpu", batch_size=64))
-    out = rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=top_k, precision=precision, device="cpu", batch_size=64, rescore_margin=margin))
+    fp32 = rank_shots(
+        model,
+        sources(root, shots),
+        shots,
+        text,
+        RankSettings(top_k=top_k, precision="fp32", device="cpu", batch_size=64),
+    )
+    out = rank_shots(
+        model,
+        sources(root, shots),
+        shots,
+        text,
+        RankSettings(top_k=top_k, precision=precision, device="cpu", batch_size=64, rescore_margin=margin),
+    )
     for a, b in zip(fp32.rankings, out.rankings, strict=True):
         assert a.rows.tolist() == b.rows.tolist()
         assert np.array_equal(a.scores, b.scores)
@@ -134,7 +165,9 @@ def test_screening_rescored_equals_fp32(collection, precision):
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_screening_too_small_margin_falls_back_to_fp32(collection, precision):
     _, _, out = screened_and_fp32(collection, precision, top_k=30, margin=0)
-    assert out.uncertified_topics  # zero margin cannot be certified: those topics were ranked again in fp32 (and equal it)
+    assert (
+        out.uncertified_topics
+    )  # zero margin cannot be certified: those topics were ranked again in fp32 (and equal it)
 
 
 def test_int8_rescores_only_a_prefix_of_a_large_margin(collection):
@@ -164,7 +197,9 @@ def test_certificate_cases():
     assert certified(exact, approx, held=6, capacity=6, top_k=3, err=0.05)  # first left out 0.5 + 0.1 < 0.7
     assert not certified(exact, approx, held=6, capacity=6, top_k=3, err=0.1)  # 0.5 + 0.2 is not < 0.7
     assert certified(exact, approx[:4], held=4, capacity=6, top_k=3, err=1.0)  # a heap not full saw every shot
-    assert not certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.06)  # full heap: others <= 0.6, 0.72 > 0.7
+    assert not certified(
+        exact, approx[:4], held=4, capacity=4, top_k=3, err=0.06
+    )  # full heap: others <= 0.6, 0.72 > 0.7
     assert certified(exact, approx[:4], held=4, capacity=4, top_k=3, err=0.04)
     assert not certified(exact[:2], approx, held=6, capacity=6, top_k=3, err=0.0)  # fewer than k re-scored
 
@@ -193,12 +228,21 @@ def test_precision_choice(monkeypatch):
 def test_plan_ranking_resolves_every_choice_once(monkeypatch):
     monkeypatch.setattr(policy, "cpu_has_fast_bf16", lambda: False)
     monkeypatch.setattr(policy, "cpu_has_int8_kernels", lambda: True)
-    plan = policy.plan_ranking(RankSettings(top_k=100, device="cpu", batch_size=64, chunk_rows=1000), shots=100_000, topics=20)
+    plan = policy.plan_ranking(
+        RankSettings(top_k=100, device="cpu", batch_size=64, chunk_rows=1000), shots=100_000, topics=20
+    )
     assert (plan.device.type, plan.precision, plan.screening) == ("cpu", "int8", True)
-    assert (plan.batch, plan.chunk_rows, plan.candidates, plan.io_threads) == (64, 960, 200, 1)  # chunk: whole batches; margin = top-k
+    assert (plan.batch, plan.chunk_rows, plan.candidates, plan.io_threads) == (
+        64,
+        960,
+        200,
+        1,
+    )  # chunk: whole batches; margin = top-k
     exact = plan.exact()
     assert (exact.precision, exact.screening, exact.candidates, exact.batch) == ("fp32", False, 100, 64)
-    small = policy.plan_ranking(RankSettings(top_k=100, device="cpu"), shots=1_000, topics=20)  # re-scoring would cost more
+    small = policy.plan_ranking(
+        RankSettings(top_k=100, device="cpu"), shots=1_000, topics=20
+    )  # re-scoring would cost more
     assert (small.precision, small.candidates, small.batch, small.chunk_rows) == ("fp32", 100, 1024, 1024)
     with pytest.raises(policy.ConfigError, match="top-k"):
         policy.plan_ranking(RankSettings(top_k=0, device="cpu", precision="fp32"))
@@ -243,7 +287,13 @@ def test_bad_inputs(collection, tmp_path):
     srcs = [FeatureSource("fa", BigFile(tmp_path / "fa"), shots), FeatureSource("fb", BigFile(root / "fb"), shots)]
     model = tiny_model()
     with pytest.raises(InputFormatError, match=shots[77]):
-        rank_shots(model, srcs, shots, text_embeddings(model), RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32))
+        rank_shots(
+            model,
+            srcs,
+            shots,
+            text_embeddings(model),
+            RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32),
+        )
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan, 3e38, -1e20])
@@ -277,7 +327,9 @@ def test_rescored_rows_are_checked_too(collection, tmp_path):
     check_feature_rows(srcs, buffers, np.array([5, 9, 600]), shots)
     buffers[1][2, 0] = -torch.inf
     file_row = BigFile(root / "fb").ids.index(shots[600])
-    with pytest.raises(InputFormatError, match=rf"fb/feature.bin: feature value -inf in row {file_row} \(shot {shots[600]}"):
+    with pytest.raises(
+        InputFormatError, match=rf"fb/feature.bin: feature value -inf in row {file_row} \(shot {shots[600]}"
+    ):
         check_feature_rows(srcs, buffers, np.array([5, 9, 600]), shots)
 
 
@@ -287,7 +339,13 @@ def test_nan_text_embedding_is_not_blamed_on_features(collection):
     text = text_embeddings(model).clone()
     text[2, 1, 0] = torch.nan
     with pytest.raises(InputFormatError, match="text embedding row 2 holds nan") as caught:
-        rank_shots(model, sources(root, shots), shots, text, RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32))
+        rank_shots(
+            model,
+            sources(root, shots),
+            shots,
+            text,
+            RankSettings(top_k=5, precision="fp32", device="cpu", batch_size=32),
+        )
     assert "feature.bin" not in str(caught.value) and str(root) not in str(caught.value)
 
 
@@ -333,14 +391,26 @@ def test_frame_level_feature_laff_ml(tmp_path):
     out = rank_shots(model, srcs(), shots, text, settings)
     x, mask = frames.read(shots)
     with torch.inference_mode():
-        emb = model.encode_videos({"fr": torch.from_numpy(x), "fr.mask": torch.from_numpy(mask), "fb": torch.from_numpy(BigFile(tmp_path / "fb").read(shots))})
+        emb = model.encode_videos(
+            {
+                "fr": torch.from_numpy(x),
+                "fr.mask": torch.from_numpy(mask),
+                "fb": torch.from_numpy(BigFile(tmp_path / "fb").read(shots)),
+            }
+        )
         expected = model.similarity(text, emb).numpy()
     assert x.shape[1] == 5  # truncated to max_frames
     for t, ranking in enumerate(out.rankings):
         np.testing.assert_allclose(ranking.scores, expected[t, ranking.rows], rtol=0, atol=1e-6)
         assert np.all(np.diff(expected[t, ranking.rows]) <= 1e-6)
     for precision in ("bf16", "int8"):
-        screened = rank_shots(model, srcs(), shots, text, RankSettings(top_k=20, precision=precision, device="cpu", batch_size=16, chunk_rows=48))
+        screened = rank_shots(
+            model,
+            srcs(),
+            shots,
+            text,
+            RankSettings(top_k=20, precision=precision, device="cpu", batch_size=16, chunk_rows=48),
+        )
         assert screened.precision == precision
         for a, b in zip(out.rankings, screened.rankings):
             assert a.rows[:20].tolist() == b.rows.tolist() and np.array_equal(a.scores[:20], b.scores)
@@ -364,7 +434,15 @@ def test_strictly_decreasing_score_column():
 
     scores = np.array([0.5, 0.25, 0.25, 0.25, 1e-12, -0.1, -0.1], dtype=np.float32)
     text = strictly_decreasing_scores(scores)
-    assert text == ["0.5000000000", "0.2500000000", "0.2499999999", "0.2499999998", "0.0000000000", "-0.1000000015", "-0.1000000016"]
+    assert text == [
+        "0.5000000000",
+        "0.2500000000",
+        "0.2499999999",
+        "0.2499999998",
+        "0.0000000000",
+        "-0.1000000015",
+        "-0.1000000016",
+    ]
     values = [float(t) for t in text]
     assert all(a > b for a, b in zip(values, values[1:]))
 
@@ -375,7 +453,9 @@ def test_cache_key_follows_the_inputs(tmp_path):
     from avsbench.ranking.cache import feature_fingerprint
 
     rng = np.random.default_rng(0)
-    bf = BigFile.write(tmp_path / "f", [f"s{i}" for i in range(5000)], rng.standard_normal((5000, 16)).astype(np.float32))
+    bf = BigFile.write(
+        tmp_path / "f", [f"s{i}" for i in range(5000)], rng.standard_normal((5000, 16)).astype(np.float32)
+    )
     first = feature_fingerprint("f", bf)
     assert first == feature_fingerprint("f", BigFile(tmp_path / "f"))
     st = bf.feature_path.stat()

@@ -103,9 +103,7 @@ def test_write_is_ordered_deduplicated_and_reads_back(tmp_path):
     r = run("1612 Q0 b 9 1 tg\n1611 Q0 a 1 0.5 tg\n1611 Q0 shot9_1 2 2 tg\n1611 Q0 shot10_1 3 2 tg\n1611 Q0 a 4 3 tg\n")
     out = tmp_path / "sub" / "out.run"
     r.write(out)
-    assert out.read_text() == (
-        "1611 Q0 a 1 3 tg\n1611 Q0 shot9_1 2 2 tg\n1611 Q0 shot10_1 3 2 tg\n1612 Q0 b 1 1 tg\n"
-    )
+    assert out.read_text() == ("1611 Q0 a 1 3 tg\n1611 Q0 shot9_1 2 2 tg\n1611 Q0 shot10_1 3 2 tg\n1612 Q0 b 1 1 tg\n")
     back = RunFile.read(out)
     assert {t: back.topics[t].ranked() for t in back.topics} == {t: r.topics[t].ranked() for t in r.topics}
     assert [p for p in os.listdir(out.parent)] == ["out.run"]
@@ -164,7 +162,11 @@ def test_xml_with_several_runs(tmp_path):
     ("data", "line", "words"),
     [
         # an unclosed topic: the streaming reader notices the next topic nested inside it, on that line
-        (xml(TOPICS).replace(b"</videoAdhocSearchTopicResult>\n", b"\n", 1), 5, "unexpected element <videoAdhocSearchTopicResult>"),
+        (
+            xml(TOPICS).replace(b"</videoAdhocSearchTopicResult>\n", b"\n", 1),
+            5,
+            "unexpected element <videoAdhocSearchTopicResult>",
+        ),
         (xml(TOPICS)[:-30], 5, "not well-formed"),
         (b"<videoAdhocSearchResults><oops/></videoAdhocSearchResults>", 1, "unexpected element <oops>"),
         (xml(TOPICS.replace('tNum="611"', 'tNum="six"')), 4, "tNum 'six' is not a whole number"),

@@ -26,7 +26,7 @@ def _cases() -> list[dict[str, str]]:
 CASES = _cases()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def golden_qrels(relative: str) -> Qrels:
     return Qrels.read(GOLDEN / relative)
 
@@ -80,7 +80,9 @@ def test_ties_are_broken_by_descending_shot_id():
 
 
 def test_rank_column_is_ignored():
-    reversed_ranks = TOY_RUN.replace(" 1 4 ", " 4 4 ").replace(" 2 3 ", " 3 3 ").replace(" 3 2 ", " 2 2 ").replace(" 4 1 ", " 1 1 ")
+    reversed_ranks = (
+        TOY_RUN.replace(" 1 4 ", " 4 4 ").replace(" 2 3 ", " 3 3 ").replace(" 3 2 ", " 2 2 ").replace(" 4 1 ", " 1 1 ")
+    )
     assert format_sample_eval(_toy(reversed_ranks), True) == format_sample_eval(_toy(TOY_RUN), True)
 
 

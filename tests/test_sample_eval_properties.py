@@ -8,13 +8,13 @@ import functools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sample_eval_reference import reference_evaluate
 
 from avsbench.data.qrels import Qrels
 from avsbench.data.resources import bundled_qrels, bundled_runs
 from avsbench.data.runs import RunFile
 from avsbench.errors import EvaluationError
 from avsbench.eval.sample_eval import evaluate
-from sample_eval_reference import reference_evaluate
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -108,7 +108,9 @@ def rucmm_1661() -> list[tuple[str, str, str]]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 7475), st.integers(1, 300), st.floats(-10.0, 8999.99)), min_size=1, max_size=60))
+@given(
+    st.lists(st.tuples(st.integers(0, 7475), st.integers(1, 300), st.floats(-10.0, 8999.99)), min_size=1, max_size=60)
+)
 def test_only_the_first_1000_distinct_shots_count(extra):
     base = rucmm_1661()  # 1000 shots, scores 9999..9000; every extra line scores lower
     pool = tv21()["1661"].judgment
@@ -117,7 +119,9 @@ def test_only_the_first_1000_distinct_shots_count(extra):
     full = evaluate(tv21(), RunFile.from_bytes(trec(added + base))[0]).per_topic["1661"]
     top = evaluate(tv21(), RunFile.from_bytes(trec(base))[0]).per_topic["1661"]
     assert full.num_ret == len(added) + 1000 and full.num_ranked == 1000
-    assert {k: v for k, v in full.measures().items() if k != "num_ret"} == {k: v for k, v in top.measures().items() if k != "num_ret"}
+    assert {k: v for k, v in full.measures().items() if k != "num_ret"} == {
+        k: v for k, v in top.measures().items() if k != "num_ret"
+    }
     assert any(s in pool for _, s, _ in base)
 
 

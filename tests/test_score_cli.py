@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from avsbench.cli import main
-from avsbench.data.resources import bundled_qrels, bundled_runs
-from avsbench.errors import ConfigError, MissingDataError
 from avsbench.data.collection import find_qrels
-from avsbench.eval.scoring import score_runs
+from avsbench.data.resources import bundled_qrels, bundled_runs
 from avsbench.data.topics import get_year
+from avsbench.errors import ConfigError, MissingDataError
+from avsbench.eval.scoring import score_runs
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "sample_eval"
@@ -43,7 +43,10 @@ def test_default_table_scores_the_bundled_runs_with_the_bundled_qrels():
     result = cli(RUCMM, GODSPEED, env={"AVSBENCH_ROOT": "/nonexistent-root", "COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "AVS 2021" in result.stdout
-    for name, ap, ndcg in (("test_run.tv21.RUCMM.txt", "0.3430", "0.5360"), ("test_run.tv21.GodSpeed.txt", "0.3490", "0.5390")):
+    for name, ap, ndcg in (
+        ("test_run.tv21.RUCMM.txt", "0.3430", "0.5360"),
+        ("test_run.tv21.GodSpeed.txt", "0.3490", "0.5390"),
+    ):
         row = next(line for line in result.stdout.splitlines() if name in line)
         assert ap in row and ndcg in row and "20" in row
     assert result.stderr == ""
@@ -51,7 +54,9 @@ def test_default_table_scores_the_bundled_runs_with_the_bundled_qrels():
 
 def test_sample_eval_format_is_the_perl_text_per_run():
     result = cli("--format", "sample-eval", "--per-topic", RUCMM, GODSPEED)
-    expected = (GOLDEN / "expected" / "real_tv21_rucmm.q.txt").read_text() + (GOLDEN / "expected" / "real_tv21_godspeed.q.txt").read_text()
+    expected = (GOLDEN / "expected" / "real_tv21_rucmm.q.txt").read_text() + (
+        GOLDEN / "expected" / "real_tv21_godspeed.q.txt"
+    ).read_text()
     assert result.stdout == expected
 
 
@@ -59,8 +64,21 @@ def test_sample_eval_format_is_the_perl_text_per_run():
 def test_hook_command_prints_the_expected_bytes(name):
     case = next(c for c in csv.DictReader(open(GOLDEN / "cases.tsv"), delimiter="\t") if c["name"] == name)
     done = subprocess.run(
-        [sys.executable, "-m", "avsbench", "score", "--format", "sample-eval", "--per-topic", "--qrels", str(GOLDEN / case["qrels"]), str(GOLDEN / case["run"])],
-        capture_output=True, cwd=REPO, check=False,
+        [
+            sys.executable,
+            "-m",
+            "avsbench",
+            "score",
+            "--format",
+            "sample-eval",
+            "--per-topic",
+            "--qrels",
+            str(GOLDEN / case["qrels"]),
+            str(GOLDEN / case["run"]),
+        ],
+        capture_output=True,
+        cwd=REPO,
+        check=False,
     )
     assert done.returncode == 0
     assert done.stdout == (GOLDEN / case["expected_q"]).read_bytes()
@@ -139,7 +157,9 @@ def test_xml_runs_are_scored(tmp_path):
     lines = (GOLDEN / "runs" / "toy_spec.run").read_text().split("\n")
     items = "".join(f'<item seqNum="{i}" shotId="{line.split()[2]}"/>' for i, line in enumerate(lines, 1) if line)
     path = tmp_path / "toy.xml"
-    path.write_text(f'<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T"><videoAdhocSearchTopicResult tNum="7" elapsedTime="1">{items}</videoAdhocSearchTopicResult></videoAdhocSearchRunResult></videoAdhocSearchResults>')
+    path.write_text(
+        f'<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T"><videoAdhocSearchTopicResult tNum="7" elapsedTime="1">{items}</videoAdhocSearchTopicResult></videoAdhocSearchRunResult></videoAdhocSearchResults>'
+    )
     qrels = tmp_path / "toy.qrels"
     qrels.write_text((GOLDEN / "qrels" / "toy.qrels").read_text().replace("7 0", "17 0"))
     out = cli("--format", "sample-eval", "--qrels", str(qrels), str(path)).stdout
@@ -156,11 +176,20 @@ def test_xml_runs_are_scored(tmp_path):
         ({"run": "\n7 Q0 a 1 3 t\n"}, "bad.run:1: run file starts with whitespace"),
         ({"run": b"7 Q0 a 1 3 t\n\x00\x00\xff\x13garbage\n"}, "bad.run:2: binary data"),
         ({"run": "8 Q0 a 1 3 t\n"}, "none of the run's topics (8) is a topic of the qrels"),
-        ({"run": "7 Q0 a 1 3 t\n", "qrels": "17 0 a 1 1\n"}, 'the run uses plain topic numbers, the qrels "1" + number'),
+        (
+            {"run": "7 Q0 a 1 3 t\n", "qrels": "17 0 a 1 1\n"},
+            'the run uses plain topic numbers, the qrels "1" + number',
+        ),
         ({"run": b"\xef\xbb\xbf7 Q0 a 1 3 t\n"}, "bad.run:1: run file starts with a UTF-8 byte-order mark"),
-        ({"run": "7 Q0 a 1 3 t\n", "qrels": "7 0 a 1 1\n7 0 b 1 yes\n"}, "bad.qrels:2: judgment 'yes' is not an integer"),
+        (
+            {"run": "7 Q0 a 1 3 t\n", "qrels": "7 0 a 1 1\n7 0 b 1 yes\n"},
+            "bad.qrels:2: judgment 'yes' is not an integer",
+        ),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": "\n7 0 a 1 1\n"}, "bad.qrels:1: qrels file starts with whitespace"),
-        ({"run": '<videoAdhocSearchResults><videoAdhocSearchRunResult>\n<oops></videoAdhocSearchResults>'}, "bad.run:2: unexpected element <oops>"),
+        (
+            {"run": "<videoAdhocSearchResults><videoAdhocSearchRunResult>\n<oops></videoAdhocSearchResults>"},
+            "bad.run:2: unexpected element <oops>",
+        ),
         ({"run": None}, "bad.run: run file not found"),
         ({"run": "7 Q0 a 1 3 t\n", "qrels": None}, "bad.qrels: qrels file not found"),
     ],
@@ -190,13 +219,18 @@ def test_lenient_reproduces_the_perl_script_silently(tmp_path):
     toy_qrels = (GOLDEN / "qrels" / "toy.qrels").read_text()
     blank_first = tmp_path / "blank.qrels"
     blank_first.write_text("\n" + toy_qrels)
-    for run_text, qrels in (("", GOLDEN / "qrels" / "toy.qrels"), (" 7 Q0 x 1 4 demo\n", GOLDEN / "qrels" / "toy.qrels"),
-                            ((GOLDEN / "runs" / "toy_spec.run").read_text(), blank_first)):
+    for run_text, qrels in (
+        ("", GOLDEN / "qrels" / "toy.qrels"),
+        (" 7 Q0 x 1 4 demo\n", GOLDEN / "qrels" / "toy.qrels"),
+        ((GOLDEN / "runs" / "toy_spec.run").read_text(), blank_first),
+    ):
         run.write_text(run_text)  # golden README: Perl dies dividing by zero, nothing on stdout
         result = cli("--lenient", "--format", "sample-eval", "--qrels", str(qrels), str(run))
         assert (result.exit_code, result.stdout) == (0, "")
     run.write_text("7 Q0 x 1 4 demo\n7 Q0 a 2 abc demo\n7 Q0 e 3 2 demo\n7 Q0 c 4 1 demo\n")
-    result = cli("--lenient", "--format", "sample-eval", "--per-topic", "--qrels", str(GOLDEN / "qrels" / "toy.qrels"), str(run))
+    result = cli(
+        "--lenient", "--format", "sample-eval", "--per-topic", "--qrels", str(GOLDEN / "qrels" / "toy.qrels"), str(run)
+    )
     assert result.stdout.startswith("infAP\t\t7\t\t0.5463\ninfNDCG\t\t7\t\t0.6714\n")
 
 
@@ -216,4 +250,7 @@ def test_score_does_not_import_torch():
 def test_score_runs_reports_progress_per_file():
     calls = []
     scored = score_runs([RUCMM, GODSPEED], on_progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 2), (2, 2)] and [s.name for s in scored] == ["test_run.tv21.RUCMM.txt", "test_run.tv21.GodSpeed.txt"]
+    assert calls == [(1, 2), (2, 2)] and [s.name for s in scored] == [
+        "test_run.tv21.RUCMM.txt",
+        "test_run.tv21.GodSpeed.txt",
+    ]

@@ -47,8 +47,12 @@ def test_sampled_test_agrees_with_scipy_and_is_seeded() -> None:
     a, b = _pair(25, 0.04, 5)
     ours = randomization_test(a, b, permutations=20_000, seed=7)
     ref = st.permutation_test(
-        (a, b), _mean_difference, permutation_type="samples", n_resamples=20_000,
-        alternative="two-sided", random_state=11,
+        (a, b),
+        _mean_difference,
+        permutation_type="samples",
+        n_resamples=20_000,
+        alternative="two-sided",
+        random_state=11,
     )
     assert not ours.exact and ours.permutations == 20_000
     # Two independent Monte Carlo estimates: standard error <= 0.0036 each.
@@ -117,4 +121,6 @@ def test_sampled_p_value_approaches_the_exact_one() -> None:
     exact = randomization_test(a, b, permutations=10_000)
     sampled = randomization_test(a, b, permutations=8_000, seed=3)
     assert exact.exact and not sampled.exact
-    assert sampled.p_value == pytest.approx(exact.p_value, abs=4 * np.sqrt(exact.p_value * (1 - exact.p_value) / 8_000) + 1e-3)
+    assert sampled.p_value == pytest.approx(
+        exact.p_value, abs=4 * np.sqrt(exact.p_value * (1 - exact.p_value) / 8_000) + 1e-3
+    )

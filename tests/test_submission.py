@@ -25,11 +25,20 @@ H17 = SubmissionHeader("TEAM", 2, "M", "A", "old era")
 
 def full_run(year_key: str, n: int = 5) -> dict[str, list[tuple[str, float]]]:
     topics = get_year(year_key).topics()
-    return {t.qrels_id: [(f"shot{(t.number * 7 + i) % 7000 + 10:05d}_{i + 1}", 1.0 - i / 100) for i in range(n)] for t in topics}
+    return {
+        t.qrels_id: [(f"shot{(t.number * 7 + i) % 7000 + 10:05d}_{i + 1}", 1.0 - i / 100) for i in range(n)]
+        for t in topics
+    }
 
 
 def test_scorer_order_ties_and_repeats():
-    pairs = [("shot00001_1", 0.5), ("shot00009_1", 0.5), ("shot00010_1", 0.5), ("shot00002_1", 0.9), ("shot00002_1", 0.1)]
+    pairs = [
+        ("shot00001_1", 0.5),
+        ("shot00009_1", 0.5),
+        ("shot00010_1", 0.5),
+        ("shot00002_1", 0.9),
+        ("shot00002_1", 0.1),
+    ]
     # repeated shot: the later score wins (sample_eval); ties: shot id descending as bytes
     assert shots_in_scorer_order(pairs) == ["shot00010_1", "shot00009_1", "shot00001_1", "shot00002_1"]
     assert shots_in_scorer_order([("shot9_1", 1.0), ("shot10_1", 1.0)]) == ["shot9_1", "shot10_1"]
@@ -42,9 +51,11 @@ def test_write_2019_header_items_and_validates(tmp_path):
     text = out.read_text()
     lines = text.splitlines()
     assert lines[1] == f'<!DOCTYPE videoAdhocSearchResults SYSTEM "{dtd_url(2019)}">'
-    assert 'https://www-nlpir.nist.gov/projects/tv2019/dtds/' in lines[1]
-    assert lines[3] == ('<videoAdhocSearchRunResult trType="D" class="F" task="M" novelty="C" pid="TEAM" '
-                        'priority="1" desc="LAFF &amp; friends &lt;demo&gt;">')
+    assert "https://www-nlpir.nist.gov/projects/tv2019/dtds/" in lines[1]
+    assert lines[3] == (
+        '<videoAdhocSearchRunResult trType="D" class="F" task="M" novelty="C" pid="TEAM" '
+        'priority="1" desc="LAFF &amp; friends &lt;demo&gt;">'
+    )
     tnums = re.findall(r'tNum="(\d+)" elapsedTime="(\d+)"', text)
     assert [int(t) for t, _ in tnums] == list(range(611, 641))
     assert {e for _, e in tnums} == {"3"}
@@ -118,7 +129,9 @@ def test_bad_run_topics_and_elapsed_time():
 
 def test_run_names():
     assert nist_run_name(H19, 2019) == "F_M_C_D_TEAM.19_1"
-    assert nist_run_name(SubmissionHeader("VIREO", 2, "M", "A", "x", task="P", novelty="N"), 2021) == "M_P_N_A_VIREO.21_2"
+    assert (
+        nist_run_name(SubmissionHeader("VIREO", 2, "M", "A", "x", task="P", novelty="N"), 2021) == "M_P_N_A_VIREO.21_2"
+    )
     assert nist_run_name(H17, 2017) == "M_A_TEAM.17_2"
 
 
@@ -200,7 +213,9 @@ def test_validate_never_fetches_and_handles_broken_files(tmp_path):
     assert problems and all(p.check == "xml" for p in problems)
     assert problems[0].line == 3
     no_doctype = submission_xml(full_run("2019"), get_year(2019), H19, 1).replace(
-        b'<!DOCTYPE videoAdhocSearchResults SYSTEM "https://www-nlpir.nist.gov/projects/tv2019/dtds/videoAdhocSearchResults.dtd">\n', b"")
+        b'<!DOCTYPE videoAdhocSearchResults SYSTEM "https://www-nlpir.nist.gov/projects/tv2019/dtds/videoAdhocSearchResults.dtd">\n',
+        b"",
+    )
     problems = validate_submission(no_doctype)
     assert [p.message.split(" (")[0] for p in problems] == ["no DOCTYPE"]
     assert validate_submission(no_doctype, year=get_year(2019))[0].message.startswith("no DOCTYPE")
@@ -212,11 +227,19 @@ def test_real_tv21_run_round_trip_scores_identically(tmp_path):
     from avsbench.data.runs import RunFile
     from avsbench.eval.scoring import score_runs
 
-    trec = bundled_runs()[1]  # test_run.tv21.GodSpeed.txt (NIST run F_M_C_D_GodSpeed.21_1), infAP 0.3490 with NIST's script
+    trec = bundled_runs()[
+        1
+    ]  # test_run.tv21.GodSpeed.txt (NIST run F_M_C_D_GodSpeed.21_1), infAP 0.3490 with NIST's script
     run = RunFile.read(trec)
     header = SubmissionHeader("GodSpeed", 1, "F", "D", "public TV21 run", task="M", novelty="C")
     assert nist_run_name(header, 2021) == "F_M_C_D_GodSpeed.21_1"  # NIST's name of the bundled run
-    xml = write_submission(tmp_path / "run.xml", {t: zip(lines.shots, lines.scores) for t, lines in run.topics.items()}, get_year(2021), header, 60)
+    xml = write_submission(
+        tmp_path / "run.xml",
+        {t: zip(lines.shots, lines.scores) for t, lines in run.topics.items()},
+        get_year(2021),
+        header,
+        60,
+    )
     assert validate_submission(xml) == []
     a, b = score_runs([trec, xml])
     assert f"{a.result.inf_ap:.4f}" == "0.3490"

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from avsbench.cli import main
 from avsbench.data.bigfile import BigFile
-from avsbench.data.collection import Collection
 from avsbench.data.captions import tokenize
-from avsbench.data.synthetic import collections_for_years, ensure_demo, feature_specs, generate_demo
+from avsbench.data.collection import Collection
 from avsbench.data.qrels import Qrels
+from avsbench.data.synthetic import collections_for_years, ensure_demo, feature_specs, generate_demo
 from avsbench.data.topics import YEARS, TopicSet
 from avsbench.errors import ConfigError
 
@@ -138,7 +138,9 @@ def test_topic_files_are_the_real_ones(small_demo_root: Path) -> None:
     coll = Collection(small_demo_root, "v3c1")
     for year in coll.years():
         assert coll.topics(year).topics == year.topics().topics
-    assert sorted(int(t) for t in coll.text_feature("demo_clip512").ids) == sorted(t.number for y in coll.years() for t in y.topics())
+    assert sorted(int(t) for t in coll.text_feature("demo_clip512").ids) == sorted(
+        t.number for y in coll.years() for t in y.topics()
+    )
 
 
 def test_word_vectors_cover_the_vocabulary(small_demo_root: Path) -> None:
@@ -235,7 +237,11 @@ def test_features_have_the_known_quality_and_training_generalises(small_demo_roo
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
@@ -262,7 +268,11 @@ def test_iacc3_shot_ids_and_years(tmp_path: Path) -> None:
     coll = Collection(tmp_path, "iacc.3")
     assert coll.shots[0] == "shot35345_1"
     assert all(35345 <= int(s[4:].split("_")[0]) <= 39937 for s in coll.shots)
-    assert sorted(p.name for p in coll.text_dir.glob("avs.qrels.*")) == ["avs.qrels.tv16", "avs.qrels.tv17", "avs.qrels.tv18"]
+    assert sorted(p.name for p in coll.text_dir.glob("avs.qrels.*")) == [
+        "avs.qrels.tv16",
+        "avs.qrels.tv17",
+        "avs.qrels.tv18",
+    ]
     assert len(TopicSet.read(coll.text_dir / "tv16.avs.txt")) == 30
     assert collections_for_years(["2016", "2019", "2017"]) == ("iacc.3", "v3c1")
 
@@ -279,7 +289,12 @@ def test_parameter_errors() -> None:
         generate_demo("/nonexistent-avsbench", n_shots=10)
     with pytest.raises(ConfigError):
         generate_demo("/nonexistent-avsbench", collections=("msrvtt",))
-    assert [s.name for s in feature_specs((512, 2048, 2048, 2048))] == ["demo_clip512", "demo_partial2048", "demo_noisy2048", "demo_noisy2048_2"]
+    assert [s.name for s in feature_specs((512, 2048, 2048, 2048))] == [
+        "demo_clip512",
+        "demo_partial2048",
+        "demo_noisy2048",
+        "demo_noisy2048_2",
+    ]
 
 
 def test_cli_info_shows_synthetic_and_statistics(small_demo_root: Path) -> None:
@@ -294,7 +309,21 @@ def test_cli_info_shows_synthetic_and_statistics(small_demo_root: Path) -> None:
 
 
 def test_cli_demo_command(tmp_path: Path) -> None:
-    args = ["collection", "demo", "--rootpath", str(tmp_path), "--shots", "300", "--train-videos", "30", "--seed", "2", "--feature-dims", "16,24", "--no-frames"]
+    args = [
+        "collection",
+        "demo",
+        "--rootpath",
+        str(tmp_path),
+        "--shots",
+        "300",
+        "--train-videos",
+        "30",
+        "--seed",
+        "2",
+        "--feature-dims",
+        "16,24",
+        "--no-frames",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.output and "v3c1: 300 shots" in result.output

@@ -48,7 +48,16 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(demo_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "laff"
-    train_model("demotrain", FEATURES, "bow,w2v,gru,clip:demo_clip512", val_collection="demoval", settings=TINY, rootpath=demo_root, out_dir=out, progress=False)
+    train_model(
+        "demotrain",
+        FEATURES,
+        "bow,w2v,gru,clip:demo_clip512",
+        val_collection="demoval",
+        settings=TINY,
+        rootpath=demo_root,
+        out_dir=out,
+        progress=False,
+    )
     return out
 
 
@@ -113,11 +122,30 @@ def test_training_writes_a_loadable_model(trained, demo_root):
 def test_resume_continues_where_it_stopped(demo_root, tmp_path):
     settings = dataclasses.replace(TINY, epochs=1)
     common = dict(val_collection="demoval", rootpath=demo_root, progress=False)
-    train_model("demotrain", "demo_clip512,demo_partial768", "bow,clip:demo_clip512", settings=settings, out_dir=tmp_path / "a", **common)
-    resumed = train_model(
-        "demotrain", "demo_clip512,demo_partial768", "bow,clip:demo_clip512", settings=dataclasses.replace(settings, epochs=2), out_dir=tmp_path / "a", resume=True, **common
+    train_model(
+        "demotrain",
+        "demo_clip512,demo_partial768",
+        "bow,clip:demo_clip512",
+        settings=settings,
+        out_dir=tmp_path / "a",
+        **common,
     )
-    straight = train_model("demotrain", "demo_clip512,demo_partial768", "bow,clip:demo_clip512", settings=dataclasses.replace(settings, epochs=2), **common)
+    resumed = train_model(
+        "demotrain",
+        "demo_clip512,demo_partial768",
+        "bow,clip:demo_clip512",
+        settings=dataclasses.replace(settings, epochs=2),
+        out_dir=tmp_path / "a",
+        resume=True,
+        **common,
+    )
+    straight = train_model(
+        "demotrain",
+        "demo_clip512,demo_partial768",
+        "bow,clip:demo_clip512",
+        settings=dataclasses.replace(settings, epochs=2),
+        **common,
+    )
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     assert resumed.history[1]["loss"] == pytest.approx(straight.history[1]["loss"], rel=1e-5)
     assert resumed.history[1]["mir"] == pytest.approx(straight.history[1]["mir"], abs=1e-6)
@@ -125,8 +153,14 @@ def test_resume_continues_where_it_stopped(demo_root, tmp_path):
 
 def test_laff_ml_frame_feature_trains(demo_root, tmp_path):
     result = train_model(
-        "demotrain", "frame:demo_clip512,demo_noisy1024", "bow,clip:demo_clip512", val_collection="demoval",
-        settings=dataclasses.replace(TINY, epochs=1), rootpath=demo_root, out_dir=tmp_path / "ml", progress=False,
+        "demotrain",
+        "frame:demo_clip512,demo_noisy1024",
+        "bow,clip:demo_clip512",
+        val_collection="demoval",
+        settings=dataclasses.replace(TINY, epochs=1),
+        rootpath=demo_root,
+        out_dir=tmp_path / "ml",
+        progress=False,
     )
     loaded = load_model(tmp_path / "ml")
     assert [s.kind for s in loaded.config.video_features] == ["frame", "video"]
@@ -137,10 +171,34 @@ def test_cli_train_and_errors(demo_root, tmp_path):
     from avsbench.cli import main
 
     runner = CliRunner()
-    args = ["train", "--train-collection", "demotrain", "--val-collection", "demoval", "--rootpath", str(demo_root), "--demo-settings", "--epochs", "1"]
+    args = [
+        "train",
+        "--train-collection",
+        "demotrain",
+        "--val-collection",
+        "demoval",
+        "--rootpath",
+        str(demo_root),
+        "--demo-settings",
+        "--epochs",
+        "1",
+    ]
     config = tmp_path / "settings.json"
     config.write_text(json.dumps({"common_dim": 32, "heads": 2}))
-    result = runner.invoke(main, [*args, "--video-features", "demo_clip512", "--text-features", "bow,clip:demo_clip512", "--config", str(config), "--out", str(tmp_path / "m")])
+    result = runner.invoke(
+        main,
+        [
+            *args,
+            "--video-features",
+            "demo_clip512",
+            "--text-features",
+            "bow,clip:demo_clip512",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best epoch 1" in result.output
     assert load_model(tmp_path / "m").config.common_dim == 32
@@ -166,18 +224,54 @@ def test_explain_topic_and_cli(trained, demo_root):
         np.testing.assert_allclose(shot.weights.sum(axis=1), 1.0, atol=1e-5)
     assert result.average_video_weights.sum() == pytest.approx(1.0, abs=1e-5)
     assert result.n_shots_scanned > 0
-    texts = loaded.text_pipeline.featurize(["a dog running", "people dancing"], ["q1", "q2"], {"demo_clip512": _topic_clip(demo_root)})
+    texts = loaded.text_pipeline.featurize(
+        ["a dog running", "people dancing"], ["q1", "q2"], {"demo_clip512": _topic_clip(demo_root)}
+    )
     text_average = average_attention(loaded.model, texts, "text")
     assert text_average.shape == (4,) and text_average.sum() == pytest.approx(1.0, abs=1e-5)
-    out = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "611", "--top", "3", "--rootpath", str(demo_root)])
+    out = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--model",
+            str(trained),
+            "--year",
+            "2019",
+            "--topic",
+            "611",
+            "--top",
+            "3",
+            "--rootpath",
+            str(demo_root),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert result.query in out.output and "demo_noisy1024" in out.output and result.shots[0].shot_id in out.output
-    bad = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "999", "--rootpath", str(demo_root)])
+    bad = CliRunner().invoke(
+        main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "999", "--rootpath", str(demo_root)]
+    )
     assert bad.exit_code == 2 and "999" in bad.output
     # the run/qrels id that score prints names the same topic (issue 11, item 16)
-    same = CliRunner().invoke(main, ["explain", "--model", str(trained), "--year", "2019", "--topic", "1611", "--top", "3", "--rootpath", str(demo_root)])
+    same = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--model",
+            str(trained),
+            "--year",
+            "2019",
+            "--topic",
+            "1611",
+            "--top",
+            "3",
+            "--rootpath",
+            str(demo_root),
+        ],
+    )
     assert same.exit_code == 0 and same.output == out.output
-    assert [s.shot_id for s in explain_topic(loaded, 2019, "1611", top=5, rootpath=demo_root).shots] == [s.shot_id for s in result.shots]
+    assert [s.shot_id for s in explain_topic(loaded, 2019, "1611", top=5, rootpath=demo_root).shots] == [
+        s.shot_id for s in result.shots
+    ]
 
 
 def _topic_clip(demo_root: Path):
@@ -195,7 +289,14 @@ def test_demo_laff_beats_baselines_and_orders_features(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("demo_compare")
     generate_demo(root, n_shots=300, n_train_videos=1000, n_val_videos=200)
-    result = compare_fusion("demotrain", "demoval", FEATURES, "bow,w2v,clip:demo_clip512", settings=dataclasses.replace(DEMO_SETTINGS, epochs=3), rootpath=root)
+    result = compare_fusion(
+        "demotrain",
+        "demoval",
+        FEATURES,
+        "bow,w2v,clip:demo_clip512",
+        settings=dataclasses.replace(DEMO_SETTINGS, epochs=3),
+        rootpath=root,
+    )
     assert result.laff_beats_baselines, (result.laff, result.mean_fusion, result.singles)
     assert result.features_by_weight == FEATURES.split(",")
 

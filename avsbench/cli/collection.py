@@ -33,7 +33,11 @@ def render_summary(summary: CollectionSummary) -> list[str]:
     if summary.shots is not None:
         dropped = f", {summary.dropped_in_list:,} of them dropped by NIST" if summary.dropped_in_list else ""
         lines.append(f"shots: {summary.shots:,}{dropped}")
-    for kind, title in (("video", "video features"), ("frame", "frame features (FeatureData/frame)"), ("text", "text features (TextData)")):
+    for kind, title in (
+        ("video", "video features"),
+        ("frame", "frame features (FeatureData/frame)"),
+        ("text", "text features (TextData)"),
+    ):
         infos = [f for f in summary.features if f.kind == kind]
         if not infos:
             continue
@@ -49,14 +53,20 @@ def render_summary(summary: CollectionSummary) -> list[str]:
     for q in summary.qrels:
         lo, med, hi = q.estimated_relevant
         lines.append(f"qrels {q.edition}: {q.path}")
-        lines.append(f"  {q.topics} topics, pool {q.pool_size_mean:,.0f} shots/topic, estimated relevant/topic min {lo:.0f} median {med:.0f} max {hi:.0f}")
+        lines.append(
+            f"  {q.topics} topics, pool {q.pool_size_mean:,.0f} shots/topic, estimated relevant/topic min {lo:.0f} median {med:.0f} max {hi:.0f}"
+        )
         truth = manifest_stats.get(q.edition)
         if truth:
             rel = truth["relevant_per_topic"]
-            lines.append(f"  true relevant shots/topic (generator): min {rel['min']} median {rel['median']:g} max {rel['max']}")
+            lines.append(
+                f"  true relevant shots/topic (generator): min {rel['min']} median {rel['median']:g} max {rel['max']}"
+            )
         for stratum, pooled, sampled, relevant in q.strata:
             fraction = sampled / pooled if pooled else 0.0
-            lines.append(f"  stratum {stratum}: {pooled:,} pooled, {sampled:,} sampled ({fraction:.0%}), {relevant:,} judged relevant")
+            lines.append(
+                f"  stratum {stratum}: {pooled:,} pooled, {sampled:,} sampled ({fraction:.0%}), {relevant:,} judged relevant"
+            )
     if not summary.qrels and summary.topic_files:
         lines.append("qrels: none found (TextData/avs.qrels.<edition>)")
     if summary.problems:
@@ -91,11 +101,24 @@ def info(ctx: click.Context, name: str, rootpath: str | None, use_demo: bool) ->
 @rootpath_option("Where to write the demo (default: avsbench's cache folder; not ${env}).", envvar=False)
 @click.option("--shots", "n_shots", type=int, default=None, help="Shots per test collection (default 30,000).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 2021).")
-@click.option("--years", default="2019", show_default=True, help="AVS years whose collections to make (2016-2018: iacc.3, 2019-2021: v3c1).")
+@click.option(
+    "--years",
+    default="2019",
+    show_default=True,
+    help="AVS years whose collections to make (2016-2018: iacc.3, 2019-2021: v3c1).",
+)
 @click.option("--train-videos", type=int, default=None, help="Videos in demotrain (default 6,000).")
 @click.option("--feature-dims", default=None, help="Comma-separated video feature dims, e.g. 512,2048,2048,2048.")
 @click.option("--no-frames", is_flag=True, help="Skip the frame-level feature.")
-def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str, train_videos: int | None, feature_dims: str | None, no_frames: bool) -> None:
+def demo(
+    rootpath: str | None,
+    n_shots: int | None,
+    seed: int | None,
+    years: str,
+    train_videos: int | None,
+    feature_dims: str | None,
+    no_frames: bool,
+) -> None:
     """Generate the synthetic demo collections (deterministic from the seed)."""
     from avsbench.data import synthetic
     from avsbench.errors import ConfigError
@@ -106,7 +129,11 @@ def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str
             dims = [int(d) for d in feature_dims.split(",") if d.strip()]
         except ValueError:
             raise ConfigError(f"--feature-dims {feature_dims!r}", expected="comma-separated integers") from None
-    params: dict[str, Any] = {"collections": synthetic.collections_for_years(years.split(",")), "feature_dims": dims, "frame_features": not no_frames}
+    params: dict[str, Any] = {
+        "collections": synthetic.collections_for_years(years.split(",")),
+        "feature_dims": dims,
+        "frame_features": not no_frames,
+    }
     for key, value in (("n_shots", n_shots), ("seed", seed), ("n_train_videos", train_videos)):
         if value is not None:
             params[key] = value
@@ -117,5 +144,8 @@ def demo(rootpath: str | None, n_shots: int | None, seed: int | None, years: str
     click.echo(f"generated in {time.perf_counter() - started:.1f} s under {root}:")
     for name, info_ in manifest["collections"].items():
         extra = f", {info_['captions']:,} captions" if "captions" in info_ else ""
-        click.echo(f"  {name}: {info_['shots']:,} shots{extra}; features " + ", ".join(f"{n} ({d})" for n, d in info_["features"].items()))
+        click.echo(
+            f"  {name}: {info_['shots']:,} shots{extra}; features "
+            + ", ".join(f"{n} ({d})" for n, d in info_["features"].items())
+        )
     click.echo(f"see: avsbench collection info {manifest['params']['collections'][0]} --rootpath {root}")

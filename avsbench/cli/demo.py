@@ -10,10 +10,14 @@ from avsbench.cli.options import rootpath_option
 
 
 @click.command()
-@click.option("--year", default="2019", show_default=True, help="AVS year whose REAL topics the demo ranks (2016..2021).")
+@click.option(
+    "--year", default="2019", show_default=True, help="AVS year whose REAL topics the demo ranks (2016..2021)."
+)
 @click.option("--quick", is_flag=True, help="A smaller collection and fewer epochs (about a minute on 2 cores).")
 @rootpath_option("Where the demo collection is generated (default: the user's cache folder; not ${env}).", envvar=False)
-@click.option("--out", "out_dir", default="runs/demo", show_default=True, help="Folder for the models, runs, XML and plot.")
+@click.option(
+    "--out", "out_dir", default="runs/demo", show_default=True, help="Folder for the models, runs, XML and plot."
+)
 def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     """Generate, train, rank, submit, score and compare on the SYNTHETIC demo collection."""
     from rich.console import Console
@@ -34,15 +38,24 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
         report = run_demo(year, quick=quick, rootpath=rootpath, out_dir=out_dir, progress=bars, say=say)
 
     console.rule("[bold]SYNTHETIC demo collection[/] (generated; no number below it says anything about real data)")
-    console.print(f"root: {report.root}   year: {report.year.edition} (REAL topic texts, SYNTHETIC shots, features and qrels)")
+    console.print(
+        f"root: {report.root}   year: {report.year.edition} (REAL topic texts, SYNTHETIC shots, features and qrels)"
+    )
 
     val = Table(title="Validation on demoval (SYNTHETIC): text-to-video retrieval")
     for col in ("model", "R@1", "R@5", "R@10", "medr", "mir", "train s"):
         val.add_column(col, justify="left" if col == "model" else "right")
     for m in report.models:
         v = m.val_metrics
-        val.add_row(m.name, f"{v.get('r1', 0):.2f}", f"{v.get('r5', 0):.2f}", f"{v.get('r10', 0):.2f}",
-                    f"{v.get('medr', 0):.0f}", f"{v.get('mir', 0):.4f}", f"{m.train_seconds:.1f}")
+        val.add_row(
+            m.name,
+            f"{v.get('r1', 0):.2f}",
+            f"{v.get('r5', 0):.2f}",
+            f"{v.get('r10', 0):.2f}",
+            f"{v.get('medr', 0):.0f}",
+            f"{v.get('mir', 0):.4f}",
+            f"{m.train_seconds:.1f}",
+        )
     console.print(val)
 
     weights = Table(title="LAFF's learned video-feature weights (mean attention, SYNTHETIC)")
@@ -59,15 +72,23 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     console.print(f"\n[bold]Runs on the {report.year.edition} topics, scored against SYNTHETIC qrels[/]")
     if report.comparison is not None:
         report.comparison.print(per_topic=False, console=console)
-    xml_state = "valid" if not report.xml_problems else f"{len(report.xml_problems)} problem(s): " + "; ".join(report.xml_problems[:3])
-    console.print(f"official XML: {report.xml_path} ({xml_state}); scoring it gives the TREC run's numbers: "
-                  f"{'yes' if report.trec_vs_xml_identical else 'NO'}")
+    xml_state = (
+        "valid"
+        if not report.xml_problems
+        else f"{len(report.xml_problems)} problem(s): " + "; ".join(report.xml_problems[:3])
+    )
+    console.print(
+        f"official XML: {report.xml_path} ({xml_state}); scoring it gives the TREC run's numbers: "
+        f"{'yes' if report.trec_vs_xml_identical else 'NO'}"
+    )
     if report.plot_path:
         console.print(f"plot: {report.plot_path}")
 
     console.rule("[bold]REAL data[/]: the two public TRECVID 2021 runs against NIST's official 2021 qrels")
     print_tables(score_tables(report.real_scores), console=console)
     t = report.timings
-    console.print(f"done in {t['total']:.0f} s (generate {t['generate']:.0f} s, train {t['train']:.0f} s, rank {t['rank']:.0f} s, score {t['score']:.0f} s)")
+    console.print(
+        f"done in {t['total']:.0f} s (generate {t['generate']:.0f} s, train {t['train']:.0f} s, rank {t['rank']:.0f} s, score {t['score']:.0f} s)"
+    )
     if report.xml_problems or not report.trec_vs_xml_identical:
         sys.exit(1)

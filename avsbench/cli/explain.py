@@ -17,14 +17,28 @@ from avsbench.extras import require_extra
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (our format).")
 @click.option("--year", required=True, help="AVS year of the topic (e.g. 2019).")
 @click.option("--topic", required=True, type=TOPIC, help="Topic number (e.g. 611, or its run/qrels id 1611).")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of top shots to explain.")
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of top shots to explain."
+)
 @rootpath_option()
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile, if not where the model expects it.")
+@click.option(
+    "--w2v",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Word-vector BigFile, if not where the model expects it.",
+)
 @clip_text_options()
 def explain(
-    model_dir: Path | None, year: str, topic: int, top: int, rootpath: str | None, device: str, w2v: Path | None,
-    clip_text: str, clip_truncation: str,
+    model_dir: Path | None,
+    year: str,
+    topic: int,
+    top: int,
+    rootpath: str | None,
+    device: str,
+    w2v: Path | None,
+    clip_text: str,
+    clip_truncation: str,
 ) -> None:
     """Per-head feature weights for a topic (text side) and its top shots (video side)."""
     from rich.console import Console
@@ -60,9 +74,13 @@ def explain(
     for name in result.video_features:
         shot_table.add_column(name, justify="right")
     for rank, shot in enumerate(result.shots, 1):
-        shot_table.add_row(str(rank), shot.shot_id, f"{shot.score:.4f}", *(f"{w:.3f}" for w in shot.weights.mean(axis=0)))
+        shot_table.add_row(
+            str(rank), shot.shot_id, f"{shot.score:.4f}", *(f"{w:.3f}" for w in shot.weights.mean(axis=0))
+        )
     console.print(shot_table)
-    model_table = Table(title=f"model-level average weight per feature ({result.n_shots_scanned:,} shots; all topics of the year)")
+    model_table = Table(
+        title=f"model-level average weight per feature ({result.n_shots_scanned:,} shots; all topics of the year)"
+    )
     model_table.add_column("side")
     model_table.add_column("feature")
     model_table.add_column("average weight", justify="right")

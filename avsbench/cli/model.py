@@ -17,16 +17,35 @@ def model() -> None:
 @model.command("import-laff")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model folder to write.")
-@click.option("--w2v", type=click.Path(path_type=Path), default=None, help="Word-vector BigFile folder (e.g. word2vec/flickr/vec500flickr30m).")
-@click.option("--clip-feature", default=None, help="Name of the precomputed CLIP text feature (TextData/<name>/); default from the checkpoint, else 'clip'.")
-@click.option("--unmasked-frames", is_flag=True, help="LAFF-ml: keep the reference's unmasked frame softmax (reproduces its frame weights).")
 @click.option(
-    "--clip-weights", type=click.Path(path_type=Path), default=None,
+    "--w2v",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Word-vector BigFile folder (e.g. word2vec/flickr/vec500flickr30m).",
+)
+@click.option(
+    "--clip-feature",
+    default=None,
+    help="Name of the precomputed CLIP text feature (TextData/<name>/); default from the checkpoint, else 'clip'.",
+)
+@click.option(
+    "--unmasked-frames",
+    is_flag=True,
+    help="LAFF-ml: keep the reference's unmasked frame softmax (reproduces its frame weights).",
+)
+@click.option(
+    "--clip-weights",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Fine-tuned CLIP file (keys clip_model.*, e.g. TextData/clip_finetune_8frame_uniform_1103/model_best.pth.tar) "
     "whose text tower replaces the checkpoint's, as the reference's StrongCLIP predictor does.",
 )
 def import_laff(
-    checkpoint: Path, out_dir: Path, w2v: Path | None, clip_feature: str | None, unmasked_frames: bool,
+    checkpoint: Path,
+    out_dir: Path,
+    w2v: Path | None,
+    clip_feature: str | None,
+    unmasked_frames: bool,
     clip_weights: Path | None,
 ) -> None:
     """Convert a reference LAFF checkpoint (model_best.pth.tar) into our format.
@@ -37,7 +56,11 @@ def import_laff(
     from avsbench.model.reference_import import import_reference_checkpoint
 
     config = import_reference_checkpoint(
-        checkpoint, out_dir, w2v=w2v, clip_feature=clip_feature, frame_mask=not unmasked_frames,
+        checkpoint,
+        out_dir,
+        w2v=w2v,
+        clip_feature=clip_feature,
+        frame_mask=not unmasked_frames,
         clip_weights=clip_weights,
     )
     video = ", ".join(f"{s.name} ({s.kind}, {s.dim})" for s in config.video_features)
@@ -77,7 +100,9 @@ def info(model_dir: Path, as_json: bool) -> None:
         for spec in summary[side]:
             table.add_row(*(str(spec[c]) for c in ("name", "kind", "dim", "transform", "batch_norm")))
         console.print(table)
-    console.print(f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word vectors: {summary['w2v']}")
+    console.print(
+        f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word vectors: {summary['w2v']}"
+    )
     clip = summary.get("clip_text")
     if clip:
         console.print(f"CLIP text ({clip['feature']}): {_clip_line(clip)}")
@@ -88,7 +113,9 @@ def info(model_dir: Path, as_json: bool) -> None:
     elif metrics.get("history"):
         console.print(f"training: {training_summary(summary)}")
     if not summary["complete"]:
-        console.print("[bold]incomplete[/bold]: the training run did not finish; 'avsbench train --resume' continues it")
+        console.print(
+            "[bold]incomplete[/bold]: the training run did not finish; 'avsbench train --resume' continues it"
+        )
     if summary["training"]:
         console.print("training: " + json.dumps(summary["training"]))
     if summary["source"]:

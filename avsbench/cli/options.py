@@ -103,11 +103,17 @@ def clip_text_options() -> Callable[[F], F]:
 
     def decorate(function: F) -> F:
         function = click.option(
-            "--clip-truncation", type=click.Choice(["reference", "openai"]), default="reference", show_default=True,
+            "--clip-truncation",
+            type=click.Choice(["reference", "openai"]),
+            default="reference",
+            show_default=True,
             help=CLIP_TRUNCATION_HELP,
         )(function)
         return click.option(
-            "--clip-text", type=click.Choice(["auto", "online", "precomputed"]), default="auto", show_default=True,
+            "--clip-text",
+            type=click.Choice(["auto", "online", "precomputed"]),
+            default="auto",
+            show_default=True,
             help=CLIP_TEXT_HELP,
         )(function)
 

@@ -12,28 +12,82 @@ from avsbench.progress import progress_bars
 
 
 @click.command()
-@click.option("--year", "years", required=True, help="Year(s) sharing a collection are ranked in one pass, e.g. 2019,2020,2021,progress.")
-@click.option("--model", "model_dir", default=None, type=click.Path(), help="Model folder (config.json + weights.safetensors): trained, or imported with `model import-laff`.")
+@click.option(
+    "--year",
+    "years",
+    required=True,
+    help="Year(s) sharing a collection are ranked in one pass, e.g. 2019,2020,2021,progress.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    default=None,
+    type=click.Path(),
+    help="Model folder (config.json + weights.safetensors): trained, or imported with `model import-laff`.",
+)
 @rootpath_option()
-@click.option("--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1).")
-@click.option("--topics", "topic_groups", default="main", show_default=True, help="main and/or progress (591-610, with a V3C1 year).")
+@click.option(
+    "--collection", "collection_name", default=None, help="Collection to rank (default: the year's, iacc.3 or v3c1)."
+)
+@click.option(
+    "--topics",
+    "topic_groups",
+    default="main",
+    show_default=True,
+    help="main and/or progress (591-610, with a V3C1 year).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
-              help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal fp32's. "
-                   "auto: on a CPU bf16 with AMX, else int8; fp32 on a GPU (I/O-bound there).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Shots per encoder call (default 1024 on CPU, 16384 on CUDA).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "int8"]),
+    default="auto",
+    show_default=True,
+    help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal fp32's. "
+    "auto: on a CPU bf16 with AMX, else int8; fp32 on a GPU (I/O-bound there).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Shots per encoder call (default 1024 on CPU, 16384 on CUDA).",
+)
 @click.option("--top-k", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--rescore-margin", type=click.IntRange(min=0), default=None, help="bf16/int8: extra candidates kept per topic for re-scoring in fp32 (default: top-k).")
+@click.option(
+    "--rescore-margin",
+    type=click.IntRange(min=0),
+    default=None,
+    help="bf16/int8: extra candidates kept per topic for re-scoring in fp32 (default: top-k).",
+)
 @click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--run-id", default=None, help="Run tag and file name stem (default: the model folder's name).")
-@click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False), help="Embedding cache folder (re-ranking new queries skips encoding).")
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Embedding cache folder (re-ranking new queries skips encoding).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--no-score", is_flag=True, help="Do not score the runs even when qrels are found.")
 @clip_text_options()
 def rank(
-    years: str, model_dir: str, rootpath: str | None, collection_name: str | None, topic_groups: str, device: str, precision: str,
-    batch_size: int | None, top_k: int, rescore_margin: int | None, out_dir: str, run_id: str | None, cache_dir: str | None,
-    seed: int, no_score: bool, clip_text: str, clip_truncation: str,
+    years: str,
+    model_dir: str,
+    rootpath: str | None,
+    collection_name: str | None,
+    topic_groups: str,
+    device: str,
+    precision: str,
+    batch_size: int | None,
+    top_k: int,
+    rescore_margin: int | None,
+    out_dir: str,
+    run_id: str | None,
+    cache_dir: str | None,
+    seed: int,
+    no_score: bool,
+    clip_text: str,
+    clip_truncation: str,
 ) -> None:
     """Rank every shot of a collection for the topics of one or more AVS years; write TREC runs."""
     require_extra("model")
@@ -42,13 +96,27 @@ def rank(
     from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
 
     chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])
-    settings = RankSettings(top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin)
+    settings = RankSettings(
+        top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin
+    )
     if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
-        click.echo("note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)", err=True)
+        click.echo(
+            "note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)",
+            err=True,
+        )
     with clip_warnings_as_lines(), progress_bars(unit="shots", transient=False) as progress:
         report = rank_years(
-            chosen, model_dir, settings=settings, rootpath=rootpath, collection_name=collection_name, out_dir=out_dir,
-            run_id=run_id, cache_dir=cache_dir, seed=seed, progress=progress, clip_text=clip_text,
+            chosen,
+            model_dir,
+            settings=settings,
+            rootpath=rootpath,
+            collection_name=collection_name,
+            out_dir=out_dir,
+            run_id=run_id,
+            cache_dir=cache_dir,
+            seed=seed,
+            progress=progress,
+            clip_text=clip_text,
             clip_truncation=clip_truncation,
         )
     for name, outcome in report.outcomes.items():

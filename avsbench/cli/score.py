@@ -16,32 +16,56 @@ from avsbench.report.score_output import SCORE_MEASURES
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--qrels", type=click.Path(dir_okay=False), help="Qrels file (default: the year's qrels under the data root, else the bundled 2021 qrels).")
+@click.option(
+    "--qrels",
+    type=click.Path(dir_okay=False),
+    help="Qrels file (default: the year's qrels under the data root, else the bundled 2021 qrels).",
+)
 @click.option("--year", help="AVS year of the runs (default: inferred from the topic ids), e.g. 2019 or progress.")
 @rootpath_option()
 @per_topic_option("Per-topic values too (with --format sample-eval: like sample_eval.pl -q).")
 @format_option(format_names(SCORES), help=format_help(SCORES))
-@measure_option(SCORE_MEASURES, help="Measure to show (repeat for several), e.g. -m infAP -m iP10; default: all (table: infAP, "
-                "infNDCG, iP10, iP100).")
-@max_results_option(f"Score only the first N distinct shots of each topic (trec_eval's -M; default {DEFAULT_MAX_RESULTS}, "
-                    "as NIST; infAP is then rescaled to N as sample_eval does).")
-@click.option("--missing-as-zero", is_flag=True, help="Count qrels topics absent from a run as 0 in its means (NIST leaves them out; "
-                   "sample-eval text then differs from the Perl script's).")
-@click.option("--lenient", is_flag=True,
-              help="Read files like sample_eval.pl does (whitespace tokens, short lines shift later records, non-numeric "
-                   "scores are 0) and give zero scores instead of an error when no run topic is in the qrels.")
+@measure_option(
+    SCORE_MEASURES,
+    help="Measure to show (repeat for several), e.g. -m infAP -m iP10; default: all (table: infAP, "
+    "infNDCG, iP10, iP100).",
+)
+@max_results_option(
+    f"Score only the first N distinct shots of each topic (trec_eval's -M; default {DEFAULT_MAX_RESULTS}, "
+    "as NIST; infAP is then rescaled to N as sample_eval does)."
+)
+@click.option(
+    "--missing-as-zero",
+    is_flag=True,
+    help="Count qrels topics absent from a run as 0 in its means (NIST leaves them out; "
+    "sample-eval text then differs from the Perl script's).",
+)
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Read files like sample_eval.pl does (whitespace tokens, short lines shift later records, non-numeric "
+    "scores are 0) and give zero scores instead of an error when no run topic is in the qrels.",
+)
 def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, missing_as_zero, lenient) -> None:
     """Score TREC or TRECVID XML runs: infAP, infNDCG, iP@k, exactly as NIST's sample_eval.pl.
 
     Warnings (missing or unknown topics, duplicate shots, more than 1000 shots) go to stderr.
     """
-    options = {"qrels": qrels, "year": year, "rootpath": rootpath, "missing_as_zero": missing_as_zero, "lenient": lenient,
-               "max_results": max_results or DEFAULT_MAX_RESULTS}
+    options = {
+        "qrels": qrels,
+        "year": year,
+        "rootpath": rootpath,
+        "missing_as_zero": missing_as_zero,
+        "lenient": lenient,
+        "max_results": max_results or DEFAULT_MAX_RESULTS,
+    }
     with progress_bars(len(runs) > 1) as bars:
         advance = bars("scoring", len(runs)) if bars else None
         scored = score_runs(list(runs), **options, on_progress=(lambda done, total: advance(1)) if advance else None)
     for s in scored:
         for warning in s.warnings:
             click.echo(f"avsbench: warning: {warning}", err=True)
-    render_options = RenderOptions(per_topic=per_topic, measures=measures, width=terminal_width(), color=sys.stdout.isatty())
+    render_options = RenderOptions(
+        per_topic=per_topic, measures=measures, width=terminal_width(), color=sys.stdout.isatty()
+    )
     sys.stdout.write(render(SCORES, fmt, scored, render_options))

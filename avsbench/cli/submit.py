@@ -67,8 +67,10 @@ def grouped_problem_lines(source: str, groups: dict[str, list[Problem]], limit: 
         shown = members if limit is None else members[:limit]
         lines.extend(f"{source}:{p.line}: [{p.check}] {p.message}" for p in shown)
         if len(members) > len(shown):
-            lines.append(f"{source}: ... and {len(members) - len(shown)} more of this kind ({len(members)} in all): {kind} "
-                         "(--all prints every one)")
+            lines.append(
+                f"{source}: ... and {len(members) - len(shown)} more of this kind ({len(members)} in all): {kind} "
+                "(--all prints every one)"
+            )
     return lines
 
 
@@ -85,8 +87,11 @@ def submission_pairs(run: RunFile, order: str) -> dict[str, list[tuple[str, floa
     for topic, lines in run.topics.items():
         ranks = lines.rank_values
         if ranks is None or np.isnan(ranks).any():
-            raise ConfigError(f"--order rank: the rank column of topic {topic} is not numeric", path=run.path,
-                              expected="numbers in the 4th column")
+            raise ConfigError(
+                f"--order rank: the rank column of topic {topic} is not numeric",
+                path=run.path,
+                expected="numbers in the 4th column",
+            )
         shots = lines.shots
         by_rank = list(dict.fromkeys(shots[i] for i in np.argsort(ranks, kind="stable").tolist()))
         pairs[topic] = [(shot, float(-position)) for position, shot in enumerate(by_rank)]
@@ -103,8 +108,10 @@ def submission_warnings(run: RunFile, order: str) -> list[str]:
     over = {t: n for t, n in over.items() if n > MAX_ITEMS}
     if over:
         dropped = ", ".join(f"{t}: {n - MAX_ITEMS} of {n}" for t, n in over.items())
-        warnings.append(f"{run.name}: {len(over)} topic(s) list more than {MAX_ITEMS} shots; only the first {MAX_ITEMS} "
-                        f"in {order} order are written, the rest dropped ({dropped})")
+        warnings.append(
+            f"{run.name}: {len(over)} topic(s) list more than {MAX_ITEMS} shots; only the first {MAX_ITEMS} "
+            f"in {order} order are written, the rest dropped ({dropped})"
+        )
     return warnings
 
 
@@ -113,20 +120,59 @@ def submission_warnings(run: RunFile, order: str) -> list[str]:
 @click.option("--year", required=True, help="AVS year (2016..2021) or progress.")
 @click.option("--pid", required=True, help="Participant (team) id.")
 @click.option("--priority", required=True, type=click.IntRange(1, 10), help="Judging priority 1..10.")
-@click.option("--class", "run_class", required=True, type=click.Choice(RUN_CLASSES), help="F fully automatic, M manually assisted, R relevance feedback.")
-@click.option("--train-type", required=True, type=click.Choice(TRAIN_TYPES), help="Training type (see the TRECVID guidelines).")
+@click.option(
+    "--class",
+    "run_class",
+    required=True,
+    type=click.Choice(RUN_CLASSES),
+    help="F fully automatic, M manually assisted, R relevance feedback.",
+)
+@click.option(
+    "--train-type", required=True, type=click.Choice(TRAIN_TYPES), help="Training type (see the TRECVID guidelines)."
+)
 @click.option("--task", type=click.Choice(TASKS), default=None, help="2019+: M main (default) or P progress.")
-@click.option("--novelty", type=click.Choice(NOVELTIES), default=None, help="2019+: C common run (default) or N novelty run.")
+@click.option(
+    "--novelty", type=click.Choice(NOVELTIES), default=None, help="2019+: C common run (default) or N novelty run."
+)
 @click.option("--desc", required=True, help="Description of the run.")
-@click.option("--elapsed-time", type=click.IntRange(min=0), default=None, help="Whole seconds per topic (default: the rank sidecar's wall time, rounded up).")
-@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Output file (default: NIST's run name next to RUN, e.g. F_M_C_D_TEAM.19_1).")
-@click.option("--order", type=click.Choice(["score", "rank"]), default="score", show_default=True,
-              help="Order of the items: by the score column (as NIST's scorer orders a run; a warning where the rank "
-                   "column disagrees) or by the rank column.")
-@rootpath_option("Data root (default: ${env}): every shot must be in the collection's shot list there, where it has one.")
+@click.option(
+    "--elapsed-time",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Whole seconds per topic (default: the rank sidecar's wall time, rounded up).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Output file (default: NIST's run name next to RUN, e.g. F_M_C_D_TEAM.19_1).",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["score", "rank"]),
+    default="score",
+    show_default=True,
+    help="Order of the items: by the score column (as NIST's scorer orders a run; a warning where the rank "
+    "column disagrees) or by the rank column.",
+)
+@rootpath_option(
+    "Data root (default: ${env}): every shot must be in the collection's shot list there, where it has one."
+)
 def submit(
-    run_path: str, year: str, pid: str, priority: int, run_class: str, train_type: str, task: str | None, novelty: str | None,
-    desc: str, elapsed_time: int | None, out_path: str | None, rootpath: str | None, order: str = "score",
+    run_path: str,
+    year: str,
+    pid: str,
+    priority: int,
+    run_class: str,
+    train_type: str,
+    task: str | None,
+    novelty: str | None,
+    desc: str,
+    elapsed_time: int | None,
+    out_path: str | None,
+    rootpath: str | None,
+    order: str = "score",
 ) -> None:
     """Write the official videoAdhocSearchResults XML of a run (checked before it is written)."""
     evaluation = get_year(year)
@@ -140,7 +186,10 @@ def submit(
         record = read_provenance(run_path) or {}
         wall = record.get("wall_time_s")
         if not isinstance(wall, (int, float)):
-            raise ConfigError(f"no --elapsed-time and no rank provenance sidecar with the wall time for {run_path}", expected="--elapsed-time SECONDS")
+            raise ConfigError(
+                f"no --elapsed-time and no rank provenance sidecar with the wall time for {run_path}",
+                expected="--elapsed-time SECONDS",
+            )
         elapsed_time = math.ceil(wall)
     run = RunFile.read(run_path)
     pairs = submission_pairs(run, order)
@@ -157,16 +206,27 @@ def submit(
     topics = submission_topics(evaluation, header.task)
     present = {plain_topic_id(t) for t in run.topic_ids}
     missing = [n for n in topics.numbers if n not in present]
-    click.echo(f"{target}: {nist_run_name(header, dtd_year)}, {len(topics)} topics ({topics.name}), elapsedTime {elapsed_time}")
+    click.echo(
+        f"{target}: {nist_run_name(header, dtd_year)}, {len(topics)} topics ({topics.name}), elapsedTime {elapsed_time}"
+    )
     if missing:
-        click.echo(f"warning: the run has no results for topic(s) {', '.join(map(str, missing))}: written empty", err=True)
+        click.echo(
+            f"warning: the run has no results for topic(s) {', '.join(map(str, missing))}: written empty", err=True
+        )
 
 
 @click.command()
 @click.argument("xml_path", metavar="FILE.xml", type=click.Path(dir_okay=False))
 @click.option("--year", default=None, help="AVS year (default: from the DOCTYPE URL).")
-@rootpath_option("Data root (default: ${env}): shots are checked against the collection's shot list there, where it has one.")
-@click.option("--all", "show_all", is_flag=True, help=f"Print every problem (default: the first {SHOWN_PER_KIND} of each kind, with counts).")
+@rootpath_option(
+    "Data root (default: ${env}): shots are checked against the collection's shot list there, where it has one."
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"Print every problem (default: the first {SHOWN_PER_KIND} of each kind, with counts).",
+)
 def validate(xml_path: str, year: str | None, rootpath: str | None, show_all: bool = False) -> None:
     """Check a submission with our DTD and NIST's content rules; print its problems with their lines, by kind."""
     problems = validate_submission(xml_path, year=get_year(year) if year else None, shot_ids=_shot_list(rootpath))

@@ -12,21 +12,43 @@ from avsbench.cli.options import clip_text_options, clip_warnings_as_lines, root
 @click.command()
 @click.option("--train-collection", required=True, help="Captioned training collection (TextData/<name>.caption.txt).")
 @click.option("--val-collection", default=None, help="Validation collection (captioned); picks the best epoch.")
-@click.option("--video-features", required=True, help="Comma-separated video features; frame:<name> for a LAFF-ml frame feature.")
-@click.option("--text-features", default="bow,w2v", show_default=True, help="Comma-separated: bow, w2v, gru, clip:<TextData feature>.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON file of training settings.")
+@click.option(
+    "--video-features", required=True, help="Comma-separated video features; frame:<name> for a LAFF-ml frame feature."
+)
+@click.option(
+    "--text-features",
+    default="bow,w2v",
+    show_default=True,
+    help="Comma-separated: bow, w2v, gru, clip:<TextData feature>.",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON file of training settings."
+)
 @click.option("--demo-settings", is_flag=True, help="Start from the small demo settings instead of the reference's.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder to write (default: runs/models/<train>_<features>).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model folder to write (default: runs/models/<train>_<features>).",
+)
 @rootpath_option()
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--threads", type=int, default=None, help="torch threads while training on CPU (default: the settings' cpu_threads, else torch's choice).")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch threads while training on CPU (default: the settings' cpu_threads, else torch's choice).",
+)
 @clip_text_options()
 @click.option(
-    "--clip-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    "--clip-weights",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
     help="CLIP text tower for online CLIP caption features (a LAFF checkpoint or a fine-tuned CLIP file); "
     "it is stored in the model folder.",
 )
@@ -56,7 +78,11 @@ def train(
     settings = DEMO_SETTINGS if demo_settings else TrainSettings()
     if config_file is not None:
         settings = TrainSettings.from_json(config_file, base=settings)
-    overrides: dict[str, object] = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items() if v is not None}
+    overrides: dict[str, object] = {
+        k: v
+        for k, v in {"epochs": epochs, "batch_size": batch_size, "seed": seed, "cpu_threads": threads}.items()
+        if v is not None
+    }
     overrides.update(_clip_overrides(clip_text, clip_truncation, clip_weights))
     settings = settings.updated(overrides)
     if out_dir is None:
@@ -87,7 +113,8 @@ def _clip_overrides(clip_text: str, clip_truncation: str, clip_weights: Path | N
     """The CLIP options typed on the command line (they override the --config file's)."""
     context = click.get_current_context()
     typed = {
-        name: value for name, value in (("clip_text", clip_text), ("clip_truncation", clip_truncation))
+        name: value
+        for name, value in (("clip_text", clip_text), ("clip_truncation", clip_truncation))
         if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
     if clip_weights is not None:

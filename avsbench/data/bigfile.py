@@ -137,8 +137,7 @@ class BigFile:
         if actual_size != expected_size:  # before reading id.txt: N is then bounded by a real file's size
             raise InputFormatError(
                 f"size is {actual_size} bytes but shape.txt says {self.nrows} x {self.dim} float32, "
-                f"which needs {expected_size}"
-                + (" (truncated?)" if actual_size < expected_size else ""),
+                f"which needs {expected_size}" + (" (truncated?)" if actual_size < expected_size else ""),
                 path=self.feature_path,
                 expected="N*D*4 bytes",
             )
@@ -429,7 +428,9 @@ class BigFileWriter:
         self._fh = open(tmpdir / FEATURE_FILE, "ab")
         self.rows_written = len(self.ids)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         tmpdir, fh = self._staged()
         try:
             with naming_os_errors(self.path / FEATURE_FILE):

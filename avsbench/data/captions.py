@@ -81,9 +81,13 @@ class CaptionSet:
                 continue
             cap_id = parts[0]
             if cap_id.startswith("#") or not video_id_of(cap_id):
-                raise InputFormatError(f"caption id {cap_id!r} has no video id", path=path, line=lineno, expected="<video>#<n> <caption>")
+                raise InputFormatError(
+                    f"caption id {cap_id!r} has no video id", path=path, line=lineno, expected="<video>#<n> <caption>"
+                )
             if cap_id in seen:
-                raise InputFormatError(f"duplicate caption id {cap_id!r}", path=path, line=lineno, expected="unique caption ids")
+                raise InputFormatError(
+                    f"duplicate caption id {cap_id!r}", path=path, line=lineno, expected="unique caption ids"
+                )
             seen.add(cap_id)
             ids.append(cap_id)
             texts.append(parts[1] if len(parts) > 1 else "")

@@ -38,7 +38,9 @@ class FrameFeature:
                 video, number = split_frame_id(frame_id)
             except ValueError:
                 raise InputFormatError(
-                    f"frame id {frame_id!r} (id number {row + 1}) has no frame number", path=self.path / ID_FILE, expected="<video>_<frameNo>"
+                    f"frame id {frame_id!r} (id number {row + 1}) has no frame number",
+                    path=self.path / ID_FILE,
+                    expected="<video>_<frameNo>",
                 ) from None
             frames.setdefault(video, []).append((number, row))
         self._rows: dict[str, np.ndarray] = {}
@@ -67,7 +69,9 @@ class FrameFeature:
         try:
             return self._rows[video_id]
         except KeyError:
-            raise UnknownIdError(f"video {video_id!r} has no frames in this frame feature", path=self.path / ID_FILE) from None
+            raise UnknownIdError(
+                f"video {video_id!r} has no frames in this frame feature", path=self.path / ID_FILE
+            ) from None
 
     def n_frames(self, video_id: str) -> int:
         return len(self.frame_rows(video_id))
@@ -80,7 +84,9 @@ class FrameFeature:
         unknown = [v for v in video_ids if v not in self._rows]
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-            raise UnknownIdError(f"{len(unknown)} video(s) have no frames in this frame feature: {shown}", path=self.path / ID_FILE)
+            raise UnknownIdError(
+                f"{len(unknown)} video(s) have no frames in this frame feature: {shown}", path=self.path / ID_FILE
+            )
         per_video = [self._rows[v] for v in video_ids]
         counts = np.array([len(r) for r in per_video], dtype=np.int64)
         n_max = int(counts.max()) if len(per_video) else 0

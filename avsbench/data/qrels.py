@@ -70,9 +70,16 @@ class QrelsTopic:
         "topic",
     )
 
-    def __init__(self, topic: str, strata: tuple[str, ...], counts: dict[str, tuple[int, int, int]],
-                 grade_counts: dict[str, dict[str, int]], arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                 ideal_dcg: float | None = None, appearance: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        strata: tuple[str, ...],
+        counts: dict[str, tuple[int, int, int]],
+        grade_counts: dict[str, dict[str, int]],
+        arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        ideal_dcg: float | None = None,
+        appearance: np.ndarray | None = None,
+    ) -> None:
         self.topic = topic
         self.strata = strata  # ascending string order (the order of every sum over strata)
         self.pool_size = {s: c[0] for s, c in counts.items()}  # N: records per stratum
@@ -130,7 +137,9 @@ class QrelsTopic:
         """shot -> stratum (last record wins)."""
         if self._stratum is None:
             at = self.appearance
-            self._stratum = dict(zip(_decoded(self.shot_ids[at]), (self.strata[i] for i in self.stratum_index[at].tolist())))
+            self._stratum = dict(
+                zip(_decoded(self.shot_ids[at]), (self.strata[i] for i in self.stratum_index[at].tolist()))
+            )
         return self._stratum
 
     def stratum_weight(self, stratum: str) -> float:
@@ -150,7 +159,7 @@ class QrelsTopic:
                 if n != 0:
                     per_grade[grade] = per_grade.get(grade, 0) + count * self.pool_size[s] / n
         if len(per_grade) == 1:  # one grade (AVS): the terms k = 1, 2, ... summed in order, as the loop does
-            (grade, estimate), = per_grade.items()
+            ((grade, estimate),) = per_grade.items()
             count = min(math.floor(estimate), max_results) if estimate >= 1 else 0
             terms = perl_number(grade) / discount_table(max_results)[1 : count + 1]
             idcg = float(np.cumsum(terms)[-1]) if count else 0.0
@@ -269,10 +278,16 @@ class Qrels:
         builder = _QrelsBuilder(label)
         line = 1
         for data in bulktext.line_chunks(path, "qrels"):
-            builder.add(bulktext.tokenize_strict(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=line, first_chunk=line == 1))
+            builder.add(
+                bulktext.tokenize_strict(
+                    data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=line, first_chunk=line == 1
+                )
+            )
             line += data.count(b"\n")
         if not builder.parts:  # an empty file
-            bulktext.tokenize_strict(b"", label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True)
+            bulktext.tokenize_strict(
+                b"", label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True
+            )
         return builder.build()
 
     @classmethod
@@ -281,9 +296,17 @@ class Qrels:
         builder = _QrelsBuilder(label, lenient=lenient)
         if lenient:
             records = split_records(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, lenient=True)
-            builder.add(bulktext.chunk_from_lenient_tokens([t.encode("utf-8", "surrogateescape") for t in records.tokens], 5, label))
+            builder.add(
+                bulktext.chunk_from_lenient_tokens(
+                    [t.encode("utf-8", "surrogateescape") for t in records.tokens], 5, label
+                )
+            )
         else:
-            builder.add(bulktext.tokenize_strict(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True))
+            builder.add(
+                bulktext.tokenize_strict(
+                    data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True
+                )
+            )
         return builder.build()
 
     @classmethod
@@ -354,7 +377,15 @@ class _QrelsBuilder:
         for code, topic in enumerate(self.topic_names):
             rows = order[bounds[code] : bounds[code + 1]]
             table[topic.decode("utf-8", "surrogateescape")] = _topic_table(
-                topic.decode("utf-8", "surrogateescape"), rows, keys, shots, stratum_codes, judgment_codes, values, names, labels,
+                topic.decode("utf-8", "surrogateescape"),
+                rows,
+                keys,
+                shots,
+                stratum_codes,
+                judgment_codes,
+                values,
+                names,
+                labels,
                 counts.get(code, {}),
             )
         return Qrels(table, self.path)
@@ -429,8 +460,14 @@ def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, lab
         return _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap)
     stat = {names[c]: tuple(counts[c][:3]) for c in local}
     grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
-    return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades,
-                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]), appearance=appearance)
+    return QrelsTopic(
+        topic,
+        tuple(names[c] for c in local),
+        stat,
+        grades,
+        (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]),
+        appearance=appearance,
+    )
 
 
 def _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap) -> QrelsTopic:
@@ -440,5 +477,10 @@ def _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, name
     local = sorted(counts)
     stat = {names[c]: tuple(counts[c][:3]) for c in local}
     grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
-    return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades,
-                      (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]))
+    return QrelsTopic(
+        topic,
+        tuple(names[c] for c in local),
+        stat,
+        grades,
+        (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]),
+    )

@@ -124,8 +124,14 @@ class TopicLines:
         self.kept_best: int | None = None
 
     @classmethod
-    def from_arrays(cls, shot_ids: np.ndarray, scores: np.ndarray, num_lines: int | None = None,
-                    keys: np.ndarray | None = None, ranks: np.ndarray | None = None) -> TopicLines:
+    def from_arrays(
+        cls,
+        shot_ids: np.ndarray,
+        scores: np.ndarray,
+        num_lines: int | None = None,
+        keys: np.ndarray | None = None,
+        ranks: np.ndarray | None = None,
+    ) -> TopicLines:
         lines = cls()
         lines.shot_ids, lines.score_values, lines._keys, lines.rank_values = shot_ids, scores, keys, ranks
         lines._num_lines = len(scores) if num_lines is None else num_lines
@@ -252,7 +258,9 @@ class RunFile:
         runs = cls.read_all(path, lenient=lenient, keep_best=keep_best)
         if len(runs) != 1:
             raise InputFormatError(
-                f"XML file holds {len(runs)} runs (videoAdhocSearchRunResult)", path=path, expected="one run; use RunFile.read_all"
+                f"XML file holds {len(runs)} runs (videoAdhocSearchRunResult)",
+                path=path,
+                expected="one run; use RunFile.read_all",
             )
         return runs[0]
 
@@ -286,7 +294,9 @@ class RunFile:
         label = str(path)
         if lenient:
             records = split_records(data, label, fields=6, what="run", layout=TREC_LAYOUT, lenient=True)
-            chunk = bulktext.chunk_from_lenient_tokens([t.encode("utf-8", "surrogateescape") for t in records.tokens], 6, label)
+            chunk = bulktext.chunk_from_lenient_tokens(
+                [t.encode("utf-8", "surrogateescape") for t in records.tokens], 6, label
+            )
             reader = _TrecReader(label, None, lenient=True)
             reader.add(chunk)
             reader.finish()
@@ -406,7 +416,9 @@ class _TopicBest:
         if self.best_dropped is not None:
             self._prune()
             ids, scores, keys, ranks = self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
-            exact = len(ids) >= self.keep and (float(scores[self.keep - 1]), bytes(ids[self.keep - 1])) > self.best_dropped
+            exact = (
+                len(ids) >= self.keep and (float(scores[self.keep - 1]), bytes(ids[self.keep - 1])) > self.best_dropped
+            )
         lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys, ranks=ranks)
         lines.dropped_shots, lines.kept_best = self.dropped, self.keep
         return lines, exact
@@ -428,11 +440,16 @@ class _TrecReader:
         """Read strict TREC lines from chunks of whole lines, then :meth:`finish`."""
         line = 1
         for data in chunks:
-            self.add(bulktext.tokenize_strict(data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=line,
-                                              first_chunk=line == 1))
+            self.add(
+                bulktext.tokenize_strict(
+                    data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=line, first_chunk=line == 1
+                )
+            )
             line += data.count(b"\n")
         if line == 1 and not self.topics:
-            bulktext.tokenize_strict(b"", self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=1, first_chunk=True)
+            bulktext.tokenize_strict(
+                b"", self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=1, first_chunk=True
+            )
         self.finish()
 
     def finish(self) -> None:
@@ -470,19 +487,25 @@ class _TrecReader:
         texts = chunk.field_bytes(4)
         if self.lenient:
             uniques, inverse = np.unique(texts, return_inverse=True)
-            values = np.array([perl_number(t.decode("utf-8", "surrogateescape")) for t in uniques.tolist()], dtype=np.float64)
+            values = np.array(
+                [perl_number(t.decode("utf-8", "surrogateescape")) for t in uniques.tolist()], dtype=np.float64
+            )
             return values[inverse.ravel()]
         scores, failed = bulktext.parse_floats(texts)
         expected = "a finite number such as 9999, 0.8731 or 4.7e-04"
         if failed.any():
             record = int(np.flatnonzero(failed)[0])
             text = texts[record].decode("utf-8", "replace")
-            raise InputFormatError(f"score {text!r} is not a number", path=self.path, line=chunk.line_of(record), expected=expected)
+            raise InputFormatError(
+                f"score {text!r} is not a number", path=self.path, line=chunk.line_of(record), expected=expected
+            )
         infinite = ~np.isfinite(scores)
         if infinite.any():
             record = int(np.flatnonzero(infinite)[0])
             text = texts[record].decode("utf-8", "replace")
-            raise InputFormatError(f"score {text!r} is out of range", path=self.path, line=chunk.line_of(record), expected=expected)
+            raise InputFormatError(
+                f"score {text!r} is out of range", path=self.path, line=chunk.line_of(record), expected=expected
+            )
         return scores
 
     def run(self) -> RunFile:
@@ -533,12 +556,16 @@ def _xml_int(element, attribute: str, path: str, expected: str) -> int:
     text = (value or "").strip()
     if not (text.isascii() and text.isdigit()):
         problem = "missing" if value is None else f"{value!r} is not a whole number"
-        raise InputFormatError(f"<{element.tag}> attribute {attribute} {problem}", path=path, line=element.sourceline, expected=expected)
+        raise InputFormatError(
+            f"<{element.tag}> attribute {attribute} {problem}", path=path, line=element.sourceline, expected=expected
+        )
     return int(text)
 
 
 def _unexpected(element, path: str, expected: str) -> InputFormatError:
-    return InputFormatError(f"unexpected element <{element.tag}>", path=path, line=element.sourceline, expected=expected)
+    return InputFormatError(
+        f"unexpected element <{element.tag}>", path=path, line=element.sourceline, expected=expected
+    )
 
 
 class _EntityGuard:
@@ -556,8 +583,11 @@ class _EntityGuard:
         found = find_entities(window, limit=1)
         if found:
             line, text = found[0]
-            raise InputFormatError(f"entity {text} in the XML (entity declarations and references are not allowed)",
-                                   path=self.path, line=self.lines - self.tail.count(b"\n") + line)
+            raise InputFormatError(
+                f"entity {text} in the XML (entity declarations and references are not allowed)",
+                path=self.path,
+                line=self.lines - self.tail.count(b"\n") + line,
+            )
         self.lines += data.count(b"\n")
         self.tail = window[-64:]
         return data
@@ -581,7 +611,9 @@ class _XmlRunBuilder:
 
         topic = qrels_topic_id(_xml_int(element, "tNum", self.path, "the plain topic number, e.g. 611"))
         if topic in self.topics and not self.lenient:
-            raise InputFormatError(f"topic {element.get('tNum')} appears twice in one run", path=self.path, line=element.sourceline)
+            raise InputFormatError(
+                f"topic {element.get('tNum')} appears twice in one run", path=self.path, line=element.sourceline
+            )
         self.topic = self.topics.setdefault(topic, (array.array("q"), []))
         self.seen = {}
         self.tnum = element.get("tNum")
@@ -593,8 +625,11 @@ class _XmlRunBuilder:
         if not shot:
             raise InputFormatError("<item> without shotId", path=self.path, line=element.sourceline)
         if seq in self.seen and not self.lenient:
-            raise InputFormatError(f"seqNum {seq} used twice in topic {self.tnum} (first on line {self.seen[seq]})",
-                                   path=self.path, line=element.sourceline)
+            raise InputFormatError(
+                f"seqNum {seq} used twice in topic {self.tnum} (first on line {self.seen[seq]})",
+                path=self.path,
+                line=element.sourceline,
+            )
         self.seen.setdefault(seq, element.sourceline)
         self.topic[0].append(seq)
         self.topic[1].append(shot)
@@ -602,7 +637,9 @@ class _XmlRunBuilder:
     def run(self, name: str) -> RunFile:
         run = RunFile(name=name, tag=self.pid, path=self.path, source_format="xml")
         for topic, (seqs, shots) in self.topics.items():
-            order = np.argsort(np.frombuffer(seqs, dtype=np.int64) if len(seqs) else np.zeros(0, np.int64), kind="stable")
+            order = np.argsort(
+                np.frombuffer(seqs, dtype=np.int64) if len(seqs) else np.zeros(0, np.int64), kind="stable"
+            )
             n = len(shots)
             ids = _encode_ids(shots)[order] if n else _encode_ids(())
             run.topics[topic] = TopicLines.from_arrays(ids, np.arange(n, 0, -1, dtype=np.float64))
@@ -614,8 +651,16 @@ def _read_xml(source, path: str, lenient: bool) -> list[RunFile]:
     from lxml import etree  # only XML runs need lxml
 
     stream = _EntityGuard(io.BytesIO(source) if isinstance(source, bytes) else source, path)
-    events = etree.iterparse(stream, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
-                             remove_comments=True, remove_pis=True, huge_tree=False)
+    events = etree.iterparse(
+        stream,
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=False,
+    )
     builders: list[_XmlRunBuilder] = []
     depth = 0
     top = 0  # depth of the run elements: 0 (the root is a run) or 1
@@ -641,7 +686,9 @@ def _read_xml(source, path: str, lenient: bool) -> list[RunFile]:
     if not builders:
         raise InputFormatError(f"no <{RUN_TAG}> in the XML file", path=path, line=1)
     base = Path(path).name
-    return [b.run(base if len(builders) == 1 else f"{base}:{b.pid}_{b.priority or i}") for i, b in enumerate(builders, 1)]
+    return [
+        b.run(base if len(builders) == 1 else f"{base}:{b.pid}_{b.priority or i}") for i, b in enumerate(builders, 1)
+    ]
 
 
 def _xml_root(element, builders: list[_XmlRunBuilder], path: str, lenient: bool) -> int:

@@ -109,7 +109,9 @@ class SubmissionHeader:
             if self.novelty not in NOVELTIES:
                 raise ConfigError(f"bad or missing novelty {self.novelty!r} for {dtd_year}", expected="--novelty C|N")
         elif self.task is not None or self.novelty is not None:
-            raise ConfigError(f"the {dtd_year} header has no task or novelty", expected="no --task/--novelty before 2019")
+            raise ConfigError(
+                f"the {dtd_year} header has no task or novelty", expected="no --task/--novelty before 2019"
+            )
 
     def attributes(self, dtd_year: int) -> list[tuple[str, str]]:
         """Attributes in the order NIST's examples write them."""
@@ -163,7 +165,10 @@ def submission_xml(
     for topic_id, pairs in run.items():
         number = plain_topic_id(topic_id)
         if number not in topics:
-            raise ConfigError(f"run topic {topic_id} is not a topic of {topics.name}", expected=f"topics {topics.numbers[0]}-{topics.numbers[-1]}")
+            raise ConfigError(
+                f"run topic {topic_id} is not a topic of {topics.name}",
+                expected=f"topics {topics.numbers[0]}-{topics.numbers[-1]}",
+            )
         by_number[number] = pairs
     attrs = " ".join(f'{k}="{_attr(v)}"' for k, v in header.attributes(dtd_year))
     lines = [
@@ -269,7 +274,13 @@ def validate_submission(
         try:
             year = get_year(dtd_year)
         except ConfigError:
-            problems.append(Problem(root.sourceline or 1, "nist", f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)"))
+            problems.append(
+                Problem(
+                    root.sourceline or 1,
+                    "nist",
+                    f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)",
+                )
+            )
     dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
     collection = year.collection if year is not None else ""
     if callable(shot_ids):
@@ -296,8 +307,12 @@ def _not_xml_problem(data: bytes) -> Problem | None:
     if kind == "xml":
         return None
     if kind == "trec":
-        return Problem(1, "xml", "this is a TREC run file (topic Q0 shotId rank score tag), not a TRECVID XML submission; "
-                                 "make the submission with: avsbench submit RUN --year ...")
+        return Problem(
+            1,
+            "xml",
+            "this is a TREC run file (topic Q0 shotId rank score tag), not a TRECVID XML submission; "
+            "make the submission with: avsbench submit RUN --year ...",
+        )
     shown = first_line(data)[:40].decode("utf-8", "replace")
     return Problem(1, "xml", f"not an XML file: it starts with {shown!r} (expected <?xml ...?> and <{ROOT_ELEMENT}>)")
 
@@ -305,15 +320,19 @@ def _not_xml_problem(data: bytes) -> Problem | None:
 def entity_problems(data: bytes) -> list[Problem]:
     """Entity declarations and references (other than the five predefined and character references):
     NIST's parser rejects them, so does avsbench, with the line of each."""
-    return [Problem(line, "xml", f"entity {text} (entity declarations and references are not allowed)")
-            for line, text in find_entities(data)]
+    return [
+        Problem(line, "xml", f"entity {text} (entity declarations and references are not allowed)")
+        for line, text in find_entities(data)
+    ]
 
 
 def _parse_submission(data: bytes):
     """(tree, []) or (None, the well-formedness problems)."""
     from lxml import etree
 
-    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False, huge_tree=False)
+    parser = etree.XMLParser(
+        load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False, huge_tree=False
+    )
     try:
         return etree.ElementTree(etree.fromstring(data, parser)), []
     except etree.XMLSyntaxError as exc:
@@ -333,8 +352,14 @@ def _header_year(docinfo, year: Year | None, run_elems) -> tuple[int, list[Probl
         expected = dtd_url(year.xml_dtd_year if year else 2019)
         problems.append(Problem(1, "nist", f'no DOCTYPE (expected <!DOCTYPE {ROOT_ELEMENT} SYSTEM "{expected}">)'))
     elif url_year is None or docinfo.root_name != ROOT_ELEMENT:
-        problems.append(Problem(1, "nist", f"unexpected DOCTYPE {docinfo.root_name} {docinfo.system_url!r} "
-                                           "(expected NIST's videoAdhocSearchResults.dtd URL)"))
+        problems.append(
+            Problem(
+                1,
+                "nist",
+                f"unexpected DOCTYPE {docinfo.root_name} {docinfo.system_url!r} "
+                "(expected NIST's videoAdhocSearchResults.dtd URL)",
+            )
+        )
     if year is not None:
         dtd_year = year.xml_dtd_year
         if url_year is not None and url_year != dtd_year and year.year is not None:
@@ -364,7 +389,9 @@ def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids,
         if value is None:
             problems.append(Problem(line, "nist", f"run attribute {name} is missing"))
         elif allowed is not None and value not in allowed:
-            problems.append(Problem(line, "nist", f"run attribute {name}={value!r} (expected one of {'|'.join(allowed)})"))
+            problems.append(
+                Problem(line, "nist", f"run attribute {name}={value!r} (expected one of {'|'.join(allowed)})")
+            )
         return value
 
     need("class", RUN_CLASSES)
@@ -397,7 +424,9 @@ def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids,
     return problems
 
 
-def _check_topic(topic, expected: TopicSet | None, seen: dict[int, int], collection: str, shot_ids, dropped) -> list[Problem]:
+def _check_topic(
+    topic, expected: TopicSet | None, seen: dict[int, int], collection: str, shot_ids, dropped
+) -> list[Problem]:
     problems: list[Problem] = []
     line = topic.sourceline or 0
     tnum_text = topic.get("tNum")
@@ -430,7 +459,9 @@ def _check_topic(topic, expected: TopicSet | None, seen: dict[int, int], collect
             if seq is None or not 1 <= seq <= MAX_ITEMS:
                 problems.append(Problem(iline, "nist", f"seqNum {seq_text!r} (expected an integer in 1..{MAX_ITEMS})"))
             elif seq in seqs:
-                problems.append(Problem(iline, "nist", f"seqNum {seq} repeated in topic {tnum_text} (first at line {seqs[seq]})"))
+                problems.append(
+                    Problem(iline, "nist", f"seqNum {seq} repeated in topic {tnum_text} (first at line {seqs[seq]})")
+                )
             else:
                 seqs[seq] = iline
         shot = item.get("shotId")
@@ -439,8 +470,9 @@ def _check_topic(topic, expected: TopicSet | None, seen: dict[int, int], collect
             if bad:
                 problems.append(Problem(iline, "nist", bad))
             elif shot in shots:
-                problems.append(Problem(iline, "nist", f"shotId {shot} repeated in topic {tnum_text} (first at line {shots[shot]})"))
+                problems.append(
+                    Problem(iline, "nist", f"shotId {shot} repeated in topic {tnum_text} (first at line {shots[shot]})")
+                )
             else:
                 shots[shot] = iline
     return problems
-

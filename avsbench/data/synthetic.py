@@ -125,6 +125,7 @@ CAPTION_TEMPLATES = (
     "someone filmed {}",
 )
 
+
 @dataclass(frozen=True)
 class SyntheticFeature:
     """One generated video feature: name, dimension and quality parameters."""
@@ -188,7 +189,9 @@ class ConceptSpace:
         self.codes = codes / np.linalg.norm(codes, axis=1, keepdims=True)
         # Background distribution: mostly filler words, some topic words (frequent topic words a bit more).
         weight = np.empty(n, dtype=np.float64)
-        weight[: self.n_topic_concepts] = 0.3 * np.array([topic_words[w] ** 0.5 for w in self.concepts[: self.n_topic_concepts]])
+        weight[: self.n_topic_concepts] = 0.3 * np.array(
+            [topic_words[w] ** 0.5 for w in self.concepts[: self.n_topic_concepts]]
+        )
         weight[: self.n_topic_concepts] /= weight[: self.n_topic_concepts].sum()
         weight[self.n_topic_concepts :] = 0.7 / max(1, len(fillers))
         self.background_p = weight / weight.sum()
@@ -200,7 +203,9 @@ class ConceptSpace:
         for spec in self.specs:
             gain = (rng.random(n) < spec.visible_fraction).astype(np.float32)
             gain[rng.random(n) < spec.weak_fraction] *= WEAK_GAIN
-            distorted = self.codes + spec.code_distortion * rng.standard_normal(self.codes.shape).astype(np.float32) / np.sqrt(LATENT_DIM)
+            distorted = self.codes + spec.code_distortion * rng.standard_normal(self.codes.shape).astype(
+                np.float32
+            ) / np.sqrt(LATENT_DIM)
             self.visibility[spec.name] = gain
             self.feature_codes[spec.name] = (distorted * gain[:, None]).astype(np.float32)
             self.projection[spec.name] = _random_projection(rng, LATENT_DIM, spec.dim)
@@ -255,7 +260,9 @@ def _add_background(matrix: np.ndarray, space: ConceptSpace, rng: np.random.Gene
     matrix[rows, cols] = np.maximum(matrix[rows, cols], _salience(rng, rows.size))
 
 
-def _plant(matrix: np.ndarray, rows: np.ndarray, concepts: np.ndarray, rng: np.random.Generator, near_miss: bool) -> None:
+def _plant(
+    matrix: np.ndarray, rows: np.ndarray, concepts: np.ndarray, rng: np.random.Generator, near_miss: bool
+) -> None:
     """Give ``rows`` every concept of ``concepts`` (or all but one random concept when ``near_miss``)."""
     if rows.size == 0:
         return
@@ -267,7 +274,9 @@ def _plant(matrix: np.ndarray, rows: np.ndarray, concepts: np.ndarray, rng: np.r
     matrix[rows[:, None], concepts[None, :]] = np.maximum(block, sal)
 
 
-def _test_concepts(m: int, space: ConceptSpace, topic_concepts: list[np.ndarray], plant_p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _test_concepts(
+    m: int, space: ConceptSpace, topic_concepts: list[np.ndarray], plant_p: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Concept saliences (m, C) of test shots: planted topics, near misses and background."""
     matrix = np.zeros((m, len(space.concepts)), dtype=np.float32)
     for concepts, p in zip(topic_concepts, plant_p):
@@ -280,7 +289,9 @@ def _test_concepts(m: int, space: ConceptSpace, topic_concepts: list[np.ndarray]
     return matrix
 
 
-def _train_concepts(m: int, space: ConceptSpace, all_topic_concepts: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _train_concepts(
+    m: int, space: ConceptSpace, all_topic_concepts: list[np.ndarray], rng: np.random.Generator
+) -> np.ndarray:
     """Concept saliences (m, C) of training videos: a topic scene (40%) or 2-3 random topic concepts, plus background."""
     matrix = np.zeros((m, len(space.concepts)), dtype=np.float32)
     scene = rng.random(m) < 0.4
@@ -324,7 +335,9 @@ def _video_features(matrix: np.ndarray, space: ConceptSpace, rng: np.random.Gene
     return out
 
 
-def _frame_features(matrix: np.ndarray, n_frames: np.ndarray, space: ConceptSpace, rng: np.random.Generator) -> np.ndarray:
+def _frame_features(
+    matrix: np.ndarray, n_frames: np.ndarray, space: ConceptSpace, rng: np.random.Generator
+) -> np.ndarray:
     """Frame-level clip features, rows ordered by shot then frame: each frame sees each concept with p=0.85."""
     spec = space.clip
     rows = np.repeat(np.arange(matrix.shape[0]), n_frames)
@@ -352,7 +365,9 @@ def _push_run_scores(pool: TopK, scores: np.ndarray, first_row: int) -> None:
 POOL_RUNS = (("strong", 0, 0.15), ("partial", 1, 0.2), ("weak", 2, 0.45), ("bag", None, 0.3))
 
 
-def _run_scores(matrix: np.ndarray, space: ConceptSpace, topic_matrix: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+def _run_scores(
+    matrix: np.ndarray, space: ConceptSpace, topic_matrix: np.ndarray, sizes: np.ndarray, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Scores (topics, m) of the simple pooled runs: mean topic-concept evidence plus run noise."""
     out = []
     for _, feature_index, noise in POOL_RUNS:
@@ -380,7 +395,8 @@ def _write_synthetic_readme(folder: Path, what: str, seed: int) -> None:
 def _guard_existing(target: Path) -> None:
     if target.exists() and not (target / SYNTHETIC_MARKER).is_file():
         raise ConfigError(
-            f"{target} exists and is not a generated demo collection; refusing to overwrite it", expected="another --rootpath"
+            f"{target} exists and is not a generated demo collection; refusing to overwrite it",
+            expected="another --rootpath",
         )
 
 
@@ -423,7 +439,11 @@ def _generate_shots(
     frame_counts = np.random.default_rng([seed, code, 3]).integers(2, 6, n)
     writers = [BigFileWriter(build.path / "FeatureData" / spec.name, ids, spec.dim) for spec in space.specs]
     if frame_features:
-        writers.append(BigFileWriter(build.path / "FeatureData" / "frame" / space.clip.name, _frame_ids(ids, frame_counts), space.clip.dim))
+        writers.append(
+            BigFileWriter(
+                build.path / "FeatureData" / "frame" / space.clip.name, _frame_ids(ids, frame_counts), space.clip.dim
+            )
+        )
     with contextlib.ExitStack() as stack:
         for writer in writers:
             stack.enter_context(writer)
@@ -461,7 +481,10 @@ def _qrels_for_topics(
     per_topic: dict[str, dict] = {}
     depths = np.array([depth for depth, _ in STRATA])
     rates = np.array([rate for _, rate in STRATA])
-    strata_totals = [{"stratum": s + 1, "max_rank": depth, "rate": rate, "pooled": 0, "sampled": 0, "relevant_found": 0} for s, (depth, rate) in enumerate(STRATA)]
+    strata_totals = [
+        {"stratum": s + 1, "max_rank": depth, "rate": rate, "pooled": 0, "sampled": 0, "relevant_found": 0}
+        for s, (depth, rate) in enumerate(STRATA)
+    ]
     for t, topic in enumerate(topics):
         qrels_id = topic.qrels_id
         best_rank: dict[int, int] = {}
@@ -481,14 +504,22 @@ def _qrels_for_topics(
             totals["relevant_found"] += int(rel == 1)
             judged_relevant += int(rel == 1)
             lines.append((topic.number, ids[row], f"{qrels_id} 0 {ids[row]} {stratum + 1} {rel}\n"))
-        per_topic[str(topic.number)] = {"relevant": len(relevant[t]), "pooled": len(pooled), "judged_relevant": judged_relevant}
+        per_topic[str(topic.number)] = {
+            "relevant": len(relevant[t]),
+            "pooled": len(pooled),
+            "judged_relevant": judged_relevant,
+        }
     for totals in strata_totals:
         totals["sampled_fraction"] = round(totals["sampled"] / totals["pooled"], 4) if totals["pooled"] else 0.0
     lines.sort(key=lambda x: (x[0], x[1]))
     rel_counts = [v["relevant"] for v in per_topic.values()]
     stats = {
         "topics": len(topics),
-        "relevant_per_topic": {"min": int(min(rel_counts)), "median": float(np.median(rel_counts)), "max": int(max(rel_counts))},
+        "relevant_per_topic": {
+            "min": int(min(rel_counts)),
+            "median": float(np.median(rel_counts)),
+            "max": int(max(rel_counts)),
+        },
         "pool_size_mean": round(float(np.mean([v["pooled"] for v in per_topic.values()])), 1),
         "strata": strata_totals,
         "per_topic": per_topic,
@@ -496,7 +527,9 @@ def _qrels_for_topics(
     return [line for _, _, line in lines], stats
 
 
-def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots: int, space: ConceptSpace, seed: int, frame_features: bool) -> dict:
+def _generate_test_collection(
+    root: Path, name: str, years: list[Year], n_shots: int, space: ConceptSpace, seed: int, frame_features: bool
+) -> dict:
     code = COLLECTION_CODES[name]
     build = _Build(root, name)
     try:
@@ -527,12 +560,22 @@ def _generate_test_collection(root: Path, name: str, years: list[Year], n_shots:
                 _push_run_scores(pool, scores, start)
 
         info = _generate_shots(
-            build, ids, space, lambda m, rng: _test_concepts(m, space, topic_concepts, plant_p, rng), seed, frame_features, judge_chunk
+            build,
+            ids,
+            space,
+            lambda m, rng: _test_concepts(m, space, topic_concepts, plant_p, rng),
+            seed,
+            frame_features,
+            judge_chunk,
         )
         info["videos"] = len({s.rsplit("_", 1)[0] for s in ids})
         info["dropped_shots_in_list"] = int(dropped_rows.size)
         text_rng = np.random.default_rng([seed, code, 5])
-        BigFile.write(build.path / "TextData" / space.clip.name, [str(t.number) for t in topics], space.text_vectors(topic_concepts, text_rng, 0.1))
+        BigFile.write(
+            build.path / "TextData" / space.clip.name,
+            [str(t.number) for t in topics],
+            space.text_vectors(topic_concepts, text_rng, 0.1),
+        )
         qrels_rng = np.random.default_rng([seed, code, 2])
         info["editions"] = {}
         offset = 0
@@ -566,7 +609,16 @@ def _caption_text(concepts: np.ndarray, space: ConceptSpace, rng: np.random.Gene
     return CAPTION_TEMPLATES[rng.integers(0, len(CAPTION_TEMPLATES))].format(body)
 
 
-def _generate_train_collection(root: Path, name: str, first_video: int, n_videos: int, captions_per_video: tuple[int, int], space: ConceptSpace, seed: int, frame_features: bool) -> dict:
+def _generate_train_collection(
+    root: Path,
+    name: str,
+    first_video: int,
+    n_videos: int,
+    captions_per_video: tuple[int, int],
+    space: ConceptSpace,
+    seed: int,
+    frame_features: bool,
+) -> dict:
     code = COLLECTION_CODES[name]
     build = _Build(root, name)
     try:
@@ -589,11 +641,25 @@ def _generate_train_collection(root: Path, name: str, first_video: int, n_videos
                     cap_texts.append(_caption_text(mentioned, space, caption_rng))
                     cap_concepts.append(mentioned)
 
-        info = _generate_shots(build, ids, space, lambda m, rng: _train_concepts(m, space, all_topic_concepts, rng), seed, frame_features, caption_chunk)
+        info = _generate_shots(
+            build,
+            ids,
+            space,
+            lambda m, rng: _train_concepts(m, space, all_topic_concepts, rng),
+            seed,
+            frame_features,
+            caption_chunk,
+        )
         write_captions(build.path / "TextData" / f"{name}.caption.txt", cap_ids, cap_texts)
-        BigFile.write(build.path / "TextData" / space.clip.name, cap_ids, space.text_vectors(cap_concepts, np.random.default_rng([seed, code, 5]), 0.3))
+        BigFile.write(
+            build.path / "TextData" / space.clip.name,
+            cap_ids,
+            space.text_vectors(cap_concepts, np.random.default_rng([seed, code, 5]), 0.3),
+        )
         info["captions"] = len(cap_ids)
-        _write_synthetic_readme(build.path, f"Synthetic captioned collection {name} (video ids video<N>, caption ids video<N>#<k>).", seed)
+        _write_synthetic_readme(
+            build.path, f"Synthetic captioned collection {name} (video ids video<N>, caption ids video<N>#<k>).", seed
+        )
         build.commit()
     except BaseException:
         build.abandon()
@@ -620,8 +686,12 @@ def _write_word2vec(root: Path, space: ConceptSpace, seed: int) -> dict:
     latent = np.zeros((len(names), LATENT_DIM), dtype=np.float32)
     for i, word in enumerate(names):
         code = words[word]
-        latent[i] = (code if code is not None else 0.0) + 0.35 / np.sqrt(LATENT_DIM) * rng.standard_normal(LATENT_DIM).astype(np.float32)
-    vectors = latent @ space.word2vec_projection + 0.01 * rng.standard_normal((len(names), WORD2VEC_DIM)).astype(np.float32)
+        latent[i] = (code if code is not None else 0.0) + 0.35 / np.sqrt(LATENT_DIM) * rng.standard_normal(
+            LATENT_DIM
+        ).astype(np.float32)
+    vectors = latent @ space.word2vec_projection + 0.01 * rng.standard_normal((len(names), WORD2VEC_DIM)).astype(
+        np.float32
+    )
     target = root / "word2vec" / WORD2VEC_NAME
     BigFile.write(target, names, vectors)
     _write_synthetic_readme(target.parent, "Synthetic word vectors (id = word) for the demo vocabulary.", seed)
@@ -658,7 +728,9 @@ def demo_params(
     """The normalised generation parameters (stored in manifest.json)."""
     unknown = [c for c in collections if c not in (V3C1, IACC3)]
     if unknown or not collections:
-        raise ConfigError(f"unknown demo collection(s) {unknown or list(collections)}", expected=f"{V3C1} and/or {IACC3}")
+        raise ConfigError(
+            f"unknown demo collection(s) {unknown or list(collections)}", expected=f"{V3C1} and/or {IACC3}"
+        )
     if n_shots < 100 or n_train_videos < 10 or n_val_videos < 10:
         raise ConfigError("demo sizes too small", expected="at least 100 shots and 10 training/validation videos")
     return {
@@ -690,11 +762,23 @@ def generate_demo(root: str | Path | None = None, **options: Unpack[DemoOptions]
     manifest: dict = {"synthetic": True, "params": params, "concepts": len(space.concepts), "collections": {}}
     for name in params["collections"]:
         years = [y for y in YEARS.values() if y.collection == name]
-        manifest["collections"][name] = _generate_test_collection(root, name, years, n_shots, space, seed, frame_features)
-    manifest["collections"][TRAIN_COLLECTION] = _generate_train_collection(root, TRAIN_COLLECTION, 0, n_train_videos, (3, 6), space, seed, frame_features)
-    manifest["collections"][VAL_COLLECTION] = _generate_train_collection(root, VAL_COLLECTION, n_train_videos, n_val_videos, (3, 6), space, seed, frame_features)
+        manifest["collections"][name] = _generate_test_collection(
+            root, name, years, n_shots, space, seed, frame_features
+        )
+    manifest["collections"][TRAIN_COLLECTION] = _generate_train_collection(
+        root, TRAIN_COLLECTION, 0, n_train_videos, (3, 6), space, seed, frame_features
+    )
+    manifest["collections"][VAL_COLLECTION] = _generate_train_collection(
+        root, VAL_COLLECTION, n_train_videos, n_val_videos, (3, 6), space, seed, frame_features
+    )
     manifest["word2vec"] = {WORD2VEC_NAME: _write_word2vec(root, space, seed)}
-    _write_synthetic_readme(root, "Synthetic AVS demo root: " + ", ".join([*params["collections"], TRAIN_COLLECTION, VAL_COLLECTION]) + f", word2vec/{WORD2VEC_NAME}.", seed)
+    _write_synthetic_readme(
+        root,
+        "Synthetic AVS demo root: "
+        + ", ".join([*params["collections"], TRAIN_COLLECTION, VAL_COLLECTION])
+        + f", word2vec/{WORD2VEC_NAME}.",
+        seed,
+    )
     atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -716,8 +800,10 @@ def ensure_demo(root: str | Path | None = None, **params: Unpack[DemoOptions]) -
     root = Path(root) if root is not None else demo_root()
     wanted = demo_params(**params)
     manifest = read_manifest(root)
-    complete = manifest is not None and manifest.get("params") == wanted and all(
-        (root / name / SYNTHETIC_MARKER).is_file() for name in manifest.get("collections", {})
+    complete = (
+        manifest is not None
+        and manifest.get("params") == wanted
+        and all((root / name / SYNTHETIC_MARKER).is_file() for name in manifest.get("collections", {}))
     )
     if not complete:
         generate_demo(root, **params)

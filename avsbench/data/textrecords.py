@@ -95,7 +95,9 @@ def _decode_tokens(tokens: Sequence[bytes], errors: str) -> list[str]:
     return b" ".join(tokens).decode("utf-8", errors).split(" ")
 
 
-def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layout: str, lenient: bool = False) -> RecordTokens:
+def split_records(
+    data: bytes, path: str | Path, *, fields: int, what: str, layout: str, lenient: bool = False
+) -> RecordTokens:
     """Tokenise a record file into ``fields``-token records (see the module docstring for the rules).
 
     ``what`` names the file kind in errors ("run", "qrels"); ``layout`` describes one line.
@@ -115,7 +117,9 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
         raise InputFormatError(f"empty {what} file", path=path, expected=expected)
     if data.startswith(b"\xef\xbb\xbf"):
         raise InputFormatError(
-            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id", path=path, line=1
+            f"{what} file starts with a UTF-8 byte-order mark, which would become part of the first topic id",
+            path=path,
+            line=1,
         )
     if _starts_with_whitespace(data):
         raise InputFormatError(
@@ -128,12 +132,16 @@ def split_records(data: bytes, path: str | Path, *, fields: int, what: str, layo
         bad = _CONTROL_BYTES.search(data)
         assert bad is not None  # translate() left a control byte, so search() finds one
         raise InputFormatError(
-            f"binary data (byte 0x{data[bad.start()]:02x}) in a text {what} file", path=path, line=line_at(data, bad.start())
+            f"binary data (byte 0x{data[bad.start()]:02x}) in a text {what} file",
+            path=path,
+            line=line_at(data, bad.start()),
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputFormatError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line_at(data, exc.start)) from None
+        raise InputFormatError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line_at(data, exc.start)
+        ) from None
     lines = data.split(b"\n")
     counts = list(map(len, map(bytes.split, lines)))
     if not set(counts) <= {0, fields}:

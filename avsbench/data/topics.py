@@ -41,7 +41,10 @@ def topic_number(value: int | str) -> int:
 def plain_topic_id(qrels_id: str) -> int:
     """Qrels/TREC topic id ("1611") -> plain topic number (611)."""
     if len(qrels_id) < 2 or not qrels_id.isdigit() or not qrels_id.startswith("1"):
-        raise UnknownIdError(f"topic id {qrels_id!r} is not a qrels-style AVS topic id", expected='"1" followed by the topic number, e.g. 1611')
+        raise UnknownIdError(
+            f"topic id {qrels_id!r} is not a qrels-style AVS topic id",
+            expected='"1" followed by the topic number, e.g. 1611',
+        )
     return int(qrels_id[1:])
 
 
@@ -108,7 +111,9 @@ class TopicSet:
                 continue
             parts = line.split(None, 1)
             if len(parts) != 2 or not parts[0].isdigit():
-                raise InputFormatError("malformed topic line", path=path, line=lineno, expected="<topic number> <query text>")
+                raise InputFormatError(
+                    "malformed topic line", path=path, line=lineno, expected="<topic number> <query text>"
+                )
             number = int(parts[0])
             if number in seen:
                 raise InputFormatError(f"duplicate topic {number}", path=path, line=lineno)
@@ -215,7 +220,9 @@ def infer_year(qrels_topic_ids: Iterable[str]) -> Year:
             continue
         counts[y.key] = counts.get(y.key, 0) + 1
     if not counts:
-        raise ConfigError("cannot infer the AVS year from the topic ids", expected="topic ids 1501-1680 or --year/--qrels")
+        raise ConfigError(
+            "cannot infer the AVS year from the topic ids", expected="topic ids 1501-1680 or --year/--qrels"
+        )
     return YEARS[max(counts, key=lambda k: counts[k])]
 
 

@@ -42,11 +42,15 @@ def normalise(scores: np.ndarray, norm: str) -> np.ndarray:
     raise ConfigError(f"unknown normalisation {norm!r}", expected=" or ".join(NORMS))
 
 
-def _check_options(n_runs: int, method: str, norm: str | None, weights: Sequence[float] | None, k: float, depth: int) -> list[float]:
+def _check_options(
+    n_runs: int, method: str, norm: str | None, weights: Sequence[float] | None, k: float, depth: int
+) -> list[float]:
     if method not in METHODS:
         raise ConfigError(f"unknown fusion method {method!r}", expected=" or ".join(METHODS))
     if method == "rrf" and norm is not None:
-        raise ConfigError("rrf fuses ranks; a score normalisation does not apply", expected="--norm only with combsum or combmnz")
+        raise ConfigError(
+            "rrf fuses ranks; a score normalisation does not apply", expected="--norm only with combsum or combmnz"
+        )
     if norm is not None and norm not in NORMS:
         raise ConfigError(f"unknown normalisation {norm!r}", expected=" or ".join(NORMS))
     if n_runs < 1:
@@ -165,5 +169,7 @@ def refuse_overwriting_inputs(paths: Sequence[str | Path], out: str | Path) -> N
         same = source.resolve() == target or (target.exists() and source.exists() and os.path.samefile(source, target))
         if same:
             raise ConfigError(
-                f"the output file is the input run {str(path)!r}", path=out, expected="an output file that is not one of the runs fused"
+                f"the output file is the input run {str(path)!r}",
+                path=out,
+                expected="an output file that is not one of the runs fused",
             )

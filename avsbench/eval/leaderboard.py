@@ -18,7 +18,16 @@ from avsbench.errors import InputFormatError
 LEADERBOARD_FORMAT = "avsbench-leaderboard/1"
 CONFIDENCE_LEVELS = {"V": "verified in a public source", "C": "computed with sample_eval.pl on public data"}
 KINDS = ("official", "computed", "retrospective")
-_REQUIRED = {"year": str, "system": str, "kind": str, "category": str, "metric": str, "value": float, "confidence": str, "source": str}
+_REQUIRED = {
+    "year": str,
+    "system": str,
+    "kind": str,
+    "category": str,
+    "metric": str,
+    "value": float,
+    "confidence": str,
+    "source": str,
+}
 
 
 @dataclass(frozen=True)
@@ -68,18 +77,26 @@ def _parse_entry(raw: object, index: int, path: Path) -> LeaderboardEntry:
         raise InputFormatError(f"{where} is not an object", path=path)
     for key, kind in _REQUIRED.items():
         value = raw.get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else isinstance(value, kind) and value != ""
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind is float
+            else isinstance(value, kind) and value != ""
+        )
         if not ok:
             raise InputFormatError(f"{where}: field {key!r} is missing or not a {kind.__name__}", path=path)
     if raw["confidence"] not in CONFIDENCE_LEVELS:
         raise InputFormatError(
-            f"{where}: confidence {raw['confidence']!r} may not be shipped", path=path, expected="V (verified) or C (computed)"
+            f"{where}: confidence {raw['confidence']!r} may not be shipped",
+            path=path,
+            expected="V (verified) or C (computed)",
         )
     if raw["kind"] not in KINDS:
         raise InputFormatError(f"{where}: unknown kind {raw['kind']!r}", path=path, expected=" or ".join(KINDS))
     get_year(raw["year"])  # unknown years are a ConfigError naming the year
     if not 0.0 <= float(raw["value"]) <= 1.0:
-        raise InputFormatError(f"{where}: value {raw['value']} is not a mean infAP", path=path, expected="a number in [0, 1]")
+        raise InputFormatError(
+            f"{where}: value {raw['value']} is not a mean infAP", path=path, expected="a number in [0, 1]"
+        )
     run = raw.get("run")
     if run is not None and not isinstance(run, str):
         raise InputFormatError(f"{where}: field 'run' must be a string or null", path=path)

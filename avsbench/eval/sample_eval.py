@@ -64,7 +64,15 @@ class TopicResult:
 
     def measures(self) -> dict[str, float | int]:
         """Measures under sample_eval's names (iprec@rec: this topic's interpolated precisions)."""
-        return _measures(self.inf_ap, self.inf_ndcg, self.iprec_at_recall, self.precision_at, self.inum_rel_ret, self.inum_rel, self.num_ret)
+        return _measures(
+            self.inf_ap,
+            self.inf_ndcg,
+            self.iprec_at_recall,
+            self.precision_at,
+            self.inum_rel_ret,
+            self.inum_rel,
+            self.num_ret,
+        )
 
 
 def _measures(ap, ndcg, iprec, precision_at, rel_ret, rel, ret) -> dict[str, float | int]:
@@ -107,7 +115,15 @@ class EvalResult:
 
     def measures(self) -> dict[str, float | int]:
         """Summary measures under sample_eval's names, in its output order."""
-        return _measures(self.inf_ap, self.inf_ndcg, self.iprec_at_recall, self.precision_at, self.inum_rel_ret, self.inum_rel, self.num_ret)
+        return _measures(
+            self.inf_ap,
+            self.inf_ndcg,
+            self.iprec_at_recall,
+            self.precision_at,
+            self.inum_rel_ret,
+            self.inum_rel,
+            self.num_ret,
+        )
 
     def to_dict(self, per_topic: bool = True) -> dict[str, Any]:
         """JSON-ready dict (floats at full precision)."""
@@ -129,7 +145,6 @@ class EvalResult:
             out["per_topic"] = {t: {**r.measures(), "in_run": r.in_run} for t, r in self.per_topic.items()}
         return out
 
-
     def to_dataframe(self, shape: str = "long") -> pd.DataFrame:
         """Per-topic measures: ``long`` (run, topic, measure, value) or ``wide`` (topic x measure)."""
         from avsbench.interop import result_to_dataframe
@@ -148,10 +163,18 @@ def _rank_numbers(max_results: int) -> np.ndarray:
     return np.arange(1, max_results + 1, dtype=np.int64)
 
 
-def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFAULT_MAX_RESULTS, cutoffs: Sequence[int] = DEFAULT_CUTOFFS) -> TopicResult:
+def evaluate_topic(
+    qt: QrelsTopic,
+    lines: TopicLines,
+    *,
+    max_results: int = DEFAULT_MAX_RESULTS,
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+) -> TopicResult:
     """Score one topic's run lines against its qrels exactly as sample_eval.pl does."""
     if lines.kept_best is not None and max_results > lines.kept_best:
-        raise ConfigError(f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}")
+        raise ConfigError(
+            f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}"
+        )
     keys = lines.shot_keys
     distinct = last_lines(lines.shot_ids, keys)
     num_distinct = len(distinct) + lines.dropped_shots
@@ -175,7 +198,9 @@ def evaluate_topic(qt: QrelsTopic, lines: TopicLines, *, max_results: int = DEFA
         num_ret=lines.num_lines,
         num_ranked=k_max,
         num_distinct=num_distinct,
-        iprec_at_recall=_interpolated_precision(est_rel_ret, _rank_numbers(max_results)[:k_max], qt.estimated_relevant, rr_final),
+        iprec_at_recall=_interpolated_precision(
+            est_rel_ret, _rank_numbers(max_results)[:k_max], qt.estimated_relevant, rr_final
+        ),
     )
 
 
@@ -203,7 +228,9 @@ def _rank_counters(stratum_of: np.ndarray, gain: np.ndarray, num_strata: int) ->
     return _Counters(in_stratum, docs, samp, relr, pool_seen, est_rel_ret)
 
 
-def _relevant_sums(counters: _Counters, stratum_of: np.ndarray, gain: np.ndarray, max_results: int) -> tuple[list[float], list[float]]:
+def _relevant_sums(
+    counters: _Counters, stratum_of: np.ndarray, gain: np.ndarray, max_results: int
+) -> tuple[list[float], list[float]]:
     """Per stratum: the sum of estimated precisions at its relevant ranks (SAP) and of their discounted gains."""
     rel_pos = np.flatnonzero(gain > 0)
     num_strata = counters.docs.shape[0]
@@ -256,7 +283,9 @@ def _inf_ndcg(qt: QrelsTopic, counters: _Counters, sum_gain: list[float], max_re
     return pool_final * dcg / idcg if idcg != 0 else 0.0
 
 
-def _interpolated_precision(est_rel_ret: np.ndarray, ranks: np.ndarray, estimate: float, rr_final: float) -> tuple[float, ...]:
+def _interpolated_precision(
+    est_rel_ret: np.ndarray, ranks: np.ndarray, estimate: float, rr_final: float
+) -> tuple[float, ...]:
     """sample_eval's 11-point rule: walking up from the last rank, at most one recall level per rank."""
     levels = [x * estimate for x in RECALL_LEVELS]
     values = [0.0] * len(levels)
@@ -285,7 +314,9 @@ def _interpolated_precision(est_rel_ret: np.ndarray, ranks: np.ndarray, estimate
 
 def _zero_topic(qt: QrelsTopic, cutoffs: Sequence[int], in_run: bool) -> TopicResult:
     zeros = (0.0,) * len(RECALL_LEVELS)
-    return TopicResult(qt.topic, 0.0, 0.0, dict.fromkeys(cutoffs, 0.0), 0.0, qt.estimated_relevant, 0, 0, 0, zeros, in_run=in_run)
+    return TopicResult(
+        qt.topic, 0.0, 0.0, dict.fromkeys(cutoffs, 0.0), 0.0, qt.estimated_relevant, 0, 0, 0, zeros, in_run=in_run
+    )
 
 
 def evaluate(
@@ -315,13 +346,17 @@ def evaluate(
     foreign = tuple(sorted((t for t in run_topics if t not in qrels.topics), key=topic_sort_key))
     in_run = set(run_topics)
     missing = tuple(t for t in qrels.topic_ids if t not in in_run)
-    per_topic = {t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored}
+    per_topic = {
+        t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored
+    }
     if missing_as_zero and missing:
         per_topic.update((t, _zero_topic(qrels.topics[t], cutoffs, in_run=False)) for t in missing)
         per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
     if not per_topic and not lenient:
         raise _no_common_topic(qrels, run, foreign)
-    distinct = {t: per_topic[t].num_distinct if t in per_topic else distinct_shot_count(run.topics[t]) for t in run_topics}
+    distinct = {
+        t: per_topic[t].num_distinct if t in per_topic else distinct_shot_count(run.topics[t]) for t in run_topics
+    }
     return EvalResult(
         per_topic=per_topic,
         **_means(per_topic, cutoffs),

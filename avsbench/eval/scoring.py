@@ -62,7 +62,14 @@ def _listing(topics: Sequence[str], limit: int = 8) -> str:
 
 
 # what each warning of :func:`run_warnings` is about; callers filter by these, never by text
-WARNING_CATEGORIES = ("no_scored_topics", "missing_topics", "foreign_topics", "duplicate_lines", "rank_conflicts", "over_limit")
+WARNING_CATEGORIES = (
+    "no_scored_topics",
+    "missing_topics",
+    "foreign_topics",
+    "duplicate_lines",
+    "rank_conflicts",
+    "over_limit",
+)
 
 
 def rank_conflict_warning(name: str, conflicts: dict[str, str], action: str) -> str:
@@ -89,8 +96,11 @@ def run_warnings(result: EvalResult, *, skip: Iterable[str] = ()) -> list[str]:
 def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
     name = result.run_name
     if result.num_topics == 0:
-        yield "no_scored_topics", (
-            f"{name}: no topic of the run is in the qrels; all scores are 0 (sample_eval.pl dies dividing by zero here)"
+        yield (
+            "no_scored_topics",
+            (
+                f"{name}: no topic of the run is in the qrels; all scores are 0 (sample_eval.pl dies dividing by zero here)"
+            ),
         )
     if result.missing_topics:
         rule = (
@@ -107,17 +117,23 @@ def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
     if result.duplicate_lines:
         total = sum(result.duplicate_lines.values())
         topics = [f"{t}: {n}" for t, n in result.duplicate_lines.items()]
-        yield "duplicate_lines", (
-            f"{name}: {total} duplicate shot line(s) ({_listing(topics)}): the later line's score wins; "
-            "per-topic num_ret counts every line"
+        yield (
+            "duplicate_lines",
+            (
+                f"{name}: {total} duplicate shot line(s) ({_listing(topics)}): the later line's score wins; "
+                "per-topic num_ret counts every line"
+            ),
         )
     if result.rank_conflicts:
         yield "rank_conflicts", rank_conflict_warning(name, result.rank_conflicts, "scored")
     if result.over_limit_topics:
         topics = [f"{t}: {n}" for t, n in result.over_limit_topics.items()]
-        yield "over_limit", (
-            f"{name}: {len(topics)} topic(s) with more than {result.max_results} distinct shots ({_listing(topics)}): "
-            f"only the {result.max_results} best-scored count"
+        yield (
+            "over_limit",
+            (
+                f"{name}: {len(topics)} topic(s) with more than {result.max_results} distinct shots ({_listing(topics)}): "
+                f"only the {result.max_results} best-scored count"
+            ),
         )
 
 
@@ -148,7 +164,9 @@ def score_runs(
     settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
     scored: list[ScoredRun] = []
     for done, item in enumerate(runs, 1):
-        file_runs = [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
+        file_runs = (
+            [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
+        )
         scored.extend(_score_run(run, source, settings) for run in file_runs)
         if on_progress is not None:
             on_progress(done, len(runs))
@@ -158,7 +176,9 @@ def score_runs(
 class _QrelsSource:
     """The qrels for each run: the given ones, else the year's (each file read once)."""
 
-    def __init__(self, qrels: str | Path | Qrels | None, year: Year | None, rootpath: str | Path | None, lenient: bool) -> None:
+    def __init__(
+        self, qrels: str | Path | Qrels | None, year: Year | None, rootpath: str | Path | None, lenient: bool
+    ) -> None:
         self.year = year
         self.rootpath = rootpath
         self.lenient = lenient

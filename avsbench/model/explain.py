@@ -79,8 +79,15 @@ def _topic_text_inputs(
 
 @torch.no_grad()
 def explain_topic(
-    loaded: LoadedModel, year: str | int, topic: int | str, *, top: int = 10, rootpath: str | Path | None = None,
-    chunk_size: int = 8192, clip_text: str = "auto", clip_truncation: str = "reference",
+    loaded: LoadedModel,
+    year: str | int,
+    topic: int | str,
+    *,
+    top: int = 10,
+    rootpath: str | Path | None = None,
+    chunk_size: int = 8192,
+    clip_text: str = "auto",
+    clip_truncation: str = "reference",
 ) -> TopicExplanation:
     """Explain the ranking of ``topic`` of ``year`` on that year's collection under ``rootpath``.
 
@@ -93,7 +100,9 @@ def explain_topic(
     topics: list[Topic] = list(collection.topics(year_info))
     numbers = [t.number for t in topics]
     if topic not in numbers:
-        raise UnknownIdError(f"topic {topic} is not a topic of {year_info.edition}", expected=f"{min(numbers)}..{max(numbers)}")
+        raise UnknownIdError(
+            f"topic {topic} is not a topic of {year_info.edition}", expected=f"{min(numbers)}..{max(numbers)}"
+        )
     model = loaded.model
     device = model.device
     text_inputs = _topic_text_inputs(loaded, collection, topics, clip_text, clip_truncation)
@@ -102,7 +111,9 @@ def explain_topic(
     query_emb = text_emb[row : row + 1]
 
     sources = {
-        s.name: collection.frame_feature(s.name, max_frame=loaded.config.max_frames) if s.kind == "frame" else collection.feature(s.name)
+        s.name: collection.frame_feature(s.name, max_frame=loaded.config.max_frames)
+        if s.kind == "frame"
+        else collection.feature(s.name)
         for s in loaded.config.video_features
     }
     shots = collection.searchable_shots
@@ -122,14 +133,19 @@ def explain_topic(
         best_ids = [merged_ids[i] for i in keep]
     heads = loaded.config.heads
     top_inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, best_ids, sources).items()}
-    _, top_att = model.encode_videos(top_inputs, return_attention=True) if best_ids else (None, torch.empty(0, heads, 0))
+    _, top_att = (
+        model.encode_videos(top_inputs, return_attention=True) if best_ids else (None, torch.empty(0, heads, 0))
+    )
     return TopicExplanation(
         topic=topic,
         query=topics[row].text,
         text_features=[s.name for s in loaded.config.text_features],
         video_features=[s.name for s in loaded.config.video_features],
         text_weights=text_att[row].float().cpu().numpy(),
-        shots=[ShotExplanation(s, float(v), top_att[i].float().cpu().numpy()) for i, (s, v) in enumerate(zip(best_ids, best_scores))],
+        shots=[
+            ShotExplanation(s, float(v), top_att[i].float().cpu().numpy())
+            for i, (s, v) in enumerate(zip(best_ids, best_scores))
+        ],
         average_video_weights=(weight_sum / max(len(shots) * heads, 1)).numpy(),
         average_text_weights=text_att.float().mean(dim=(0, 1)).cpu().numpy(),
         n_shots_scanned=len(shots),

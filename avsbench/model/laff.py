@@ -130,7 +130,10 @@ def _input_of(inputs: Mapping[str, Tensor], spec: FeatureSpec) -> tuple[str, Ten
     for key in spec.input_keys():
         if key in inputs:
             return key, inputs[key]
-    raise InputFormatError(f"no input for feature {spec.name!r}", expected="a tensor under key " + " or ".join(repr(k) for k in spec.input_keys()))
+    raise InputFormatError(
+        f"no input for feature {spec.name!r}",
+        expected="a tensor under key " + " or ".join(repr(k) for k in spec.input_keys()),
+    )
 
 
 class LaffModel(nn.Module):
@@ -143,7 +146,11 @@ class LaffModel(nn.Module):
         heads, common = config.heads, config.common_dim
         self.video_transforms = nn.ModuleList(FeatureTransform(s, common, heads) for s in config.video_features)
         self.frame_blocks = nn.ModuleDict(
-            {str(i): FrameLaff(s.dim, config.frame_mask) for i, s in enumerate(config.video_features) if s.kind == "frame"}
+            {
+                str(i): FrameLaff(s.dim, config.frame_mask)
+                for i, s in enumerate(config.video_features)
+                if s.kind == "frame"
+            }
         )
         self.video_fusion = MultiHeadFusion(heads, config.head_dim, config.fusion)
         gru_spec = config.text_feature_of_kind("gru")
@@ -162,12 +169,16 @@ class LaffModel(nn.Module):
 
     def _map(self, transforms: nn.ModuleList, vectors: list[Tensor]) -> list[Tensor]:
         """Each vector through its transform, viewed as (n, heads, head_dim)."""
-        return [transform(v).view(v.shape[0], self.config.heads, self.config.head_dim) for transform, v in zip(transforms, vectors)]
+        return [
+            transform(v).view(v.shape[0], self.config.heads, self.config.head_dim)
+            for transform, v in zip(transforms, vectors)
+        ]
 
     def _check_rows(self, name: str, tensor: Tensor, dim: int, ndim: int, rows: int | None) -> None:
         if tensor.ndim != ndim or tensor.shape[-1] != dim or (rows is not None and tensor.shape[0] != rows):
             raise InputFormatError(
-                f"input {name!r} has shape {tuple(tensor.shape)}", expected=f"{ndim}-d with last dim {dim}" + (f" and {rows} rows" if rows else "")
+                f"input {name!r} has shape {tuple(tensor.shape)}",
+                expected=f"{ndim}-d with last dim {dim}" + (f" and {rows} rows" if rows else ""),
             )
 
     def video_vectors(self, inputs: Mapping[str, Tensor]) -> tuple[list[Tensor], dict[str, Tensor]]:
@@ -197,7 +208,9 @@ class LaffModel(nn.Module):
     @overload
     def encode_videos(self, inputs: Mapping[str, Tensor], return_attention: Literal[True]) -> tuple[Tensor, Tensor]: ...
 
-    def encode_videos(self, inputs: Mapping[str, Tensor], return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def encode_videos(
+        self, inputs: Mapping[str, Tensor], return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Video embeddings (n, heads, head_dim), unit per head; with ``return_attention`` also (n, heads, k) weights.
 
         ``inputs[name]`` is (n, dim) for a video-level feature and (n, frames, dim) for a frame
@@ -236,7 +249,9 @@ class LaffModel(nn.Module):
     @overload
     def encode_texts(self, inputs: Mapping[str, Tensor], return_attention: Literal[True]) -> tuple[Tensor, Tensor]: ...
 
-    def encode_texts(self, inputs: Mapping[str, Tensor], return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def encode_texts(
+        self, inputs: Mapping[str, Tensor], return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Text embeddings (n, heads, head_dim), unit per head; with ``return_attention`` also (n, heads, k) weights.
 
         Keys: ``gru`` (token ids, with ``gru.lengths``), ``bow`` (counts), ``w2v`` (mean word
@@ -257,4 +272,3 @@ class LaffModel(nn.Module):
         t = text_emb.float() / (text_emb.float().norm(dim=-1, keepdim=True) + COSINE_EPS)
         v = video_emb.float() / (video_emb.float().norm(dim=-1, keepdim=True) + COSINE_EPS)
         return (t.reshape(t.shape[0], -1) @ v.reshape(v.shape[0], -1).T) / heads
-

@@ -26,7 +26,9 @@ from avsbench.errors import InputFormatError
 PROVENANCE_SUFFIX = ".provenance.json"
 
 
-def write_trec_run(path: str | Path, topics: Sequence[int], rankings: Sequence[tuple[Sequence[str], np.ndarray]], tag: str) -> Path:
+def write_trec_run(
+    path: str | Path, topics: Sequence[int], rankings: Sequence[tuple[Sequence[str], np.ndarray]], tag: str
+) -> Path:
     """Write one TREC run atomically: per topic (plain number) its shots (best first) and scores."""
     with atomic_write(path) as fh:
         for number, (shots, scores) in zip(topics, rankings):
@@ -63,13 +65,15 @@ def read_provenance(run_path: str | Path) -> dict | None:
     if not isinstance(run, dict) or "sha256" not in run or "size" not in run:
         raise InputFormatError(
             "provenance sidecar has no checksum of its run file (written by an older avsbench)",
-            path=path, expected="a sidecar written by this version of rank, or --elapsed-time SECONDS",
+            path=path,
+            expected="a sidecar written by this version of rank, or --elapsed-time SECONDS",
         )
     found = file_record(run_path)
     if found["size"] != run["size"] or found["sha256"] != run["sha256"]:
         raise InputFormatError(
             f"provenance sidecar does not describe {Path(run_path).name} (written for another version of it: "
             "a rank cut short, or the run changed since)",
-            path=path, expected="rank again, or give --elapsed-time SECONDS",
+            path=path,
+            expected="rank again, or give --elapsed-time SECONDS",
         )
     return data

@@ -87,8 +87,13 @@ class TopicEncoding:
 
 
 def encode_topics(
-    loaded: LoadedModel, collection: Collection, topic_sets: Sequence[TopicSet], device: torch.device, *,
-    clip_text: str = "auto", clip_truncation: str = "reference",
+    loaded: LoadedModel,
+    collection: Collection,
+    topic_sets: Sequence[TopicSet],
+    device: torch.device,
+    *,
+    clip_text: str = "auto",
+    clip_truncation: str = "reference",
 ) -> TopicEncoding:
     """Encode every topic of ``topic_sets``.
 
@@ -122,7 +127,9 @@ def topic_embeddings(
     return encode_topics(loaded, collection, topic_sets, device).embeddings
 
 
-def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]) -> tuple[list[FeatureSource], list[dict]]:
+def _video_sources(
+    loaded: LoadedModel, collection: Collection, shots: list[str]
+) -> tuple[list[FeatureSource], list[dict]]:
     sources: list[FeatureSource] = []
     described: list[dict] = []
     for spec in loaded.config.video_features:
@@ -132,7 +139,9 @@ def _video_sources(loaded: LoadedModel, collection: Collection, shots: list[str]
         else:
             bigfile = collection.feature(spec.name)
         if bigfile.dim != spec.dim:
-            raise InputFormatError(f"feature is {bigfile.dim}-d but the model expects {spec.dim}", path=bigfile.path / "shape.txt")
+            raise InputFormatError(
+                f"feature is {bigfile.dim}-d but the model expects {spec.dim}", path=bigfile.path / "shape.txt"
+            )
         if spec.kind == "frame":
             sources.append(FrameSource(spec.name, frames, shots, loaded.config.max_frames))
         else:
@@ -284,7 +293,15 @@ def _rank_collection(
             src.close()
     n_excluded = len(collection.shots) - len(shots)
     return _CollectionRanking(
-        collection, years, topic_sets, shots, n_excluded, features, outcome, cache, cache_source is not None,
+        collection,
+        years,
+        topic_sets,
+        shots,
+        n_excluded,
+        features,
+        outcome,
+        cache,
+        cache_source is not None,
         encoded.text_sources,
     )
 
@@ -323,7 +340,7 @@ def _provenance(
     return {
         "format": "avsbench-rank-provenance",
         "version": 1,
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run": {
             "file": run_path.name,
             "tag": ctx.tag,

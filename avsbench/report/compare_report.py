@@ -127,19 +127,25 @@ class ComparisonReport:
             counts = [f"{y} topics" for y in c.years] + ["topics"]
             frame[counts] = frame[counts].astype("Int64")
             levels = ", ".join(f"{k} = {v}" for k, v in CONFIDENCE_LEVELS.items())
-            notes.insert(0, f"Reference rows are published results ({levels}); they were scored by their authors, "
-                         "not here.")
+            notes.insert(
+                0, f"Reference rows are published results ({levels}); they were scored by their authors, not here."
+            )
         if len(c.years) > 1:
-            notes.append("'mean over years' is the mean of the per-year means over the years a run covers; each year "
-                         "is scored with its own qrels.")
+            notes.append(
+                "'mean over years' is the mean of the per-year means over the years a run covers; each year "
+                "is scored with its own qrels."
+            )
         else:
             frame = frame.drop(columns=[f"{c.years[0]} topics", "mean over years"])
         notes += [f"warning: {w}" for w in c.warnings]
         title = f"Mean {c.metric} per year"
         if c.synthetic_years:
             title += " (SYNTHETIC: " + ", ".join(c.synthetic_years) + ")"
-            notes.insert(0, "SYNTHETIC: " + ", ".join(c.synthetic_years) + " scored with the qrels of a generated demo "
-                         "collection; these numbers are not comparable to published TRECVID results.")
+            notes.insert(
+                0,
+                "SYNTHETIC: " + ", ".join(c.synthetic_years) + " scored with the qrels of a generated demo "
+                "collection; these numbers are not comparable to published TRECVID results.",
+            )
         return ReportTable.from_frame(title, frame, formats, notes)
 
     def _significance_table(self) -> ReportTable:
@@ -148,12 +154,18 @@ class ComparisonReport:
         confidence = float(cast(float, c.settings["confidence"]))
         alpha = round(1 - confidence, 10)
         level = f"{100 * confidence:g}"
-        frame = pd.DataFrame({
-            "scope": s["scope"], "run": s["run"], "topics": s["topics"], "mean Δ": s["mean Δ"],
-            f"{level}% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(s["ci low"], s["ci high"])],
-            "p": s["p"], "p (Holm)": s["p (Holm)"],
-            "": ["*" if p <= alpha else "" for p in s["p (Holm)"]],
-        })
+        frame = pd.DataFrame(
+            {
+                "scope": s["scope"],
+                "run": s["run"],
+                "topics": s["topics"],
+                "mean Δ": s["mean Δ"],
+                f"{level}% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(s["ci low"], s["ci high"])],
+                "p": s["p"],
+                "p (Holm)": s["p (Holm)"],
+                "": ["*" if p <= alpha else "" for p in s["p (Holm)"]],
+            }
+        )
         permutations = c.settings["permutations"]
         notes = [
             f"Paired randomization test (sign flips, {permutations} permutations or exact enumeration, seed "

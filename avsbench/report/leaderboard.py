@@ -13,9 +13,7 @@ from avsbench.report.formats import RenderOptions
 from avsbench.report.tables import ReportTable, latex_tables, markdown_tables, tables_text
 
 
-def leaderboard_table(
-    entries: Sequence[LeaderboardEntry], title: str = "Published TRECVID AVS results"
-) -> ReportTable:
+def leaderboard_table(entries: Sequence[LeaderboardEntry], title: str = "Published TRECVID AVS results") -> ReportTable:
     """The leaderboard entries as a table; sources become numbered notes."""
     sources: list[str] = []
     rows = []

@@ -119,9 +119,7 @@ def _render_delimited(scored: Sequence[ScoredRun], options: RenderOptions, delim
         if options.per_topic:
             for topic_id, t in r.per_topic.items():
                 values = pick_measures(t.measures(), measure_names).values()
-                writer.writerow(
-                    [s.name, year, s.qrels_path, topic_id, topic_text(topic_id), *values, "", "", t.in_run]
-                )
+                writer.writerow([s.name, year, s.qrels_path, topic_id, topic_text(topic_id), *values, "", "", t.in_run])
     return buf.getvalue()
 
 

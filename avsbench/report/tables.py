@@ -78,7 +78,11 @@ class ReportTable:
 
     @classmethod
     def from_frame(
-        cls, title: str, frame: pd.DataFrame, formats: Mapping[str, str] | None = None, notes: Sequence[str] = (),
+        cls,
+        title: str,
+        frame: pd.DataFrame,
+        formats: Mapping[str, str] | None = None,
+        notes: Sequence[str] = (),
         **layout: Any,
     ) -> ReportTable:
         """A table of ``frame``'s rows; ``formats`` gives the number format of the numeric columns;
