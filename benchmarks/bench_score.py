@@ -1,7 +1,8 @@
 """Scorer speed and memory, every row of issue 12's table, measured side by side in one process.
 
 Rows (each command run as its own process, wall clock, minimum over ``--repeats``; peak memory is
-the child's own maximum RSS from ``wait4``):
+the child's own maximum RSS from ``wait4``; the package runs from compiled bytecode, as installed,
+even when ``PYTHONDONTWRITEBYTECODE`` is set: it is compiled first, into the ignored ``__pycache__``):
 
 1. one run, one process: ``avsbench score --format sample-eval --qrels Q RUN`` (the real 2021
    qrels and RUCMM run; qrels cache warm, as in a shell loop) against ``perl sample_eval.pl Q RUN``;
@@ -217,6 +218,8 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
     env = dict(os.environ, PYTHONPATH=str(REPO), AVSBENCH_CACHE=str(scratch / "cache"), OMP_NUM_THREADS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # run as an installed package does, from compiled bytecode
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "avsbench")], env=env, check=True)
     baseline = Baseline(args.perl_script, scratch)
     print(f"baseline: {baseline.name}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs; min of {args.repeats}")
     try:
