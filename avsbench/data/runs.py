@@ -86,7 +86,7 @@ def order_rows(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, limit
 
 def distinct_shot_count(lines: TopicLines) -> int:
     """Distinct shots listed for a topic (shots dropped while reading with ``keep_best`` included)."""
-    return len(last_lines(lines.shot_ids, lines.shot_keys)) + lines.dropped_shots
+    return len(lines.distinct_rows()) + lines.dropped_shots
 
 
 def last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
@@ -122,6 +122,8 @@ class TopicLines:
         self.rank_values: np.ndarray | None = None  # the rank column (NaN where not a number); None: no rank column
         self.dropped_shots = 0  # shots dropped while reading as beyond the best kept_best (see RunFile.read)
         self.kept_best: int | None = None
+        self._distinct: np.ndarray | None = None
+        self._orders: dict[int | None, np.ndarray] = {}
 
     @classmethod
     def from_arrays(
@@ -147,6 +149,21 @@ class TopicLines:
             self._keys = bulktext.hash_keys(self.shot_ids)
         return self._keys
 
+    def distinct_rows(self) -> np.ndarray:
+        """Rows (ascending) of each distinct shot's last line (computed once; see :func:`last_lines`)."""
+        if self._distinct is None:
+            self._distinct = last_lines(self.shot_ids, self.shot_keys)
+        return self._distinct
+
+    def scorer_rows(self, limit: int | None = None) -> np.ndarray:
+        """:meth:`distinct_rows` in scorer order, the first ``limit`` of them (computed once per limit)."""
+        rows = self.distinct_rows()
+        if limit is not None and limit >= len(rows):
+            limit = None  # the same rows: share the work with the unlimited order
+        if limit not in self._orders:
+            self._orders[limit] = order_rows(self.shot_ids, self.score_values, rows, limit)
+        return self._orders[limit]
+
     @property
     def shots(self) -> list[str]:
         return [s.decode("utf-8", "surrogateescape") for s in self.shot_ids.tolist()]
@@ -167,8 +184,8 @@ class TopicLines:
         """
         if self.rank_values is None or len(self.score_values) < 2:
             return None
-        rows = last_lines(self.shot_ids, self.shot_keys)
-        by_score = order_rows(self.shot_ids, self.score_values, rows)
+        rows = self.distinct_rows()
+        by_score = self.scorer_rows()
         ranks = self.rank_values[rows]
         if np.isnan(ranks).any():
             return None
@@ -184,7 +201,7 @@ class TopicLines:
 
     def ranked(self) -> list[tuple[str, float]]:
         """Distinct shots in scorer order (see :func:`ranked_shots`)."""
-        rows = rank_distinct_shots(self.shot_ids, self.score_values, self.shot_keys)
+        rows = self.scorer_rows()
         ids = self.shot_ids[rows].tolist()
         return [(s.decode("utf-8", "surrogateescape"), v) for s, v in zip(ids, self.score_values[rows].tolist())]
 
@@ -354,7 +371,7 @@ def format_score(score: float) -> str:
 
 
 class _TopicBest:
-    """A topic's lines while a run is read; with ``keep`` the lines that cannot reach its best ``keep`` shots are dropped.
+    """A topic's lines while a run is read, less (with ``keep``) those that cannot reach its best ``keep`` shots.
 
     Dropping is exact for a shot's last line. A kept shot given a lower score by a later line could
     let a dropped shot back in: the best dropped (score, id) is remembered, and the result is

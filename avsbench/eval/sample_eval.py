@@ -24,13 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from avsbench.data.qrels import Qrels, QrelsTopic, discount_table
-from avsbench.data.runs import (
-    RunFile,
-    TopicLines,
-    distinct_shot_count,
-    last_lines,
-    order_rows,
-)
+from avsbench.data.runs import RunFile, TopicLines, distinct_shot_count
 from avsbench.data.textrecords import topic_sort_key
 from avsbench.errors import ConfigError, EvaluationError
 
@@ -176,9 +170,8 @@ def evaluate_topic(
             f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}"
         )
     keys = lines.shot_keys
-    distinct = last_lines(lines.shot_ids, keys)
-    num_distinct = len(distinct) + lines.dropped_shots
-    rows = order_rows(lines.shot_ids, lines.score_values, distinct, max_results)
+    num_distinct = len(lines.distinct_rows()) + lines.dropped_shots
+    rows = lines.scorer_rows(max_results)
     shots = lines.shot_ids[rows]
     if len(shots) == 0:
         return _zero_topic(qt, cutoffs, in_run=True)
@@ -383,7 +376,8 @@ def _no_common_topic(qrels: Qrels, run: RunFile, foreign: tuple[str, ...]) -> Ev
         hint = '; the run uses plain topic numbers, the qrels "1" + number (e.g. 661 -> 1661)'
     return EvaluationError(
         f"none of the run's topics ({shown or 'none'}) is a topic of the qrels {qrels.path} "
-        f"({', '.join(qrels.topic_ids[:3])}, ...){hint}; nothing to average (sample_eval.pl dies dividing by zero here)",
+        f"({', '.join(qrels.topic_ids[:3])}, ...){hint}; "
+        "nothing to average (sample_eval.pl dies dividing by zero here)",
         path=run.path,
         expected='qrels-style topic ids ("1" + topic number, e.g. 1611) matching the qrels',
     )
