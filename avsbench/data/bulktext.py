@@ -262,15 +262,15 @@ def tokenize_strict(
 def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Token offsets of the common layout (fields separated by one space, lines by one newline), else None.
 
-    Then the separators are exactly the bytes up to 0x20, and every ``fields``-th one must be a newline.
+    Then the separators are exactly the bytes up to 0x20, each a space or a newline with a field byte
+    before it, and every ``fields``-th one must be a newline.
     """
-    if (
-        not data
-        or data[0] <= 0x20
-        or any(w in data for w in (b"\t", b"\r", b"\x0b", b"\x0c", b"  ", b" \n", b"\n ", b"\n\n"))
-    ):
+    if not data or data[0] <= 0x20:
         return None
     ends = np.flatnonzero(buf <= 0x20)
+    separators = buf[ends]
+    if not ((separators == 0x20) | (separators == 0x0A)).all() or (np.diff(ends) == 1).any():
+        return None  # a tab, CR, VT or FF, or two separators in a row
     unterminated = data[-1] != 0x0A
     if unterminated:
         ends = np.append(ends, len(data))  # the last line's end
