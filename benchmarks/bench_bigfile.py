@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         gb = bigfile.nbytes / 1e9
         chunk_rows = args.chunk_rows or bigfile.default_chunk_rows()
         print(
-            f"BigFile {nrows:,} x {args.dim} float32 = {gb:.2f} GB, written in {write_s:.1f} s ({gb / write_s:.2f} GB/s) under {workdir}"
+            f"BigFile {nrows:,} x {args.dim} float32 = {gb:.2f} GB, written in {write_s:.1f} s ({gb / write_s:.2f} "
+            f"GB/s) under {workdir}"
         )
 
         all_rows = np.arange(nrows)
@@ -142,13 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         assert np.array_equal(np.frombuffer(last_row, dtype="<f4"), gathered[-1])
         gathered_gb = gathered.nbytes / 1e9
         print(
-            f"warm random gather of {len(ids):,} ids: BigFile.read {gathered_gb / gather_s:6.2f} GB/s ({gather_s:.3f} s), "
-            f"naive per-id {gathered_gb / naive_gather_s:6.3f} GB/s ({naive_gather_s:.3f} s), ratio {naive_gather_s / gather_s:6.1f}x"
+            f"warm random gather of {len(ids):,} ids: BigFile.read {gathered_gb / gather_s:6.2f} GB/s ({gather_s:.3f} "
+            f"s), "
+            f"naive per-id {gathered_gb / naive_gather_s:6.3f} GB/s ({naive_gather_s:.3f} s), ratio "
+            f"{naive_gather_s / gather_s:6.1f}x"
         )
         print(f"cpu count {os.cpu_count()}, numpy {np.__version__}, python {sys.version.split()[0]}")
         print(
             "reproduce: .venv/bin/python benchmarks/bench_bigfile.py "
-            f"--size-gb {args.size_gb:g} --dim {args.dim} --chunk-rows {chunk_rows} --random-ids {args.random_ids} --repeats {args.repeats}"
+            f"--size-gb {args.size_gb:g} --dim {args.dim} --chunk-rows {chunk_rows} --random-ids {args.random_ids} "
+            f"--repeats {args.repeats}"
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

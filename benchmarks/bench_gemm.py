@@ -59,7 +59,8 @@ def main() -> None:
             "int8 dynamic Linear": rate(lambda: quantized(x), 2 * rows * k * n),
         }
     print(
-        f"CPU threads {args.threads}; AMX/AVX512-BF16 units: {cpu_has_fast_bf16()}; GEMM {rows}x{k} @ {k}x{n} (bf16 with {bf_rows} rows)"
+        f"CPU threads {args.threads}; AMX/AVX512-BF16 units: {cpu_has_fast_bf16()}; GEMM {rows}x{k} @ {k}x{n} (bf16 "
+        f"with {bf_rows} rows)"
     )
     print(f"{'precision':<22} {'GFLOP/s':>9} {'shots/s bound (GEMMs only)':>28}")
     for name, r in rates.items():

@@ -237,7 +237,7 @@ def run_floor(root: Path, device: str, precision: str) -> dict:
             if copied[i % 2] is not None:
                 copied[i % 2].synchronize()  # the copy out of this buffer two chunks ago is done
             jobs = [(m, buf, p, min(p + part, b)) for m, buf in zip(maps, bufs) for p in range(a, b, part)]
-            list(pool.map(lambda j: np.copyto(j[1][j[2] - a : j[3] - a].numpy(), j[0][j[2] : j[3]]), jobs))
+            list(pool.map(lambda j, a=a: np.copyto(j[1][j[2] - a : j[3] - a].numpy(), j[0][j[2] : j[3]]), jobs))
             inputs = {name: buf[: b - a].to(device, non_blocking=True) for buf, (name, _) in zip(bufs, FEATURES)}
             copied[i % 2] = torch.cuda.Event()
             copied[i % 2].record()
@@ -354,8 +354,10 @@ def main() -> None:
         default = "ours-fp32,ours-int8,baseline" + (",ours-bf16" if cpu_has_fast_bf16() else "")
     variants = (args.variants or default).split(",")
     print(
-        f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} GB{' (sparse, all zero)' if args.sparse else ''} "
-        f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, torch threads {args.threads or 'default'}"
+        f"collection: {args.shots:,} shots, features {[d for _, d in FEATURES]}, {size_gb:.1f} "
+        f"GB{' (sparse, all zero)' if args.sparse else ''} "
+        f"(generated/checked in {gen_s:.0f} s); model {args.common_dim}/8 heads, 30 topics; device {args.device}, "
+        f"torch threads {args.threads or 'default'}"
     )
     results: dict[str, dict] = {}
     for _ in range(args.repeat):  # interleaved; the fastest of the repeats counts (shared, noisy machines)
@@ -382,20 +384,23 @@ def main() -> None:
             a = Path(results["ours-fp32"]["run"]).read_bytes()
             b = Path(r["run"]).read_bytes()
             print(
-                f"{p} run identical to fp32 run: {a.replace(b'ours-fp32', b'TAG') == b.replace(f'ours-{p}'.encode(), b'TAG')}"
+                f"{p} run identical to fp32 run: "
+                f"{a.replace(b'ours-fp32', b'TAG') == b.replace(f'ours-{p}'.encode(), b'TAG')}"
             )
     if "ours-fp32" in results and "baseline" in results and not args.sparse:  # all-zero features: every score ties
         ours = [line.split()[2] for line in Path(results["ours-fp32"]["run"]).read_text().splitlines()]
         theirs = [line.split()[2] for line in Path(results["baseline"]["run"]).read_text().splitlines()]
         print(
-            f"shots in the same positions as the baseline's run: {sum(x == y for x, y in zip(ours, theirs)) / max(len(theirs), 1):.4f}"
+            f"shots in the same positions as the baseline's run: "
+            f"{sum(x == y for x, y in zip(ours, theirs)) / max(len(theirs), 1):.4f}"
         )
     floors = {v: r for v, r in results.items() if v.startswith("floor")}
     for v, r in floors.items():
         ours = results.get("ours-" + v.split("-")[1])
         if ours:
             print(
-                f"{v}: {r['wall_s']:.2f} s; ours-{v.split('-')[1]} engine {ours['engine_s']:.2f} s = {ours['engine_s'] / r['wall_s']:.2f}x the floor"
+                f"{v}: {r['wall_s']:.2f} s; ours-{v.split('-')[1]} engine {ours['engine_s']:.2f} s = "
+                f"{ours['engine_s'] / r['wall_s']:.2f}x the floor"
             )
     print(
         "reproduce: "

@@ -233,14 +233,17 @@ def main() -> None:
     ours_cps, base_cps = args.batch_size / ours_step, args.batch_size / baseline_step_s
     print(
         f"device={device} threads={args.threads} captions={args.captions} videos={args.videos} batch={args.batch_size} "
-        f"common={args.common_dim}/{args.heads} heads, video {'/'.join(map(str, VIDEO_DIMS.values()))}, text bow{len(bow_words)}+w2v500+clip512"
+        f"common={args.common_dim}/{args.heads} heads, video {'/'.join(map(str, VIDEO_DIMS.values()))}, text "
+        f"bow{len(bow_words)}+w2v500+clip512"
     )
     print(
-        f"text featurization once for all {args.captions} captions: {featurize_seconds:.1f} s ({args.captions / featurize_seconds:,.0f} captions/s)"
+        f"text featurization once for all {args.captions} captions: {featurize_seconds:.1f} s "
+        f"({args.captions / featurize_seconds:,.0f} captions/s)"
     )
     print(f"training  ours:     {ours_step * 1000:8.1f} ms/step  {ours_cps:10,.0f} captions/s")
     print(
-        f"training  baseline: {baseline_step_s * 1000:8.1f} ms/step  {base_cps:10,.0f} captions/s   (per-step Python text features + per-head loop)"
+        f"training  baseline: {baseline_step_s * 1000:8.1f} ms/step  {base_cps:10,.0f} captions/s   (per-step Python "
+        f"text features + per-head loop)"
     )
     print(f"training  ratio ours/baseline: {ours_cps / base_cps:.2f}x")
     print(f"encode    ours:     {ours_enc:10,.0f} shots/s")

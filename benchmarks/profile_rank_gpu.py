@@ -41,7 +41,8 @@ def main() -> None:
         read = time.perf_counter() - t
         reader.close()
         print(
-            f"reader chunk={chunk_rows} threads={threads} slots={slots}: pinned alloc {alloc:.2f} s, read all {read:.2f} s ({28.8 / read:.1f} GB/s)",
+            f"reader chunk={chunk_rows} threads={threads} slots={slots}: pinned alloc {alloc:.2f} s, read all "
+            f"{read:.2f} s ({28.8 / read:.1f} GB/s)",
             flush=True,
         )
     names = [s.name for s in sources]

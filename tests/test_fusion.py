@@ -223,7 +223,7 @@ def test_fuse_tag_is_cleaned_like_rank_run_ids(tmp_path: Path, tag: str) -> None
 
 
 def test_fuse_refuses_to_overwrite_one_of_its_inputs(tmp_path: Path) -> None:
-    """--out naming an input (directly, through '..', or a hard link) is refused; the input is untouched (issue 11, item 3)."""
+    """--out naming an input (directly, through '..', or a hard link) is refused, the input untouched (issue 11.3)."""
     a, b = bundled_runs()
     mine = tmp_path / "mine.txt"
     mine.write_bytes(Path(a).read_bytes())

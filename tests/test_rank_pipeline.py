@@ -115,7 +115,7 @@ def test_rank_several_years_in_one_pass(demo, tmp_path):
         assert len(side["model"]["sha256"]) == 64 and side["software"]["avsbench"] and side["wall_time_s"] > 0
     # the scorer sees exactly our order: re-sorting by score changes nothing
     run = RunFile.read(out / "my_run.tv19.txt")
-    for topic, lines in run.topics.items():
+    for lines in run.topics.values():
         assert [s for s, _ in lines.ranked()] == lines.shots
 
 

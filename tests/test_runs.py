@@ -120,21 +120,25 @@ def test_write_refuses_non_finite_scores_and_leaves_the_old_file(tmp_path):
 
 def xml(topics: str, runs: int = 1) -> bytes:
     body = "".join(
-        f'<videoAdhocSearchRunResult trType="D" class="F" pid="TEAM" priority="{p}" desc="d">{topics}</videoAdhocSearchRunResult>'
+        f'<videoAdhocSearchRunResult trType="D" class="F" pid="TEAM" priority="{p}" '
+        f'desc="d">{topics}</videoAdhocSearchRunResult>'
         for p in range(1, runs + 1)
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<!DOCTYPE videoAdhocSearchResults SYSTEM "https://www-nlpir.nist.gov/projects/tv2019/dtds/videoAdhocSearchResults.dtd">\n'
+        "<!DOCTYPE videoAdhocSearchResults SYSTEM "
+        '"https://www-nlpir.nist.gov/projects/tv2019/dtds/videoAdhocSearchResults.dtd">\n'
         f"<videoAdhocSearchResults>\n{body}\n</videoAdhocSearchResults>\n"
     ).encode()
 
 
 TOPICS = (
     '<videoAdhocSearchTopicResult tNum="611" elapsedTime="3">'
-    '<item seqNum="2" shotId="shot00002_1"/><item seqNum="1" shotId="shot00001_1"/><item seqNum="10" shotId="shot00010_1"/>'
+    '<item seqNum="2" shotId="shot00002_1"/><item seqNum="1" shotId="shot00001_1"/><item seqNum="10" '
+    'shotId="shot00010_1"/>'
     "</videoAdhocSearchTopicResult>\n"
-    '<videoAdhocSearchTopicResult tNum="0612" elapsedTime="3"><item seqNum="1" shotId="shot00003_1"/></videoAdhocSearchTopicResult>'
+    '<videoAdhocSearchTopicResult tNum="0612" elapsedTime="3"><item seqNum="1" '
+    'shotId="shot00003_1"/></videoAdhocSearchTopicResult>'
     '<videoAdhocSearchTopicResult tNum="613" elapsedTime="3"></videoAdhocSearchTopicResult>'
 )
 

@@ -162,7 +162,11 @@ def test_measures_and_json_dict_carry_full_precision():
 
 def test_xml_run_scores_like_its_trec_lines():
     items = "".join(f'<item seqNum="{i}" shotId="{s}"/>' for i, s in enumerate("xaec", 1))
-    xml = f'<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T"><videoAdhocSearchTopicResult tNum="7" elapsedTime="1">{items}</videoAdhocSearchTopicResult></videoAdhocSearchRunResult></videoAdhocSearchResults>'
+    xml = (
+        '<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T">'
+        f'<videoAdhocSearchTopicResult tNum="7" elapsedTime="1">{items}</videoAdhocSearchTopicResult>'
+        "</videoAdhocSearchRunResult></videoAdhocSearchResults>"
+    )
     qrels = (GOLDEN / "qrels" / "toy.qrels").read_text().replace("7 0", "17 0")
     run = RunFile.from_bytes(xml.encode(), "run.xml")[0]
     trec = RunFile.from_bytes(TOY_RUN.replace("7 Q0", "17 Q0").encode())[0]

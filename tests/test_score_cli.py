@@ -158,7 +158,8 @@ def test_xml_runs_are_scored(tmp_path):
     items = "".join(f'<item seqNum="{i}" shotId="{line.split()[2]}"/>' for i, line in enumerate(lines, 1) if line)
     path = tmp_path / "toy.xml"
     path.write_text(
-        f'<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T"><videoAdhocSearchTopicResult tNum="7" elapsedTime="1">{items}</videoAdhocSearchTopicResult></videoAdhocSearchRunResult></videoAdhocSearchResults>'
+        f'<videoAdhocSearchResults><videoAdhocSearchRunResult pid="T"><videoAdhocSearchTopicResult tNum="7" '
+        f'elapsedTime="1">{items}</videoAdhocSearchTopicResult></videoAdhocSearchRunResult></videoAdhocSearchResults>'
     )
     qrels = tmp_path / "toy.qrels"
     qrels.write_text((GOLDEN / "qrels" / "toy.qrels").read_text().replace("7 0", "17 0"))

@@ -1,4 +1,4 @@
-"""Topic ids typed by users: 611 and its run/qrels id 1611 (what `score` prints) name the same topic (issue 11, item 16)."""
+"""Topic ids typed by users: 611 and its run/qrels id 1611 (what `score` prints) are one topic (issue 11.16)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ def render_summary(summary: CollectionSummary) -> list[str]:
         lo, med, hi = q.estimated_relevant
         lines.append(f"qrels {q.edition}: {q.path}")
         lines.append(
-            f"  {q.topics} topics, pool {q.pool_size_mean:,.0f} shots/topic, estimated relevant/topic min {lo:.0f} median {med:.0f} max {hi:.0f}"
+            f"  {q.topics} topics, pool {q.pool_size_mean:,.0f} shots/topic, estimated relevant/topic min {lo:.0f} "
+            f"median {med:.0f} max {hi:.0f}"
         )
         truth = manifest_stats.get(q.edition)
         if truth:
@@ -65,7 +66,8 @@ def render_summary(summary: CollectionSummary) -> list[str]:
         for stratum, pooled, sampled, relevant in q.strata:
             fraction = sampled / pooled if pooled else 0.0
             lines.append(
-                f"  stratum {stratum}: {pooled:,} pooled, {sampled:,} sampled ({fraction:.0%}), {relevant:,} judged relevant"
+                f"  stratum {stratum}: {pooled:,} pooled, {sampled:,} sampled ({fraction:.0%}), {relevant:,} judged "
+                f"relevant"
             )
     if not summary.qrels and summary.topic_files:
         lines.append("qrels: none found (TextData/avs.qrels.<edition>)")

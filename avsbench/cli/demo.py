@@ -88,7 +88,8 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     print_tables(score_tables(report.real_scores), console=console)
     t = report.timings
     console.print(
-        f"done in {t['total']:.0f} s (generate {t['generate']:.0f} s, train {t['train']:.0f} s, rank {t['rank']:.0f} s, score {t['score']:.0f} s)"
+        f"done in {t['total']:.0f} s (generate {t['generate']:.0f} s, train {t['train']:.0f} s, rank {t['rank']:.0f} "
+        f"s, score {t['score']:.0f} s)"
     )
     if report.xml_problems or not report.trec_vs_xml_identical:
         sys.exit(1)

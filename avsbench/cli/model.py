@@ -101,7 +101,8 @@ def info(model_dir: Path, as_json: bool) -> None:
             table.add_row(*(str(spec[c]) for c in ("name", "kind", "dim", "transform", "batch_norm")))
         console.print(table)
     console.print(
-        f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word vectors: {summary['w2v']}"
+        f"bow vocabulary: {summary['bow_vocab_size']} words; GRU vocabulary: {summary['gru_vocab_size']}; word "
+        f"vectors: {summary['w2v']}"
     )
     clip = summary.get("clip_text")
     if clip:

@@ -42,7 +42,8 @@ from avsbench.progress import progress_bars
     type=click.Choice(["auto", "fp32", "bf16", "int8"]),
     default="auto",
     show_default=True,
-    help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal fp32's. "
+    help="bf16 / int8 (CPU): a bf16 or int8 first pass, then the best candidates re-scored in fp32, so the runs equal "
+    "fp32's. "
     "auto: on a CPU bf16 with AMX, else int8; fp32 on a GPU (I/O-bound there).",
 )
 @click.option(
@@ -101,7 +102,8 @@ def rank(
     )
     if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
         click.echo(
-            "note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto is faster)",
+            "note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto "
+            "is faster)",
             err=True,
         )
     with clip_warnings_as_lines(), progress_bars(unit="shots", transient=False) as progress:
@@ -130,11 +132,13 @@ def rank(
         )
         if outcome.precision in ("bf16", "int8"):
             click.echo(
-                f"  {outcome.precision}: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score error {outcome.max_screen_error:.2e})"
+                f"  {outcome.precision}: {outcome.rescored_shots:,} candidate shots re-scored in fp32 (max score "
+                f"error {outcome.max_screen_error:.2e})"
             )
             if outcome.uncertified_topics:
                 click.echo(
-                    f"  note: {len(outcome.uncertified_topics)} topic(s) could not be certified from the {outcome.precision} candidates and were "
+                    f"  note: {len(outcome.uncertified_topics)} topic(s) could not be certified from the "
+                    f"{outcome.precision} candidates and were "
                     "ranked again in fp32 (a larger --rescore-margin avoids the extra pass)",
                     err=True,
                 )

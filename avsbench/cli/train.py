@@ -103,9 +103,8 @@ def train(
         )
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.best_metrics.items())
     click.echo(
-        f"trained in {result.seconds:.1f}s ({result.captions_per_second:,.0f} captions/s); best epoch {result.best_epoch}"
-        + (f": {metrics}" if metrics else "")
-        + f"; model in {out_dir}"
+        f"trained in {result.seconds:.1f}s ({result.captions_per_second:,.0f} captions/s); best epoch "
+        f"{result.best_epoch}" + (f": {metrics}" if metrics else "") + f"; model in {out_dir}"
     )
 
 

@@ -453,5 +453,5 @@ class BigFileWriter:
 
 
 def replace_dir(src: Path, dst: Path) -> None:
-    """Move folder ``src`` to ``dst`` as a unit, replacing an existing ``dst`` (see :func:`avsbench.data.atomic.swap_in`)."""
+    """Move folder ``src`` to ``dst`` as a unit, replacing ``dst`` (:func:`avsbench.data.atomic.swap_in`)."""
     swap_in(src, dst)

@@ -292,7 +292,7 @@ def _test_concepts(
 def _train_concepts(
     m: int, space: ConceptSpace, all_topic_concepts: list[np.ndarray], rng: np.random.Generator
 ) -> np.ndarray:
-    """Concept saliences (m, C) of training videos: a topic scene (40%) or 2-3 random topic concepts, plus background."""
+    """Concept saliences (m, C) of training videos: a topic scene (40%) or 2-3 random topic concepts + background."""
     matrix = np.zeros((m, len(space.concepts)), dtype=np.float32)
     scene = rng.random(m) < 0.4
     topic_pick = rng.integers(0, len(all_topic_concepts), m)
