@@ -109,3 +109,19 @@ def test_ci_runs_the_readme_test_command_first() -> None:
     commands = [line for line in ci.read_text().splitlines() if line and not line.startswith(setup)]
     assert commands[0] == block[1]
     assert "AVSBENCH_TEST_NO_TORCH=1" in ci.read_text() and "--no-isolation" in ci.read_text()
+
+
+def test_torch_floor_refuses_releases_affected_by_the_weights_only_bypass() -> None:
+    """Issue 11 item 13: torch older than 2.6 (CVE-2025-32434) is one clear error; the extra asks for >= 2.6."""
+    from avsbench.errors import MissingExtraError
+    from avsbench.extras import check_torch_floor, release_tuple
+
+    assert release_tuple("2.13.0+cpu") == (2, 13, 0) and release_tuple("2.6.0a0") == (2, 6, 0)
+    for old in ("2.5.1", "2.5.1+cu121", "1.13.1"):
+        with pytest.raises(MissingExtraError, match="CVE-2025-32434"):
+            check_torch_floor(old)
+    for new in ("2.6.0", "2.13.0+cpu", "3.0"):
+        check_torch_floor(new)
+    pyproject = REPO / "pyproject.toml"
+    if pyproject.is_file():  # the source tree (the installed wheel's tests have no pyproject)
+        assert '"torch>=2.6"' in pyproject.read_text()
