@@ -65,4 +65,7 @@ def require_extra(extra: str) -> None:
         if importlib.util.find_spec(module_name) is None:
             raise missing_extra_error(extra, module_name)
     if extra == "model":
-        check_torch_floor(importlib.metadata.version("torch"))
+        try:
+            check_torch_floor(importlib.metadata.version("torch"))
+        except importlib.metadata.PackageNotFoundError:  # a source build without metadata: nothing to check
+            pass
