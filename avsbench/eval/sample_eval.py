@@ -35,9 +35,22 @@ if TYPE_CHECKING:
 
 DEFAULT_CUTOFFS: tuple[int, ...] = (5, 10, 15, 20, 30, 100, 200, 500, 1000)
 DEFAULT_MAX_RESULTS = 1000
-RECALL_LEVELS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+RECALL_LEVELS: tuple[float, ...] = (
+    0.0,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+)
 REL_EPSILON = 0.00001  # added to the relevant count of a stratum
 SAMPLED_EPSILON = 0.00003  # added to the sampled count of a stratum
+TOPICS_PER_PASS = 64  # topics whose per-rank counters are computed together
 
 
 @dataclass(frozen=True)
@@ -165,26 +178,73 @@ def evaluate_topic(
     cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
 ) -> TopicResult:
     """Score one topic's run lines against its qrels exactly as sample_eval.pl does."""
+    return _evaluate_topics([(qt, lines)], max_results, tuple(cutoffs))[0]
+
+
+def _evaluate_topics(
+    pairs: Sequence[tuple[QrelsTopic, TopicLines]],
+    max_results: int,
+    cutoffs: tuple[int, ...],
+) -> list[TopicResult]:
+    """:func:`evaluate_topic` for each (qrels topic, run lines), the per-rank counters of all topics in one pass."""
+    ranked = [_ranked_judgments(qt, lines, max_results) for qt, lines in pairs]
+    scored = [i for i, (stratum_of, _, _) in enumerate(ranked) if len(stratum_of)]
+    results = [_zero_topic(qt, cutoffs, in_run=True) for qt, _ in pairs]
+    for first in range(0, len(scored), TOPICS_PER_PASS):  # batches bound the counters' memory
+        batch = scored[first : first + TOPICS_PER_PASS]
+        width = max(len(pairs[i][0].strata) for i in batch)
+        counters = _rank_counters([ranked[i][0] for i in batch], [ranked[i][1] for i in batch], width)
+        sum_prec, sum_gain = _relevant_sums(counters, max_results)
+        for n, i in enumerate(batch):
+            qt, lines = pairs[i]
+            sums = (sum_prec[n], sum_gain[n])
+            results[i] = _topic_result(qt, lines, counters, n, sums, ranked[i][2], max_results, cutoffs)
+    return results
+
+
+def _ranked_judgments(qt: QrelsTopic, lines: TopicLines, max_results: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Stratum index and judgment of the topic's ranked shots (the first ``max_results``), and its distinct shots."""
     if lines.kept_best is not None and max_results > lines.kept_best:
         raise ConfigError(
             f"the run was read keeping the best {lines.kept_best} shots per topic; cannot score {max_results}"
         )
-    keys = lines.shot_keys
-    num_distinct = len(lines.distinct_rows()) + lines.dropped_shots
     rows = lines.scorer_rows(max_results)
-    shots = lines.shot_ids[rows]
-    if len(shots) == 0:
-        return _zero_topic(qt, cutoffs, in_run=True)
-    stratum_of, gain = qt.lookup(shots, keys[rows])
-    counters = _rank_counters(stratum_of, gain, len(qt.strata))
-    sum_prec, sum_gain = _relevant_sums(counters, stratum_of, gain, max_results)
-    est_rel_ret = counters.est_rel_ret
+    num_distinct = len(lines.distinct_rows()) + lines.dropped_shots
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), num_distinct
+    stratum_of, gain = qt.lookup(lines.shot_ids[rows], lines.shot_keys[rows])
+    return stratum_of, gain, num_distinct
+
+
+def _topic_result(
+    qt: QrelsTopic,
+    lines: TopicLines,
+    counters: _Counters,
+    n: int,
+    sums: tuple[np.ndarray, np.ndarray],
+    num_distinct: int,
+    max_results: int,
+    cutoffs: tuple[int, ...],
+) -> TopicResult:
+    """The measures of the ``n``-th topic of ``counters`` (``sums``: its SAP and DCG sums per stratum)."""
+    start, end = int(counters.starts[n]), int(counters.ends[n])
+    est_rel_ret = counters.est_rel_ret[start:end]
     rr_final = float(est_rel_ret[-1])
-    k_max = len(shots)
+    k_max = end - start
+    strata = range(len(qt.strata))
+    sum_prec, sum_gain = sums[0].tolist(), sums[1].tolist()
+    last = end - 1
     return TopicResult(
         topic=qt.topic,
-        inf_ap=_inf_ap(qt, sum_prec, max_results),
-        inf_ndcg=_inf_ndcg(qt, counters, sum_gain, max_results),
+        inf_ap=_inf_ap(qt, [sum_prec[c] for c in strata], max_results),
+        inf_ndcg=_inf_ndcg(
+            qt,
+            int(counters.pool_seen[last]),
+            [int(counters.docs[c, last]) for c in strata],
+            [int(counters.samp[c, last]) for c in strata],
+            sum_gain,
+            max_results,
+        ),
         precision_at={c: (float(est_rel_ret[c - 1]) if c <= k_max else rr_final) / c for c in cutoffs},
         inum_rel_ret=rr_final,
         inum_rel=qt.estimated_relevant,
@@ -192,14 +252,24 @@ def evaluate_topic(
         num_ranked=k_max,
         num_distinct=num_distinct,
         iprec_at_recall=_interpolated_precision(
-            est_rel_ret, _rank_numbers(max_results)[:k_max], qt.estimated_relevant, rr_final
+            est_rel_ret,
+            _rank_numbers(max_results)[:k_max],
+            qt.estimated_relevant,
+            rr_final,
         ),
     )
 
 
 class _Counters(NamedTuple):
-    """Per-stratum counters after each rank (columns), strata in string order (rows); exact integers as floats."""
+    """Per-stratum counters after each rank (columns; the topics' rankings one after another), strata in
+    string order (rows, as many as the topic with most strata has); exact integers as floats."""
 
+    starts: np.ndarray  # each topic's first column
+    ends: np.ndarray  # each topic's end column (exclusive)
+    topic_of: np.ndarray  # each column's topic (position in starts)
+    ranks: np.ndarray  # each column's rank in its topic (1-based)
+    stratum_of: np.ndarray  # each column's stratum (-1: not in the pool)
+    gain: np.ndarray  # each column's judgment (0 outside the pool)
     in_stratum: np.ndarray  # rank's shot belongs to the stratum
     docs: np.ndarray  # pool shots seen
     samp: np.ndarray  # sampled shots seen
@@ -208,28 +278,60 @@ class _Counters(NamedTuple):
     est_rel_ret: np.ndarray  # RR_k: estimated relevant retrieved down to rank k
 
 
-def _rank_counters(stratum_of: np.ndarray, gain: np.ndarray, num_strata: int) -> _Counters:
-    in_stratum = stratum_of == np.arange(num_strata)[:, None]
-    flags = np.concatenate((in_stratum, in_stratum & (gain >= 0), in_stratum & (gain > 0)))
+def _rank_counters(strata: list[np.ndarray], gains: list[np.ndarray], width: int) -> _Counters:
+    """The counters of each topic's ranking (``strata``/``gains``: per topic, in rank order), restarted per topic."""
+    lengths = np.array([len(s) for s in strata], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    topic_of = np.repeat(np.arange(len(strata)), lengths)
+    ranks = np.arange(1, int(ends[-1]) + 1, dtype=np.int64) - np.repeat(starts, lengths)
+    stratum_of, gain = np.concatenate(strata), np.concatenate(gains)
+    in_stratum = stratum_of == np.arange(width)[:, None]
+    flags = np.concatenate(
+        (
+            in_stratum,
+            in_stratum & (gain >= 0),
+            in_stratum & (gain > 0),
+            [stratum_of >= 0],
+        )
+    )
     counts = np.cumsum(flags, axis=1, dtype=np.float64)
-    docs, samp, relr = counts[:num_strata], counts[num_strata : 2 * num_strata], counts[2 * num_strata :]
-    pool_seen = np.cumsum(stratum_of >= 0, dtype=np.float64)
+    before = np.zeros((len(flags), len(strata)))  # the counts of the earlier topics, taken off (exact integers)
+    before[:, 1:] = counts[:, starts[1:] - 1]
+    counts -= np.repeat(before, lengths, axis=1)
+    docs, samp, relr = (
+        counts[:width],
+        counts[width : 2 * width],
+        counts[2 * width : 3 * width],
+    )
     terms = docs * (relr + REL_EPSILON) / (samp + SAMPLED_EPSILON)
     est_rel_ret = terms[0]
-    for c in range(1, num_strata):  # summed over strata in order, as the script does
+    for c in range(1, width):  # summed over strata in order, as the script does (missing strata add 0.0)
         est_rel_ret = est_rel_ret + terms[c]
-    return _Counters(in_stratum, docs, samp, relr, pool_seen, est_rel_ret)
+    return _Counters(
+        starts,
+        ends,
+        topic_of,
+        ranks,
+        stratum_of,
+        gain,
+        in_stratum,
+        docs,
+        samp,
+        relr,
+        counts[3 * width],
+        est_rel_ret,
+    )
 
 
-def _relevant_sums(
-    counters: _Counters, stratum_of: np.ndarray, gain: np.ndarray, max_results: int
-) -> tuple[list[float], list[float]]:
-    """Per stratum: the sum of estimated precisions at its relevant ranks (SAP) and of their discounted gains."""
-    rel_pos = np.flatnonzero(gain > 0)
-    num_strata = counters.docs.shape[0]
+def _relevant_sums(counters: _Counters, max_results: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per topic and stratum (rows, columns): the sum of the estimated precisions at its relevant ranks (SAP) and
+    of their discounted gains."""
+    width, num_topics = counters.docs.shape[0], len(counters.starts)
+    rel_pos = np.flatnonzero(counters.gain > 0)
     if rel_pos.size == 0:
-        return [0.0] * num_strata, [0.0] * num_strata
-    rel_ranks = _rank_numbers(max_results)[rel_pos]
+        return np.zeros((num_topics, width)), np.zeros((num_topics, width))
+    rel_ranks = counters.ranks[rel_pos]
     own = counters.in_stratum[:, rel_pos]
     docs_above = counters.docs[:, rel_pos] - own  # counters of the ranks above each relevant rank
     pool_above = counters.pool_seen[rel_pos] - 1
@@ -238,17 +340,25 @@ def _relevant_sums(
     terms = (docs_above / pool_divisor) * relr_above / (counters.samp[:, rel_pos] - own + SAMPLED_EPSILON)
     terms = np.where((pool_above != 0) & (docs_above != 0), terms, 0.0)
     prec_above = terms[0]
-    for c in range(1, num_strata):
+    for c in range(1, width):
         prec_above = prec_above + terms[c]
     precision = 1 / rel_ranks + (pool_above / rel_ranks) * prec_above
-    dcg_gain = gain[rel_pos] / discount_table(max_results)[rel_ranks]
-    rel_strata = stratum_of[rel_pos]
-    sum_prec, sum_gain = [], []
-    for c in range(num_strata):  # cumsum adds in rank order, one term at a time, like the script
-        mine = rel_strata == c
-        sum_prec.append(float(np.cumsum(np.where(mine, precision, 0.0))[-1]))
-        sum_gain.append(float(np.cumsum(np.where(mine, dcg_gain, 0.0))[-1]))
-    return sum_prec, sum_gain
+    dcg_gain = counters.gain[rel_pos] / discount_table(max_results)[rel_ranks]
+    groups = counters.topic_of[rel_pos] * width + counters.stratum_of[rel_pos]
+    sums = _sequential_group_sums(groups, np.stack((precision, dcg_gain)), num_topics * width)
+    return sums[0].reshape(num_topics, width), sums[1].reshape(num_topics, width)
+
+
+def _sequential_group_sums(groups: np.ndarray, values: np.ndarray, num_groups: int) -> np.ndarray:
+    """Per group, the sum of its values (columns of ``values``) added one at a time in order, like the script."""
+    order = np.argsort(groups, kind="stable")
+    groups, values = groups[order], values[:, order]
+    sizes = np.bincount(groups, minlength=num_groups)
+    firsts = np.cumsum(sizes) - sizes
+    column = np.arange(len(groups)) - firsts[groups]
+    grid = np.zeros((len(values), num_groups, int(sizes.max())))  # a group's values along a row, then 0.0
+    grid[:, groups, column] = values
+    return np.cumsum(grid, axis=2)[:, :, -1]  # cumsum adds along the row one term at a time
 
 
 def _inf_ap(qt: QrelsTopic, sum_prec: list[float], max_results: int) -> float:
@@ -264,10 +374,14 @@ def _inf_ap(qt: QrelsTopic, sum_prec: list[float], max_results: int) -> float:
     return ap
 
 
-def _inf_ndcg(qt: QrelsTopic, counters: _Counters, sum_gain: list[float], max_results: int) -> float:
-    pool_final = int(counters.pool_seen[-1])
-    docs_final = [int(x) for x in counters.docs[:, -1].tolist()]
-    samp_final = [int(x) for x in counters.samp[:, -1].tolist()]
+def _inf_ndcg(
+    qt: QrelsTopic,
+    pool_final: int,
+    docs_final: list[int],
+    samp_final: list[int],
+    sum_gain: list[float],
+    max_results: int,
+) -> float:
     dcg = 0.0
     for c in range(len(docs_final)):
         if pool_final != 0 and samp_final[c] != 0:
@@ -308,7 +422,17 @@ def _interpolated_precision(
 def _zero_topic(qt: QrelsTopic, cutoffs: Sequence[int], in_run: bool) -> TopicResult:
     zeros = (0.0,) * len(RECALL_LEVELS)
     return TopicResult(
-        qt.topic, 0.0, 0.0, dict.fromkeys(cutoffs, 0.0), 0.0, qt.estimated_relevant, 0, 0, 0, zeros, in_run=in_run
+        qt.topic,
+        0.0,
+        0.0,
+        dict.fromkeys(cutoffs, 0.0),
+        0.0,
+        qt.estimated_relevant,
+        0,
+        0,
+        0,
+        zeros,
+        in_run=in_run,
     )
 
 
@@ -339,9 +463,8 @@ def evaluate(
     foreign = tuple(sorted((t for t in run_topics if t not in qrels.topics), key=topic_sort_key))
     in_run = set(run_topics)
     missing = tuple(t for t in qrels.topic_ids if t not in in_run)
-    per_topic = {
-        t: evaluate_topic(qrels.topics[t], run.topics[t], max_results=max_results, cutoffs=cutoffs) for t in scored
-    }
+    results = _evaluate_topics([(qrels.topics[t], run.topics[t]) for t in scored], max_results, cutoffs)
+    per_topic = dict(zip(scored, results))
     if missing_as_zero and missing:
         per_topic.update((t, _zero_topic(qrels.topics[t], cutoffs, in_run=False)) for t in missing)
         per_topic = {t: per_topic[t] for t in sorted(per_topic, key=topic_sort_key)}
