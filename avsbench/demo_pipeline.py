@@ -174,6 +174,30 @@ def _write_xml(report: DemoReport, laff: DemoModel) -> Path:
     return path
 
 
+def _generate_collection(rootpath: str | Path | None, evaluation: Year, size: DemoSize) -> Path:
+    """The root of the SYNTHETIC demo collection for ``evaluation``'s topics, generated if absent."""
+    root = ensure_demo(
+        rootpath,
+        collections=collections_for_years([evaluation.key]),
+        n_shots=size.n_shots,
+        n_train_videos=size.n_train_videos,
+        n_val_videos=size.n_val_videos,
+    )
+    return Path(root)
+
+
+def _score_synthetic(report: DemoReport, laff: DemoModel, xml_path: Path) -> None:
+    """Score every model's run and the LAFF XML against the SYNTHETIC qrels, and compare the runs with LAFF."""
+    from avsbench.report.compare_report import build_comparison_report
+
+    report.synthetic_scores = score_runs([m.ranked_run() for m in report.models], rootpath=report.root)
+    xml_scores = score_runs([xml_path], rootpath=report.root)
+    report.trec_vs_xml_identical = _same_numbers(report.synthetic_scores[0], xml_scores[0])
+    report.comparison = build_comparison_report(
+        [m.ranked_run() for m in report.models[1:]], baseline=laff.ranked_run(), rootpath=report.root
+    )
+
+
 def run_demo(
     year: str | int = 2019,
     *,
@@ -188,21 +212,13 @@ def run_demo(
     ``progress`` (see :mod:`avsbench.progress`) gets the bars of training and ranking; ``say`` one line per step.
     """
     from avsbench.model.train import DEMO_SETTINGS
-    from avsbench.report.compare_report import build_comparison_report
 
     evaluation = get_year(year)
     size = QUICK if quick else FULL
     out = Path(out_dir)
     t0 = time.perf_counter()
     say(f"generating the SYNTHETIC demo collection ({size.n_shots:,} shots) if absent")
-    root = ensure_demo(
-        rootpath,
-        collections=collections_for_years([evaluation.key]),
-        n_shots=size.n_shots,
-        n_train_videos=size.n_train_videos,
-        n_val_videos=size.n_val_videos,
-    )
-    report = DemoReport(Path(root), out, evaluation, size)
+    report = DemoReport(_generate_collection(rootpath, evaluation, size), out, evaluation, size)
     report.timings["generate"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -220,12 +236,7 @@ def run_demo(
 
     t = time.perf_counter()
     say("scoring the runs against the SYNTHETIC qrels")
-    report.synthetic_scores = score_runs([m.ranked_run() for m in report.models], rootpath=report.root)
-    xml_scores = score_runs([xml_path], rootpath=report.root)
-    report.trec_vs_xml_identical = _same_numbers(report.synthetic_scores[0], xml_scores[0])
-    report.comparison = build_comparison_report(
-        [m.ranked_run() for m in report.models[1:]], baseline=laff.ranked_run(), rootpath=report.root
-    )
+    _score_synthetic(report, laff, xml_path)
     report.timings["score"] = time.perf_counter() - t
 
     if importlib.util.find_spec("matplotlib") is not None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from avsbench.cli.options import rootpath_option
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from avsbench.demo_pipeline import DemoReport
 
 
 @click.command()
@@ -21,12 +27,9 @@ from avsbench.cli.options import rootpath_option
 def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     """Generate, train, rank, submit, score and compare on the SYNTHETIC demo collection."""
     from rich.console import Console
-    from rich.table import Table
 
-    from avsbench.demo_pipeline import VIDEO_FEATURES, run_demo
+    from avsbench.demo_pipeline import run_demo
     from avsbench.progress import progress_bars
-    from avsbench.report.score_output import score_tables
-    from avsbench.report.tables import print_tables
 
     console = Console()
     interactive = sys.stdout.isatty()
@@ -41,6 +44,17 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     console.print(
         f"root: {report.root}   year: {report.year.edition} (REAL topic texts, SYNTHETIC shots, features and qrels)"
     )
+    _print_validation(console, report)
+    _print_weights(console, report)
+    _print_synthetic_runs(console, report)
+    _print_real_runs(console, report)
+    if report.xml_problems or not report.trec_vs_xml_identical:
+        sys.exit(1)
+
+
+def _print_validation(console: Console, report: DemoReport) -> None:
+    """The validation table: each model's text-to-video retrieval metrics on demoval."""
+    from rich.table import Table
 
     val = Table(title="Validation on demoval (SYNTHETIC): text-to-video retrieval")
     for col in ("model", "R@1", "R@5", "R@10", "medr", "mir", "train s"):
@@ -58,6 +72,13 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
         )
     console.print(val)
 
+
+def _print_weights(console: Console, report: DemoReport) -> None:
+    """LAFF's learned feature weights and whether their order matches the known quality order."""
+    from rich.table import Table
+
+    from avsbench.demo_pipeline import VIDEO_FEATURES
+
     weights = Table(title="LAFF's learned video-feature weights (mean attention, SYNTHETIC)")
     weights.add_column("feature")
     weights.add_column("known quality rank", justify="right")
@@ -69,6 +90,9 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     verdict = "matches" if learned == list(VIDEO_FEATURES) else "does NOT match"
     console.print(f"learned order {' > '.join(learned)} {verdict} the known quality order")
 
+
+def _print_synthetic_runs(console: Console, report: DemoReport) -> None:
+    """The comparison of the runs on the SYNTHETIC qrels, the XML check and the plot's path."""
     console.print(f"\n[bold]Runs on the {report.year.edition} topics, scored against SYNTHETIC qrels[/]")
     if report.comparison is not None:
         report.comparison.print(per_topic=False, console=console)
@@ -84,6 +108,12 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
     if report.plot_path:
         console.print(f"plot: {report.plot_path}")
 
+
+def _print_real_runs(console: Console, report: DemoReport) -> None:
+    """The scores of the REAL 2021 runs and the time each step took."""
+    from avsbench.report.score_output import score_tables
+    from avsbench.report.tables import print_tables
+
     console.rule("[bold]REAL data[/]: the two public TRECVID 2021 runs against NIST's official 2021 qrels")
     print_tables(score_tables(report.real_scores), console=console)
     t = report.timings
@@ -91,5 +121,3 @@ def demo(year: str, quick: bool, rootpath: str | None, out_dir: str) -> None:
         f"done in {t['total']:.0f} s (generate {t['generate']:.0f} s, train {t['train']:.0f} s, rank {t['rank']:.0f} "
         f"s, score {t['score']:.0f} s)"
     )
-    if report.xml_problems or not report.trec_vs_xml_identical:
-        sys.exit(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from avsbench.cli.next_steps import check_ready_to_rank
@@ -9,6 +11,9 @@ from avsbench.cli.options import clip_text_options, clip_warnings_as_lines, root
 from avsbench.data.topics import parse_years
 from avsbench.extras import require_extra
 from avsbench.progress import progress_bars
+
+if TYPE_CHECKING:
+    from avsbench.ranking.pipeline import RankReport
 
 
 @click.command()
@@ -94,18 +99,13 @@ def rank(
     require_extra("model")
     check_ready_to_rank(model_dir, parse_years(years), rootpath, collection_name)
     from avsbench.ranking.pipeline import rank_years, select_years
-    from avsbench.ranking.precision import RankSettings, cpu_has_fast_bf16, resolve_device
+    from avsbench.ranking.precision import RankSettings
 
     chosen = select_years(parse_years(years), [g.strip() for g in topic_groups.split(",") if g.strip()])
     settings = RankSettings(
         top_k=top_k, precision=precision, device=device, batch_size=batch_size, rescore_margin=rescore_margin
     )
-    if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
-        click.echo(
-            "note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto "
-            "is faster)",
-            err=True,
-        )
+    _note_slow_bf16(precision, device)
     with clip_warnings_as_lines(), progress_bars(unit="shots", transient=False) as progress:
         report = rank_years(
             chosen,
@@ -121,6 +121,24 @@ def rank(
             clip_text=clip_text,
             clip_truncation=clip_truncation,
         )
+    _echo_outcomes(report)
+    _echo_runs(report, no_score)
+
+
+def _note_slow_bf16(precision: str, device: str) -> None:
+    """Warn when bf16 was asked for on a CPU without bf16 units."""
+    from avsbench.ranking.precision import cpu_has_fast_bf16, resolve_device
+
+    if precision == "bf16" and resolve_device(device).type == "cpu" and not cpu_has_fast_bf16():
+        click.echo(
+            "note: this CPU has no AMX/AVX512-BF16 units: bf16 GEMMs run several times slower than fp32 (int8 or auto "
+            "is faster)",
+            err=True,
+        )
+
+
+def _echo_outcomes(report: RankReport) -> None:
+    """One line per collection ranked: text sources, speed, device and precision, and re-scoring notes."""
     for name, outcome in report.outcomes.items():
         for source in report.text_sources.get(name, []):
             how = "online, " + source["truncation"] + " truncation" if source["source"] == "online" else source["path"]
@@ -142,6 +160,10 @@ def rank(
                     "ranked again in fp32 (a larger --rescore-margin avoids the extra pass)",
                     err=True,
                 )
+
+
+def _echo_runs(report: RankReport, no_score: bool) -> None:
+    """One line per run written, with its infAP when qrels were found and scoring was not turned off."""
     for run in report.runs:
         if no_score:
             measure = "not scored"

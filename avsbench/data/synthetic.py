@@ -527,6 +527,30 @@ def _qrels_for_topics(
     return [line for _, _, line in lines], stats
 
 
+def _write_topics_and_qrels(
+    path: Path,
+    years: list[Year],
+    topics: list[Topic],
+    ids: list[str],
+    relevant: list[set[int]],
+    pools: list[TopK],
+    rng: np.random.Generator,
+) -> dict:
+    """Copy each year's topic file and write its pooled, sampled qrels; return the qrels statistics per edition."""
+    editions: dict[str, dict] = {}
+    offset = 0
+    for year in years:
+        shutil.copyfile(bundled_topic_file(year.topic_file), path / "TextData" / year.topic_file)
+        year_topics = topics[offset : offset + len(year.topics())]
+        index = slice(offset, offset + len(year_topics))
+        lines, stats = _qrels_for_topics(year_topics, ids, relevant[index], pools, offset, rng)
+        with atomic_write(path / "TextData" / year.qrels_name) as fh:
+            fh.writelines(lines)
+        editions[year.edition] = stats
+        offset += len(year_topics)
+    return editions
+
+
 def _generate_test_collection(
     root: Path, name: str, years: list[Year], n_shots: int, space: ConceptSpace, seed: int, frame_features: bool
 ) -> dict:
@@ -577,17 +601,7 @@ def _generate_test_collection(
             space.text_vectors(topic_concepts, text_rng, 0.1),
         )
         qrels_rng = np.random.default_rng([seed, code, 2])
-        info["editions"] = {}
-        offset = 0
-        for year in years:
-            shutil.copyfile(bundled_topic_file(year.topic_file), build.path / "TextData" / year.topic_file)
-            year_topics = topics[offset : offset + len(year.topics())]
-            index = slice(offset, offset + len(year_topics))
-            lines, stats = _qrels_for_topics(year_topics, ids, relevant[index], pools, offset, qrels_rng)
-            with atomic_write(build.path / "TextData" / year.qrels_name) as fh:
-                fh.writelines(lines)
-            info["editions"][year.edition] = stats
-            offset += len(year_topics)
+        info["editions"] = _write_topics_and_qrels(build.path, years, topics, ids, relevant, pools, qrels_rng)
         _write_synthetic_readme(build.path, f"Synthetic {name} test collection in the real {name} shot-id style.", seed)
         build.commit()
     except BaseException:

@@ -77,6 +77,39 @@ def _topic_text_inputs(
     return loaded.text_pipeline.featurize(texts, ids, sources.precomputed, online=sources.online)
 
 
+def _video_sources(loaded: LoadedModel, collection: Collection) -> dict:
+    """The collection's reader of each video feature the model uses."""
+    return {
+        s.name: collection.frame_feature(s.name, max_frame=loaded.config.max_frames)
+        if s.kind == "frame"
+        else collection.feature(s.name)
+        for s in loaded.config.video_features
+    }
+
+
+def _scan_shots(
+    loaded: LoadedModel, sources: dict, shots: list[str], query_emb: Tensor, top: int, chunk_size: int
+) -> tuple[Tensor, list[str], Tensor]:
+    """The ``top`` best scores and shot ids for ``query_emb``, and the video attention summed over all ``shots``."""
+    model = loaded.model
+    device = model.device
+    best_scores = torch.empty(0)
+    best_ids: list[str] = []
+    weight_sum = torch.zeros(len(loaded.config.video_features), dtype=torch.float64)
+    for start in range(0, len(shots), chunk_size):
+        chunk = shots[start : start + chunk_size]
+        inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, chunk, sources).items()}
+        video_emb, video_att = model.encode_videos(inputs, return_attention=True)
+        weight_sum += video_att.double().sum(dim=(0, 1)).cpu()
+        scores = model.similarity(query_emb, video_emb)[0].cpu()
+        merged_scores = torch.cat([best_scores, scores])
+        merged_ids = best_ids + chunk
+        keep = sorted(range(len(merged_ids)), key=lambda i: (-float(merged_scores[i]), _desc(merged_ids[i])))[:top]
+        best_scores = merged_scores[keep]
+        best_ids = [merged_ids[i] for i in keep]
+    return best_scores, best_ids, weight_sum
+
+
 @torch.no_grad()
 def explain_topic(
     loaded: LoadedModel,
@@ -110,27 +143,9 @@ def explain_topic(
     row = numbers.index(topic)
     query_emb = text_emb[row : row + 1]
 
-    sources = {
-        s.name: collection.frame_feature(s.name, max_frame=loaded.config.max_frames)
-        if s.kind == "frame"
-        else collection.feature(s.name)
-        for s in loaded.config.video_features
-    }
+    sources = _video_sources(loaded, collection)
     shots = collection.searchable_shots
-    best_scores = torch.empty(0)
-    best_ids: list[str] = []
-    weight_sum = torch.zeros(len(loaded.config.video_features), dtype=torch.float64)
-    for start in range(0, len(shots), chunk_size):
-        chunk = shots[start : start + chunk_size]
-        inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, chunk, sources).items()}
-        video_emb, video_att = model.encode_videos(inputs, return_attention=True)
-        weight_sum += video_att.double().sum(dim=(0, 1)).cpu()
-        scores = model.similarity(query_emb, video_emb)[0].cpu()
-        merged_scores = torch.cat([best_scores, scores])
-        merged_ids = best_ids + chunk
-        keep = sorted(range(len(merged_ids)), key=lambda i: (-float(merged_scores[i]), _desc(merged_ids[i])))[:top]
-        best_scores = merged_scores[keep]
-        best_ids = [merged_ids[i] for i in keep]
+    best_scores, best_ids, weight_sum = _scan_shots(loaded, sources, shots, query_emb, top, chunk_size)
     heads = loaded.config.heads
     top_inputs = {k: v.to(device) for k, v in _shot_inputs(loaded, best_ids, sources).items()}
     _, top_att = (

@@ -24,7 +24,7 @@ from avsbench.data.topics import TopicSet, Year, get_year
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 from avsbench.model.checkpoint import WEIGHTS_FILE, LoadedModel, load_model
 from avsbench.model.clip_text_source import plan_text_sources
-from avsbench.ranking.cache import EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
+from avsbench.ranking.cache import CacheEntryWriter, EmbeddingCache, feature_fingerprint, sha256_file, sha256_lines
 from avsbench.ranking.engine import RankOutcome, rank_shots
 from avsbench.ranking.finite import check_text_embeddings, check_text_inputs, check_weights
 from avsbench.ranking.output import write_provenance, write_trec_run
@@ -242,6 +242,29 @@ def rank_years(
     return report
 
 
+def _open_embedding_cache(
+    ctx: _RankContext, cache_dir: str | Path | None, features: list[dict], shots: list[str], precision: str
+) -> tuple[EmbeddingCache | None, FeatureSource | None, CacheEntryWriter | None]:
+    """The embedding cache entry of this model, features, shots and precision: ``(cache, source, writer)``.
+
+    A complete entry is read through ``source``; otherwise ``writer`` fills it while ranking. All None without a cache.
+    """
+    if cache_dir is None:
+        return None, None, None
+    cache = EmbeddingCache(
+        cache_dir,
+        {
+            "model": ctx.model_hash["sha256"],
+            "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
+            "shots": sha256_lines(shots),
+            "precision": precision,
+        },
+    )
+    if cache.complete:
+        return cache, FeatureSource("embeddings", cache.open(), shots), None
+    return cache, None, cache.writer(shots, ctx.loaded.config.common_dim)
+
+
 def _rank_collection(
     ctx: _RankContext,
     collection: Collection,
@@ -260,22 +283,9 @@ def _rank_collection(
     text = encoded.embeddings
     plan = plan_ranking(ctx.settings, shots=len(shots), topics=text.shape[0])
     sources, features = _video_sources(loaded, collection, shots)
-    cache_source = writer = cache = None
+    cache_source = None
     try:
-        if cache_dir is not None:
-            cache = EmbeddingCache(
-                cache_dir,
-                {
-                    "model": ctx.model_hash["sha256"],
-                    "features": [{k: v for k, v in f.items() if k != "path"} for f in features],
-                    "shots": sha256_lines(shots),
-                    "precision": plan.precision,
-                },
-            )
-            if cache.complete:
-                cache_source = FeatureSource("embeddings", cache.open(), shots)
-            else:
-                writer = cache.writer(shots, loaded.config.common_dim)
+        cache, cache_source, writer = _open_embedding_cache(ctx, cache_dir, features, shots, plan.precision)
         callback = (
             progress(f"{collection.name}: {len(shots):,} shots x {text.shape[0]} topics", len(shots))
             if progress
