@@ -81,7 +81,15 @@ def order_rows(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, limit
         floor = np.partition(ranked_scores, len(rows) - limit)[len(rows) - limit]
         rows = rows[ranked_scores >= floor]
         ranked_scores = scores[rows]
-    return rows[np.lexsort((shot_ids[rows], ranked_scores))[::-1]][:limit]
+    return rows[np.lexsort((*_byte_order_words(shot_ids[rows]), ranked_scores))[::-1]][:limit]
+
+
+def _byte_order_words(ids: np.ndarray) -> list[np.ndarray]:
+    """Big-endian 8-byte words of ``S<n>`` ids (zero padded), last word first: as lexsort keys they order the ids
+    byte-wise, as comparing the ids does, but compare as integers (much faster than strings)."""
+    words = -(-ids.dtype.itemsize // 8)
+    matrix = np.ascontiguousarray(ids, dtype=f"S{words * 8}").view(">u8").reshape(len(ids), words)
+    return [matrix[:, j] for j in range(words - 1, -1, -1)]
 
 
 def distinct_shot_count(lines: TopicLines) -> int:
