@@ -269,7 +269,8 @@ def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.
         return None
     ends = np.flatnonzero(buf <= 0x20)
     separators = buf[ends]
-    if not ((separators == 0x20) | (separators == 0x0A)).all() or (np.diff(ends) == 1).any():
+    newlines = separators == 0x0A
+    if not ((separators == 0x20) | newlines).all() or (np.diff(ends) == 1).any():
         return None  # a tab, CR, VT or FF, or two separators in a row
     unterminated = data[-1] != 0x0A
     if unterminated:
@@ -278,7 +279,7 @@ def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.
         return None
     line_ends = ends[fields - 1 :: fields]
     inside = line_ends[:-1] if unterminated else line_ends
-    if not (buf[inside] == 0x0A).all() or data.count(b"\n") != len(inside):
+    if not (buf[inside] == 0x0A).all() or int(np.count_nonzero(newlines)) != len(inside):
         return None  # some line holds more or fewer fields: the general path names it
     starts = np.empty_like(ends)
     starts[0] = 0
