@@ -19,11 +19,10 @@ from avsbench.data.bigfile import ID_FILE, SHAPE_FILE, BigFile
 from avsbench.data.captions import CaptionSet
 from avsbench.data.frames import FrameFeature
 from avsbench.data.resources import bundled_qrels, v3c1_dropped_shots
-from avsbench.data.root import ROOT_ENV, resolve_root
+from avsbench.data.root import ROOT_ENV, SYNTHETIC_MARKER, resolve_root
 from avsbench.data.topics import V3C1, YEARS, TopicSet, Year
 from avsbench.errors import AvsbenchError, InputFormatError, MissingDataError, UnknownIdError
 
-SYNTHETIC_MARKER = "SYNTHETIC.md"
 FRAME_DIR = "frame"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT_ENV = "AVSBENCH_ROOT"
 DEFAULT_ROOT = "~/VisualSearch"
 CACHE_ENV = "AVSBENCH_CACHE"
+SYNTHETIC_MARKER = "SYNTHETIC.md"  # file marking a generated (demo) collection folder
 
 
 def resolve_root(rootpath: str | Path | None = None) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avsbench.data.qrels import Qrels
+from avsbench.data.root import SYNTHETIC_MARKER
 from avsbench.data.runs import RunFile
 from avsbench.data.topics import Year, get_year, infer_year
 from avsbench.errors import ConfigError
@@ -47,8 +48,6 @@ class ScoredRun:
 def is_synthetic_qrels(path: str | Path) -> bool:
     """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
     collection folder or the root above it): its scores are not comparable to published ones."""
-    from avsbench.data.collection import SYNTHETIC_MARKER
-
     path = Path(path)
     if not path.is_file():
         return False
@@ -77,7 +76,8 @@ def rank_conflict_warning(name: str, conflicts: dict[str, str], action: str) -> 
     topics = [f"{t}: {why}" for t, why in conflicts.items()]
     return (
         f"{name}: the score column contradicts the rank column in {len(topics)} topic(s) ({_listing(topics, 4)}): "
-        f"{action} in score order (score descending, ties by shot id descending), as sample_eval.pl does, not in rank order"
+        f"{action} in score order (score descending, ties by shot id descending), "
+        "as sample_eval.pl does, not in rank order"
     )
 
 
@@ -99,7 +99,8 @@ def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
         yield (
             "no_scored_topics",
             (
-                f"{name}: no topic of the run is in the qrels; all scores are 0 (sample_eval.pl dies dividing by zero here)"
+                f"{name}: no topic of the run is in the qrels; all scores are 0 "
+                "(sample_eval.pl dies dividing by zero here)"
             ),
         )
     if result.missing_topics:
@@ -131,7 +132,8 @@ def _categorized_warnings(result: EvalResult) -> Iterator[tuple[str, str]]:
         yield (
             "over_limit",
             (
-                f"{name}: {len(topics)} topic(s) with more than {result.max_results} distinct shots ({_listing(topics)}): "
+                f"{name}: {len(topics)} topic(s) with more than {result.max_results} distinct shots "
+                f"({_listing(topics)}): "
                 f"only the {result.max_results} best-scored count"
             ),
         )
@@ -194,7 +196,8 @@ class _QrelsSource:
         except ConfigError:
             if self.given is None:
                 raise ConfigError(
-                    f"cannot infer the AVS year of run {run.name} from its topic ids ({_listing(run.topic_ids, 5) or 'none'})",
+                    f"cannot infer the AVS year of run {run.name} from its topic ids "
+                    f"({_listing(run.topic_ids, 5) or 'none'})",
                     path=run.path,
                     expected='qrels-style topic ids ("1" + topic number, e.g. 1611), or --year / --qrels',
                 ) from None
