@@ -17,6 +17,7 @@ avsbench drops those two fields: ``<class>_<trType>_<pid>.<yy>_<priority>`` (``F
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,7 +254,8 @@ def validate_submission(
     The DTD is chosen from the year (``year``, else the DOCTYPE URL's tvYYYY, else the header:
     a ``task`` attribute means the 2019+ era); it is never fetched. ``shot_ids``, when given,
     is the collection's shot list (or a function from the collection name to it) and every
-    shot must be in it.
+    shot must be in it. The XML is read as a stream: each topic result is checked (DTD and
+    NIST's rules) when it ends, then its items are dropped, so memory does not grow with the items.
     """
     data = _submission_bytes(source)
     not_xml = _not_xml_problem(data)
@@ -262,34 +264,7 @@ def validate_submission(
     entities = entity_problems(data)
     if entities:
         return entities
-    tree, problems = _parse_submission(data)
-    if tree is None:
-        return problems
-    root = tree.getroot()
-    run_elems = root.findall(RUN_ELEMENT)
-    dtd_year, year_problems = _header_year(tree.docinfo, year, run_elems)
-    problems += year_problems
-    problems += _dtd_problems(root, dtd_year)
-    if year is None:
-        try:
-            year = get_year(dtd_year)
-        except ConfigError:
-            problems.append(
-                Problem(
-                    root.sourceline or 1,
-                    "nist",
-                    f"cannot tell the year of tv{dtd_year}: topics not checked (give --year)",
-                )
-            )
-    dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
-    collection = year.collection if year is not None else ""
-    if callable(shot_ids):
-        shot_ids = shot_ids(collection) if collection else None
-    if shot_ids is not None and not isinstance(shot_ids, (set, frozenset)):
-        shot_ids = frozenset(shot_ids)  # membership tests for every item
-    for run in run_elems:
-        problems.extend(_check_run(run, dtd_year, year, collection, shot_ids, dropped))
-    return sorted(problems)
+    return _SubmissionCheck(data, year, shot_ids).problems()
 
 
 def _submission_bytes(source: str | Path | bytes) -> bytes:
@@ -326,25 +301,168 @@ def entity_problems(data: bytes) -> list[Problem]:
     ]
 
 
-def _parse_submission(data: bytes):
-    """(tree, []) or (None, the well-formedness problems)."""
+def _iterparse(data: bytes, events: tuple[str, ...]):
+    """lxml's streaming parser over the bytes: no DTD loading, no network, no entity expansion."""
+    import io
+
     from lxml import etree
 
-    parser = etree.XMLParser(
-        load_dtd=False, no_network=True, resolve_entities=False, dtd_validation=False, huge_tree=False
+    return etree.iterparse(
+        io.BytesIO(data),
+        events=events,
+        load_dtd=False,
+        no_network=True,
+        resolve_entities=False,
+        dtd_validation=False,
+        huge_tree=False,
     )
+
+
+def _any_run_has_task(data: bytes) -> bool:
+    """Whether a run of the submission (a child of the root) has a ``task`` attribute (a pre-pass,
+    needed only when neither the year nor the DOCTYPE tells the header era)."""
+    from lxml import etree
+
+    depth = 0
     try:
-        return etree.ElementTree(etree.fromstring(data, parser)), []
-    except etree.XMLSyntaxError as exc:
-        entries = list(parser.error_log) or [exc]
-        problems = []
-        for e in entries:
-            line = getattr(e, "line", None) or getattr(e, "lineno", 0) or 0
-            problems.append(Problem(line, "xml", f"not well-formed XML: {getattr(e, 'message', None) or exc.msg}"))
-        return None, sorted(problems)
+        for event, element in _iterparse(data, ("start", "end")):
+            if event == "end":
+                depth -= 1
+                element.clear(keep_tail=False)
+                continue
+            if depth == 1 and element.tag == RUN_ELEMENT and element.get("task") is not None:
+                return True
+            depth += 1
+    except etree.XMLSyntaxError:
+        pass  # reported by the main pass
+    return False
 
 
-def _header_year(docinfo, year: Year | None, run_elems) -> tuple[int, list[Problem]]:
+@dataclass
+class _RunCheck:
+    """What a run's topic checks need while its topics stream by."""
+
+    line: int
+    expected: TopicSet | None
+    seen: dict[int, int]
+
+
+class _SubmissionCheck:
+    """One streaming pass over a submission: DOCTYPE and header when the root opens, run headers when
+    a run opens, each topic result (DTD and NIST's rules) when it ends, then the skeleton left (root,
+    runs, emptied topics) against the DTD once the document ends."""
+
+    def __init__(self, data: bytes, year: Year | None, shot_ids) -> None:
+        self.data = data
+        self.year = year
+        self.shot_ids_source = shot_ids
+        self.found: list[Problem] = []
+        self.dtd_found: Counter[Problem] = Counter()
+        self.runs: list[_RunCheck] = []
+
+    def problems(self) -> list[Problem]:
+        """Every problem of the submission, sorted by line (only the XML ones when it is not well-formed)."""
+        from lxml import etree
+
+        events = _iterparse(self.data, ("start", "end"))
+        try:
+            self._walk(events)
+        except etree.XMLSyntaxError as exc:
+            return _syntax_problems(events.error_log, exc)
+        return sorted(self.found + list(self.dtd_found.elements()))
+
+    def _walk(self, events) -> None:
+        stack: list = []
+        for event, element in events:
+            if event == "start":
+                if not stack:
+                    self._open_root(element)
+                elif len(stack) == 1 and element.tag == RUN_ELEMENT:
+                    self._open_run(element)
+                stack.append(element)
+                continue
+            stack.pop()
+            if len(stack) == 2 and element.tag == TOPIC_ELEMENT and stack[1].tag == RUN_ELEMENT:
+                run = self.runs[-1]
+                self.found += _check_topic(
+                    element, run.expected, run.seen, self.collection, self.shot_ids, self.dropped
+                )
+            if len(stack) == 1 and element.tag == RUN_ELEMENT:
+                self._close_run(self.runs[-1])
+            if stack and element.tag == TOPIC_ELEMENT:
+                self._validate_and_empty(element)
+            if not stack:
+                self.dtd_found += self._dtd_problems(element)
+
+    def _open_root(self, root) -> None:
+        """Choose the DTD and the year from the DOCTYPE and ``year``; resolve the shot list."""
+        from lxml import etree
+
+        docinfo = root.getroottree().docinfo
+        self.dtd_year, year_problems = _header_year(docinfo, self.year, lambda: _any_run_has_task(self.data))
+        self.found += year_problems
+        self.dtd = etree.DTD(str(dtd_path(self.dtd_year)))
+        if self.year is None:
+            try:
+                self.year = get_year(self.dtd_year)
+            except ConfigError:
+                message = f"cannot tell the year of tv{self.dtd_year}: topics not checked (give --year)"
+                self.found.append(Problem(root.sourceline or 1, "nist", message))
+        year = self.year
+        self.dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
+        self.collection = year.collection if year is not None else ""
+        shot_ids = self.shot_ids_source
+        if callable(shot_ids):
+            shot_ids = shot_ids(self.collection) if self.collection else None
+        if shot_ids is not None and not isinstance(shot_ids, (set, frozenset)):
+            shot_ids = frozenset(shot_ids)  # membership tests for every item
+        self.shot_ids = shot_ids
+
+    def _open_run(self, run) -> None:
+        problems, task = _run_header_problems(run, self.dtd_year)
+        self.found += problems
+        expected: TopicSet | None = None
+        if self.year is not None:
+            try:
+                expected = submission_topics(self.year, task if task in TASKS else None)
+            except ConfigError as exc:
+                self.found.append(Problem(run.sourceline or 0, "nist", exc.message))
+        self.runs.append(_RunCheck(run.sourceline or 0, expected, {}))
+
+    def _close_run(self, run: _RunCheck) -> None:
+        if run.expected is None:
+            return
+        for number in run.expected.numbers:
+            if number not in run.seen:
+                self.found.append(Problem(run.line, "nist", f"topic {number} of {run.expected.name} is missing"))
+
+    def _validate_and_empty(self, topic) -> None:
+        """Check a topic result's subtree against the DTD, then drop its content. What the emptied element
+        still shows (its attributes) is found again by the pass over the skeleton, so only the rest counts here."""
+        found = self._dtd_problems(topic)
+        del topic[:]
+        topic.text = None
+        if found:
+            self.dtd_found += found - self._dtd_problems(topic)
+
+    def _dtd_problems(self, element) -> Counter[Problem]:
+        """The DTD's problems with an element's subtree (each problem with how many times it occurs)."""
+        if self.dtd.validate(element):
+            return Counter()
+        return Counter(Problem(e.line, "dtd", e.message) for e in self.dtd.error_log.filter_from_errors())
+
+
+def _syntax_problems(error_log, exc) -> list[Problem]:
+    """The well-formedness problems of a parse that failed."""
+    entries = list(error_log) or [exc]
+    problems = []
+    for e in entries:
+        line = getattr(e, "line", None) or getattr(e, "lineno", 0) or 0
+        problems.append(Problem(line, "xml", f"not well-formed XML: {getattr(e, 'message', None) or exc.msg}"))
+    return sorted(problems)
+
+
+def _header_year(docinfo, year: Year | None, any_run_has_task: Callable[[], bool]) -> tuple[int, list[Problem]]:
     """The DTD year (from ``year``, the DOCTYPE URL or the header) and the DOCTYPE's problems."""
     problems = []
     url_year = _dtd_year_of(docinfo.system_url)
@@ -367,20 +485,12 @@ def _header_year(docinfo, year: Year | None, run_elems) -> tuple[int, list[Probl
     elif url_year is not None:
         dtd_year = url_year
     else:
-        dtd_year = FIRST_TASK_YEAR if any(r.get("task") is not None for r in run_elems) else FIRST_TASK_YEAR - 1
+        dtd_year = FIRST_TASK_YEAR if any_run_has_task() else FIRST_TASK_YEAR - 1
     return dtd_year, problems
 
 
-def _dtd_problems(root, dtd_year: int) -> list[Problem]:
-    from lxml import etree
-
-    dtd = etree.DTD(str(dtd_path(dtd_year)))
-    if dtd.validate(root):
-        return []
-    return [Problem(e.line, "dtd", e.message) for e in dtd.error_log.filter_from_errors()]
-
-
-def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids, dropped) -> list[Problem]:
+def _run_header_problems(run, dtd_year: int) -> tuple[list[Problem], str | None]:
+    """The run header's problems (NIST's rules on its attributes) and its task (2019+)."""
     problems: list[Problem] = []
     line = run.sourceline or 0
 
@@ -407,21 +517,7 @@ def _check_run(run, dtd_year: int, year: Year | None, collection: str, shot_ids,
     if has_task_header(dtd_year):
         task = need("task", TASKS)
         need("novelty", NOVELTIES)
-
-    expected: TopicSet | None = None
-    if year is not None:
-        try:
-            expected = submission_topics(year, task if task in TASKS else None)
-        except ConfigError as exc:
-            problems.append(Problem(line, "nist", exc.message))
-    seen: dict[int, int] = {}
-    for topic in run.findall(TOPIC_ELEMENT):
-        problems.extend(_check_topic(topic, expected, seen, collection, shot_ids, dropped))
-    if expected is not None:
-        for number in expected.numbers:
-            if number not in seen:
-                problems.append(Problem(line, "nist", f"topic {number} of {expected.name} is missing"))
-    return problems
+    return problems, task
 
 
 def _check_topic(
