@@ -245,3 +245,35 @@ def test_real_tv21_run_round_trip_scores_identically(tmp_path):
     assert f"{a.result.inf_ap:.4f}" == "0.3490"
     assert a.result.to_dict()["summary"] == b.result.to_dict()["summary"]
     assert a.result.to_dict()["per_topic"] == b.result.to_dict()["per_topic"]
+
+
+def _many_runs_xml(path, runs: int) -> None:
+    """A valid 2021 submission of ``runs`` runs x 20 topics x 1000 items, written line by line."""
+    with open(path, "w") as fh:
+        fh.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE videoAdhocSearchResults SYSTEM '
+            f'"{dtd_url(2021)}">\n<videoAdhocSearchResults>\n'
+        )
+        for priority in range(1, runs + 1):
+            fh.write(
+                f'<videoAdhocSearchRunResult trType="D" class="F" task="M" novelty="C" pid="big" '
+                f'priority="{priority % 10 + 1}" desc="d">\n'
+            )
+            for topic in range(661, 681):
+                fh.write(f'<videoAdhocSearchTopicResult tNum="{topic}" elapsedTime="1">\n')
+                fh.write("".join(f'<item seqNum="{r}" shotId="shot{r:05d}_{topic - 600}"/>\n' for r in range(1, 1001)))
+                fh.write("</videoAdhocSearchTopicResult>\n")
+            fh.write("</videoAdhocSearchRunResult>\n")
+        fh.write("</videoAdhocSearchResults>\n")
+
+
+def test_validate_streams_a_large_submission_in_bounded_memory(tmp_path):
+    """issue 12 row 4: validate reads the XML as a stream; 480,000 items fit in 400 MB of address space
+    (building the whole tree took about 1 GB per million items)."""
+    from hostile import run_cli_limited
+
+    path = tmp_path / "big.xml"
+    _many_runs_xml(path, 24)
+    done = run_cli_limited(["validate", str(path), "--year", "2021"], limit_mb=400)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: valid"
