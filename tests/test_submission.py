@@ -277,3 +277,31 @@ def test_validate_streams_a_large_submission_in_bounded_memory(tmp_path):
     done = run_cli_limited(["validate", str(path), "--year", "2021"], limit_mb=400)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{path}: valid"
+
+
+def test_validate_summary_keeps_the_first_of_each_kind_only():
+    """issue 12 row 4: the default report keeps 20 problems of each kind (the first by line) and counts the
+    rest, whatever order the checks find them in; the lines are those of the full grouping."""
+    from avsbench.cli.submit import SHOWN_PER_KIND, ProblemKinds
+    from avsbench.data.submission import Problem
+
+    problems = [Problem(line, "nist", f"malformed shotId 'x{line}'") for line in range(5000, 0, -1)]
+    problems += [
+        Problem(7, "dtd", "No declaration for element bar"),
+        Problem(7, "dtd", "No declaration for element bar"),
+    ]
+    summary, everything = ProblemKinds(SHOWN_PER_KIND), ProblemKinds(None)
+    for start in range(0, len(problems), 100):
+        summary.add(problems[start : start + 100])
+        everything.add(problems[start : start + 100])
+    assert max(len(kept) for kept in summary.kept.values()) <= 2 * SHOWN_PER_KIND + 64
+    assert summary.total() == everything.total() == 5002
+    lines = summary.lines("f.xml")
+    assert lines[:3] == [
+        "f.xml:1: [nist] malformed shotId 'x1'",
+        "f.xml:2: [nist] malformed shotId 'x2'",
+        "f.xml:3: [nist] malformed shotId 'x3'",
+    ]
+    assert lines[SHOWN_PER_KIND].startswith("f.xml: ... and 4980 more of this kind (5000 in all): [nist] malformed")
+    assert lines[-2:] == ["f.xml:7: [dtd] No declaration for element bar"] * 2
+    assert len(everything.lines("f.xml")) == 5002

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -24,7 +25,9 @@ from avsbench.data.submission import (
     TASKS,
     TRAIN_TYPES,
     Problem,
+    ProblemList,
     SubmissionHeader,
+    check_submission,
     has_task_header,
     nist_run_name,
     submission_topics,
@@ -51,27 +54,51 @@ SHOWN_PER_KIND = 20
 _VARIABLE_PART_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\bshot\d\S*|\b\d+\b")  # values in a message
 
 
-def problem_kinds(problems: list[Problem]) -> dict[str, list[Problem]]:
-    """Problems grouped by kind (the check and the message with its values left out), kinds in order of first line."""
-    groups: dict[str, list[Problem]] = {}
-    for problem in problems:
-        kind = f"[{problem.check}] " + _VARIABLE_PART_RE.sub("...", problem.message)
-        groups.setdefault(kind, []).append(problem)
-    return groups
+class ProblemKinds(ProblemList):
+    """Problems grouped by kind (the check and the message with its values left out). With ``limit``, only
+    the first ``limit`` of each kind (by line) are kept, and the rest counted: memory stays bounded however
+    many problems a huge submission has."""
 
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        self.limit = limit
+        self.kept: dict[str, list[Problem]] = {}
+        self.counts: dict[str, int] = {}
 
-def grouped_problem_lines(source: str, groups: dict[str, list[Problem]], limit: int | None) -> list[str]:
-    """Each kind's problems (the first ``limit`` of them) and how many more there are."""
-    lines: list[str] = []
-    for kind, members in groups.items():
-        shown = members if limit is None else members[:limit]
-        lines.extend(f"{source}:{p.line}: [{p.check}] {p.message}" for p in shown)
-        if len(members) > len(shown):
-            lines.append(
-                f"{source}: ... and {len(members) - len(shown)} more of this kind ({len(members)} in all): {kind} "
-                "(--all prints every one)"
-            )
-    return lines
+    def add(self, problems: Iterable[Problem]) -> None:
+        """Take some problems, in any order."""
+        for problem in problems:
+            kind = f"[{problem.check}] " + _VARIABLE_PART_RE.sub("...", problem.message)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            members = self.kept.setdefault(kind, [])
+            members.append(problem)
+            if self.limit is not None and len(members) >= 2 * self.limit + 64:
+                members.sort()
+                del members[self.limit :]
+
+    def clear(self) -> None:
+        """Forget the problems taken so far."""
+        self.kept.clear()
+        self.counts.clear()
+
+    def total(self) -> int:
+        """How many problems were taken."""
+        return sum(self.counts.values())
+
+    def lines(self, source: str) -> list[str]:
+        """Each kind's problems (the first ``limit`` of them) and how many more there are, kinds in order of
+        their first line."""
+        lines: list[str] = []
+        groups = sorted((sorted(members)[: self.limit], kind) for kind, members in self.kept.items())
+        for shown, kind in groups:
+            count = self.counts[kind]
+            lines.extend(f"{source}:{p.line}: [{p.check}] {p.message}" for p in shown)
+            if count > len(shown):
+                lines.append(
+                    f"{source}: ... and {count - len(shown)} more of this kind ({count} in all): {kind} "
+                    "(--all prints every one)"
+                )
+        return lines
 
 
 def _echo_problems(source: str, problems) -> None:
@@ -229,11 +256,11 @@ def submit(
 )
 def validate(xml_path: str, year: str | None, rootpath: str | None, show_all: bool = False) -> None:
     """Check a submission with our DTD and NIST's content rules; print its problems with their lines, by kind."""
-    problems = validate_submission(xml_path, year=get_year(year) if year else None, shot_ids=_shot_list(rootpath))
-    if problems:
-        groups = problem_kinds(problems)
-        for line in grouped_problem_lines(xml_path, groups, None if show_all else SHOWN_PER_KIND):
+    kinds = ProblemKinds(None if show_all else SHOWN_PER_KIND)
+    check_submission(xml_path, kinds, year=get_year(year) if year else None, shot_ids=_shot_list(rootpath))
+    if kinds.counts:
+        for line in kinds.lines(xml_path):
             click.echo(line)
-        click.echo(f"{xml_path}: {len(problems)} problem(s) of {len(groups)} kind(s)", err=True)
+        click.echo(f"{xml_path}: {kinds.total()} problem(s) of {len(kinds.counts)} kind(s)", err=True)
         sys.exit(1)
     click.echo(f"{xml_path}: valid")

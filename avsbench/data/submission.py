@@ -206,7 +206,7 @@ def write_submission(
 # Validation
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Problem:
     """One thing wrong with a submission file: where, which check found it, what."""
 
@@ -257,14 +257,45 @@ def validate_submission(
     shot must be in it. The XML is read as a stream: each topic result is checked (DTD and
     NIST's rules) when it ends, then its items are dropped, so memory does not grow with the items.
     """
+    collector = ProblemList()
+    check_submission(source, collector, year=year, shot_ids=shot_ids)
+    return sorted(collector.problems)
+
+
+class ProblemList:
+    """Where the checks put the problems they find: here, every one of them (in no order)."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, problems: Iterable[Problem]) -> None:
+        """Take some problems."""
+        self.problems.extend(problems)
+
+    def clear(self) -> None:
+        """Forget the problems taken so far (a file found not well-formed has only its XML problems)."""
+        self.problems.clear()
+
+
+def check_submission(
+    source: str | Path | bytes,
+    collector: ProblemList,
+    *,
+    year: Year | None = None,
+    shot_ids: Collection[str] | Callable[[str], Collection[str]] | None = None,
+) -> None:
+    """:func:`validate_submission` giving its problems to ``collector`` as they are found (unsorted), so
+    that a collector keeping only some of them (a summary) keeps memory bounded on huge submissions."""
     data = _submission_bytes(source)
     not_xml = _not_xml_problem(data)
     if not_xml is not None:
-        return [not_xml]
+        collector.add([not_xml])
+        return
     entities = entity_problems(data)
     if entities:
-        return entities
-    return _SubmissionCheck(data, year, shot_ids).problems()
+        collector.add(entities)
+        return
+    _SubmissionCheck(data, year, shot_ids, collector).run()
 
 
 def _submission_bytes(source: str | Path | bytes) -> bytes:
@@ -352,24 +383,23 @@ class _SubmissionCheck:
     a run opens, each topic result (DTD and NIST's rules) when it ends, then the skeleton left (root,
     runs, emptied topics) against the DTD once the document ends."""
 
-    def __init__(self, data: bytes, year: Year | None, shot_ids) -> None:
+    def __init__(self, data: bytes, year: Year | None, shot_ids, collector: ProblemList) -> None:
         self.data = data
         self.year = year
         self.shot_ids_source = shot_ids
-        self.found: list[Problem] = []
-        self.dtd_found: Counter[Problem] = Counter()
+        self.found = collector
         self.runs: list[_RunCheck] = []
 
-    def problems(self) -> list[Problem]:
-        """Every problem of the submission, sorted by line (only the XML ones when it is not well-formed)."""
+    def run(self) -> None:
+        """Give every problem of the submission to the collector (only the XML ones when it is not well-formed)."""
         from lxml import etree
 
         events = _iterparse(self.data, ("start", "end"))
         try:
             self._walk(events)
         except etree.XMLSyntaxError as exc:
-            return _syntax_problems(events.error_log, exc)
-        return sorted(self.found + list(self.dtd_found.elements()))
+            self.found.clear()
+            self.found.add(_syntax_problems(events.error_log, exc))
 
     def _walk(self, events) -> None:
         stack: list = []
@@ -384,15 +414,15 @@ class _SubmissionCheck:
             stack.pop()
             if len(stack) == 2 and element.tag == TOPIC_ELEMENT and stack[1].tag == RUN_ELEMENT:
                 run = self.runs[-1]
-                self.found += _check_topic(
-                    element, run.expected, run.seen, self.collection, self.shot_ids, self.dropped
+                self.found.add(
+                    _check_topic(element, run.expected, run.seen, self.collection, self.shot_ids, self.dropped)
                 )
             if len(stack) == 1 and element.tag == RUN_ELEMENT:
                 self._close_run(self.runs[-1])
             if stack and element.tag == TOPIC_ELEMENT:
                 self._validate_and_empty(element)
             if not stack:
-                self.dtd_found += self._dtd_problems(element)
+                self.found.add(self._dtd_problems(element).elements())
 
     def _open_root(self, root) -> None:
         """Choose the DTD and the year from the DOCTYPE and ``year``; resolve the shot list."""
@@ -400,14 +430,14 @@ class _SubmissionCheck:
 
         docinfo = root.getroottree().docinfo
         self.dtd_year, year_problems = _header_year(docinfo, self.year, lambda: _any_run_has_task(self.data))
-        self.found += year_problems
+        self.found.add(year_problems)
         self.dtd = etree.DTD(str(dtd_path(self.dtd_year)))
         if self.year is None:
             try:
                 self.year = get_year(self.dtd_year)
             except ConfigError:
                 message = f"cannot tell the year of tv{self.dtd_year}: topics not checked (give --year)"
-                self.found.append(Problem(root.sourceline or 1, "nist", message))
+                self.found.add([Problem(root.sourceline or 1, "nist", message)])
         year = self.year
         self.dropped = v3c1_dropped_shots() if year is not None and year.collection == V3C1 else frozenset()
         self.collection = year.collection if year is not None else ""
@@ -420,21 +450,22 @@ class _SubmissionCheck:
 
     def _open_run(self, run) -> None:
         problems, task = _run_header_problems(run, self.dtd_year)
-        self.found += problems
+        self.found.add(problems)
         expected: TopicSet | None = None
         if self.year is not None:
             try:
                 expected = submission_topics(self.year, task if task in TASKS else None)
             except ConfigError as exc:
-                self.found.append(Problem(run.sourceline or 0, "nist", exc.message))
+                self.found.add([Problem(run.sourceline or 0, "nist", exc.message)])
         self.runs.append(_RunCheck(run.sourceline or 0, expected, {}))
 
     def _close_run(self, run: _RunCheck) -> None:
         if run.expected is None:
             return
-        for number in run.expected.numbers:
-            if number not in run.seen:
-                self.found.append(Problem(run.line, "nist", f"topic {number} of {run.expected.name} is missing"))
+        missing = [number for number in run.expected.numbers if number not in run.seen]
+        self.found.add(
+            Problem(run.line, "nist", f"topic {number} of {run.expected.name} is missing") for number in missing
+        )
 
     def _validate_and_empty(self, topic) -> None:
         """Check a topic result's subtree against the DTD, then drop its content. What the emptied element
@@ -443,7 +474,7 @@ class _SubmissionCheck:
         del topic[:]
         topic.text = None
         if found:
-            self.dtd_found += found - self._dtd_problems(topic)
+            self.found.add((found - self._dtd_problems(topic)).elements())
 
     def _dtd_problems(self, element) -> Counter[Problem]:
         """The DTD's problems with an element's subtree (each problem with how many times it occurs)."""
