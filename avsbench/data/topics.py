@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avsbench.data.resources import bundled_topic_file
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
 
 IACC3 = "iacc.3"
@@ -155,6 +154,8 @@ class Year:
 
     def topics(self) -> TopicSet:
         """The bundled topics of this evaluation."""
+        from avsbench.data.resources import bundled_topic_file  # importlib.resources only when needed
+
         return TopicSet.read(bundled_topic_file(self.topic_file), name=self.edition)
 
     @property
