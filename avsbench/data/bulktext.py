@@ -205,7 +205,8 @@ def gather_tokens(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
         return np.zeros(0, dtype=f"S{width}")
     windows = np.lib.stride_tricks.sliding_window_view(buf, width)
     matrix = windows[starts]  # one copy of each token's row of bytes
-    matrix[np.arange(width) >= lengths[:, None]] = 0
+    inside = np.arange(width, dtype=lengths.dtype) < lengths[:, None]
+    np.multiply(matrix, inside, out=matrix)  # bytes past each token's end become 0 (faster than a masked store)
     return matrix.view(f"S{width}").ravel()
 
 
