@@ -186,6 +186,7 @@ class _QrelsSource:
         self.lenient = lenient
         self.given = Qrels.read(qrels, lenient=lenient) if qrels is not None and not isinstance(qrels, Qrels) else qrels
         self.loaded: dict[Path, Qrels] = {}
+        self.synthetic: dict[str, bool] = {}  # qrels path -> is_synthetic_qrels (checked once per file)
 
     def year_of(self, run: RunFile) -> Year | None:
         """The run's year: the one given, else inferred from its topic ids (None if unknown and qrels given)."""
@@ -202,6 +203,14 @@ class _QrelsSource:
                     expected='qrels-style topic ids ("1" + topic number, e.g. 1611), or --year / --qrels',
                 ) from None
             return None
+
+    def is_synthetic(self, table: Qrels) -> bool:
+        """Whether the qrels belong to a generated collection (see :func:`is_synthetic_qrels`)."""
+        if table.path is None:
+            return False
+        if table.path not in self.synthetic:
+            self.synthetic[table.path] = is_synthetic_qrels(table.path)
+        return self.synthetic[table.path]
 
     def qrels_for(self, year: Year | None) -> Qrels:
         if self.given is not None:
@@ -224,7 +233,7 @@ def _score_run(run: RunFile, source: _QrelsSource, settings: dict) -> ScoredRun:
         path=run.path,
         year=run_year,
         qrels_path=table.path or "<qrels>",
-        synthetic_qrels=table.path is not None and is_synthetic_qrels(table.path),
+        synthetic_qrels=source.is_synthetic(table),
         result=result,
         warnings=tuple(run_warnings(result)),
     )
