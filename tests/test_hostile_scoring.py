@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from hostile import assert_one_clear_error, run_cli_limited, tree_snapshot
 
-REPO = Path(__file__).resolve().parent.parent
-QRELS = REPO / "avsbench" / "resources" / "qrels" / "avs.qrels.tv21"
-RUN = REPO / "avsbench" / "resources" / "runs" / "test_run.tv21.RUCMM.txt"
+from avsbench.data.resources import resource_path
+
+QRELS = resource_path("qrels", "avs.qrels.tv21")
+RUN = resource_path("runs", "test_run.tv21.RUCMM.txt")
 GOOD_LINE = b"1661 Q0 shot00615_76 1 9999 r\n"
 
 HOSTILE_RUNS = {
