@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from avsbench.data.resources import resource_path
 from avsbench.entry import parse_fast_score
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "sample_eval"
-QRELS = REPO / "avsbench" / "resources" / "qrels" / "avs.qrels.tv21"
-RUCMM = REPO / "avsbench" / "resources" / "runs" / "test_run.tv21.RUCMM.txt"
+QRELS = resource_path("qrels", "avs.qrels.tv21")
+RUCMM = resource_path("runs", "test_run.tv21.RUCMM.txt")
 
 
 def _run(args: list[str], *, click: bool, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
