@@ -11,11 +11,20 @@ from pathlib import Path
 import pytest
 
 from avsbench.data.qrels import Qrels
+from avsbench.data.resources import resource_path
 from avsbench.data.runs import RunFile
 from avsbench.errors import ConfigError, EvaluationError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, evaluate, format_sample_eval
 
 GOLDEN = Path(__file__).parent / "golden" / "sample_eval"
+BUNDLED = "../../../avsbench/resources/"  # how cases.tsv names the package's bundled qrels and runs
+
+
+def golden_path(relative: str) -> Path:
+    """A file named in cases.tsv: under the golden folder, or a bundled file of the (installed) package."""
+    if relative.startswith(BUNDLED):
+        return resource_path(*relative[len(BUNDLED) :].split("/"))
+    return GOLDEN / relative
 
 
 def _cases() -> list[dict[str, str]]:
@@ -28,19 +37,19 @@ CASES = _cases()
 
 @functools.cache
 def golden_qrels(relative: str) -> Qrels:
-    return Qrels.read(GOLDEN / relative)
+    return Qrels.read(golden_path(relative))
 
 
 def test_golden_set_is_complete():
     assert len(CASES) == 42
     for case in CASES:
         for column in ("qrels", "run", "expected_q", "expected_all"):
-            assert (GOLDEN / case[column]).is_file(), case[column]
+            assert golden_path(case[column]).is_file(), case[column]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_golden_case_matches_perl_bytes(case):
-    result = evaluate(golden_qrels(case["qrels"]), RunFile.read(GOLDEN / case["run"]))
+    result = evaluate(golden_qrels(case["qrels"]), RunFile.read(golden_path(case["run"])))
     assert format_sample_eval(result, per_topic=True) == (GOLDEN / case["expected_q"]).read_text()
     assert format_sample_eval(result, per_topic=False) == (GOLDEN / case["expected_all"]).read_text()
 
