@@ -84,6 +84,24 @@ def order_rows(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, limit
     return rows[np.lexsort((*_byte_order_words(shot_ids[rows]), ranked_scores))[::-1]][:limit]
 
 
+def _in_scorer_order(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> bool | None:
+    """Whether ``rows`` (distinct shots) are already in scorer order, checked pair by pair without sorting;
+    None when a score is NaN."""
+    ranked = scores[rows]
+    if np.isnan(ranked).any():
+        return None
+    tied = ranked[:-1] == ranked[1:]
+    if not (tied | (ranked[:-1] > ranked[1:])).all():
+        return False
+    at = np.flatnonzero(tied)
+    upper, lower = _byte_order_words(shot_ids[rows[at]]), _byte_order_words(shot_ids[rows[at + 1]])
+    greater, decided = np.zeros(len(at), dtype=bool), np.zeros(len(at), dtype=bool)
+    for upper_word, lower_word in zip(reversed(upper), reversed(lower)):  # first word first
+        greater |= ~decided & (upper_word > lower_word)
+        decided |= upper_word != lower_word
+    return bool(greater.all())
+
+
 def _byte_order_words(ids: np.ndarray) -> list[np.ndarray]:
     """Big-endian 8-byte words of ``S<n>`` ids (zero padded), last word first: as lexsort keys they order the ids
     byte-wise, as comparing the ids does, but compare as integers (much faster than strings)."""
@@ -193,12 +211,14 @@ class TopicLines:
         if self.rank_values is None or len(self.score_values) < 2:
             return None
         rows = self.distinct_rows()
-        by_score = self.scorer_rows()
         ranks = self.rank_values[rows]
         if np.isnan(ranks).any():
             return None
         by_rank = rows[np.argsort(ranks, kind="stable")]
-        if np.array_equal(by_score, by_rank):
+        in_order = _in_scorer_order(self.shot_ids, self.score_values, by_rank)
+        if in_order is None:  # a NaN score: compare with the sorted order
+            in_order = np.array_equal(self.scorer_rows(), by_rank)
+        if in_order:
             return None
         steps = np.diff(self.score_values[by_rank])
         if (steps == 0).any():
