@@ -295,7 +295,7 @@ class Qrels:
         label = str(path)
         builder = _QrelsBuilder(label, lenient=lenient)
         if lenient:
-            records = split_records(data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, lenient=True)
+            records = split_records(data, label, fields=5)
             builder.add(
                 bulktext.chunk_from_lenient_tokens(
                     [t.encode("utf-8", "surrogateescape") for t in records.tokens], 5, label

@@ -59,19 +59,6 @@ def ranked_shots(shots: Sequence[str], scores: Sequence[float]) -> list[tuple[st
     return [(shot, score) for score, shot in sorted(zip(final.values(), final), reverse=True)]
 
 
-def rank_distinct_shots(
-    shot_ids: np.ndarray, scores: np.ndarray, keys: np.ndarray | None = None, limit: int | None = None
-) -> np.ndarray:
-    """Row indices of the distinct shots (a later line's score wins) in scorer order.
-
-    ``shot_ids`` (``S<n>``) and ``scores`` are a topic's lines in file order; the result orders
-    the rows that hold each shot's last line by score descending, then shot id descending (bytes).
-    ``keys``: the ids' :func:`~avsbench.data.bulktext.hash_keys`, when known; ``limit``: only
-    the first ``limit`` rows of that order are wanted.
-    """
-    return order_rows(shot_ids, scores, last_lines(shot_ids, keys), limit)
-
-
 def order_rows(shot_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, limit: int | None = None) -> np.ndarray:
     """``rows`` (one per distinct shot) in scorer order, the first ``limit`` of them."""
     ranked_scores = scores[rows]
@@ -338,7 +325,7 @@ class RunFile:
             return _read_xml(data, str(path), lenient)
         label = str(path)
         if lenient:
-            records = split_records(data, label, fields=6, what="run", layout=TREC_LAYOUT, lenient=True)
+            records = split_records(data, label, fields=6)
             chunk = bulktext.chunk_from_lenient_tokens(
                 [t.encode("utf-8", "surrogateescape") for t in records.tokens], 6, label
             )

@@ -54,16 +54,11 @@ def _decode_tokens(tokens: Sequence[bytes], errors: str) -> list[str]:
     return b" ".join(tokens).decode("utf-8", errors).split(" ")
 
 
-def split_records(
-    data: bytes, path: str | Path, *, fields: int, what: str, layout: str, lenient: bool = True
-) -> RecordTokens:
+def split_records(data: bytes, path: str | Path, *, fields: int) -> RecordTokens:
     """Tokenise a record file into ``fields``-token records the way sample_eval.pl does (module docstring).
 
-    Only the lenient reading lives here (``lenient`` must be true); ``what`` and ``layout`` are accepted
-    for the callers, whose strict reading is :func:`avsbench.data.bulktext.tokenize_strict`.
+    This is the lenient (Perl) reading; the strict one is :func:`avsbench.data.bulktext.tokenize_strict`.
     """
-    if not lenient:
-        raise ValueError("strict record files are read by avsbench.data.bulktext.tokenize_strict")
     raw = data.split()
     if raw and data[0] in PERL_WHITESPACE:
         raw.insert(0, b"")  # Perl's split(/\s+/) yields a leading empty field here
