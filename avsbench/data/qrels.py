@@ -458,29 +458,20 @@ def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, lab
     same_key = ~last[:-1] if len(order) > 1 else np.zeros(0, dtype=bool)
     if same_key.any() and (shots[rows[order[:-1]]][same_key] != shots[rows[order[1:]]][same_key]).any():
         return _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap)
-    stat = {names[c]: tuple(counts[c][:3]) for c in local}
-    grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
-    return QrelsTopic(
-        topic,
-        tuple(names[c] for c in local),
-        stat,
-        grades,
-        (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]),
-        appearance=appearance,
-    )
+    columns = (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]])
+    return _qrels_topic(topic, local, names, labels, counts, columns, appearance)
 
 
 def _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap) -> QrelsTopic:
     """Same as :func:`_topic_table` when two different ids share a key: dedupe on the ids themselves."""
     last_row = {s: r for r, s in zip(rows.tolist(), shots[rows].tolist())}  # in order of first appearance
     chosen = np.array(list(last_row.values()), dtype=np.int64)
-    local = sorted(counts)
+    columns = (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]])
+    return _qrels_topic(topic, sorted(counts), names, labels, counts, columns)
+
+
+def _qrels_topic(topic, local, names, labels, counts, columns, appearance=None) -> QrelsTopic:
+    """The :class:`QrelsTopic` of the strata ``local`` (codes into ``names``) and the chosen rows' ``columns``."""
     stat = {names[c]: tuple(counts[c][:3]) for c in local}
     grades = {names[c]: {labels[j]: k for j, k in counts[c][3].items()} for c in local if counts[c][3]}
-    return QrelsTopic(
-        topic,
-        tuple(names[c] for c in local),
-        stat,
-        grades,
-        (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]]),
-    )
+    return QrelsTopic(topic, tuple(names[c] for c in local), stat, grades, columns, appearance=appearance)
