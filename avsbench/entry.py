@@ -2,7 +2,7 @@
 
 Researchers call the scorer once per run in shell loops, so its start-up time is most of its
 cost. The plain NIST-text scoring call (options ``--format sample-eval``, ``--qrels``,
-``-q/--per-topic``, ``--lenient``, run files) is parsed here and scored with the library; any
+``-q/--per-topic``, ``--lenient``, ``-j/--jobs``, run files) is parsed here and scored with the library; any
 other command line, including ``--help``, goes to the click application unchanged, which
 prints the same output for these options (tested).
 """
@@ -14,13 +14,21 @@ from collections.abc import Sequence
 from typing import Any
 
 _FLAGS = {"-q": "per_topic", "--per-topic": "per_topic", "--lenient": "lenient"}
+_VALUED = {"--qrels": "qrels", "--format": "fmt", "--jobs": "jobs", "-j": "jobs"}
 
 
 def parse_fast_score(argv: Sequence[str]) -> dict[str, Any] | None:
     """The options of a plain ``score --format sample-eval --qrels Q RUN...`` call, else None."""
     if not argv or argv[0] != "score":
         return None
-    options: dict[str, Any] = {"per_topic": False, "lenient": False, "qrels": None, "fmt": None, "runs": []}
+    options: dict[str, Any] = {
+        "per_topic": False,
+        "lenient": False,
+        "qrels": None,
+        "fmt": None,
+        "jobs": None,
+        "runs": [],
+    }
     args = list(argv[1:])
     only_runs = False
     while args:
@@ -31,13 +39,17 @@ def parse_fast_score(argv: Sequence[str]) -> dict[str, Any] | None:
             only_runs = True
         elif arg in _FLAGS:
             options[_FLAGS[arg]] = True
-        elif arg in ("--qrels", "--format") and args:
-            options["qrels" if arg == "--qrels" else "fmt"] = args.pop(0)
-        elif arg.startswith(("--qrels=", "--format=")):
-            name, value = arg[2:].split("=", 1)
-            options["qrels" if name == "qrels" else "fmt"] = value
+        elif arg in _VALUED and args:
+            options[_VALUED[arg]] = args.pop(0)
+        elif arg.startswith("--") and arg.split("=", 1)[0] in _VALUED and "=" in arg:
+            name, value = arg.split("=", 1)
+            options[_VALUED[name]] = value
         else:
             return None
+    jobs = options.pop("jobs")
+    if jobs is not None and not (jobs.isascii() and jobs.isdigit()):
+        return None  # click says what is wrong with it
+    options["jobs"] = int(jobs or 0)
     if options["fmt"] != "sample-eval" or not options["qrels"] or not options["runs"]:
         return None
     return options
@@ -47,8 +59,11 @@ def run_fast_score(options: dict[str, Any]) -> None:
     """Score like ``avsbench score`` does for these options: warnings on stderr, NIST's text on stdout."""
     from avsbench.eval.sample_eval import format_sample_eval
     from avsbench.eval.scoring import score_runs
+    from avsbench.eval.workers import auto_jobs
 
-    scored = score_runs(list(options["runs"]), qrels=options["qrels"], lenient=bool(options["lenient"]))
+    runs = list(options["runs"])
+    jobs = options["jobs"] or auto_jobs(len(runs))
+    scored = score_runs(runs, qrels=options["qrels"], lenient=bool(options["lenient"]), jobs=jobs)
     for s in scored:
         for warning in s.warnings:
             sys.stderr.write(f"avsbench: warning: {warning}\n")

@@ -9,6 +9,7 @@ import click
 from avsbench.cli.options import format_option, max_results_option, measure_option, per_topic_option, rootpath_option
 from avsbench.eval.sample_eval import DEFAULT_MAX_RESULTS
 from avsbench.eval.scoring import score_runs
+from avsbench.eval.workers import auto_jobs
 from avsbench.progress import progress_bars
 from avsbench.report.formats import SCORES, RenderOptions, format_help, format_names, render, terminal_width
 from avsbench.report.score_output import SCORE_MEASURES
@@ -46,7 +47,14 @@ from avsbench.report.score_output import SCORE_MEASURES
     help="Read files like sample_eval.pl does (whitespace tokens, short lines shift later records, non-numeric "
     "scores are 0) and give zero scores instead of an error when no run topic is in the qrels.",
 )
-def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, missing_as_zero, lenient) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Processes scoring the run files side by side (default 0: one per CPU core for 4 or more files).",
+)
+def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, missing_as_zero, lenient, jobs) -> None:
     """Score TREC or TRECVID XML runs: infAP, infNDCG, iP@k, exactly as NIST's sample_eval.pl.
 
     Warnings (missing or unknown topics, duplicate shots, more than 1000 shots) go to stderr.
@@ -58,6 +66,7 @@ def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, mi
         "missing_as_zero": missing_as_zero,
         "lenient": lenient,
         "max_results": max_results or DEFAULT_MAX_RESULTS,
+        "jobs": jobs or auto_jobs(len(runs)),
     }
     with progress_bars(len(runs) > 1) as bars:
         advance = bars("scoring", len(runs)) if bars else None

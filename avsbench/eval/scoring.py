@@ -19,6 +19,7 @@ from avsbench.data.runs import RunFile
 from avsbench.data.topics import Year, get_year, infer_year
 from avsbench.errors import ConfigError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, DEFAULT_MAX_RESULTS, EvalResult, evaluate
+from avsbench.eval.workers import map_in_workers
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def score_runs(
     max_results: int = DEFAULT_MAX_RESULTS,
     cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
     on_progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> list[ScoredRun]:
     """Score every run (paths or :class:`RunFile`); an XML file may hold several runs.
 
@@ -159,20 +161,30 @@ def score_runs(
     bad input otherwise raises an :class:`avsbench.errors.AvsbenchError` naming file and line.
     Run files are read keeping only the lines that can be among each topic's ``max_results`` best
     (bounded memory for huge runs). ``on_progress(done, total)`` is called after each run file.
+    ``jobs`` > 1 scores the files in that many processes (forks sharing the loaded qrels; see
+    :mod:`avsbench.eval.workers`), results and errors as in one process.
     """
     if not runs:
         raise ConfigError("no run to score", expected="one or more run files")
     source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient)
     settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
-    scored: list[ScoredRun] = []
-    for done, item in enumerate(runs, 1):
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        for _ in range(count):
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(runs))
+
+    def score_file(item: str | Path | RunFile) -> list[ScoredRun]:
         file_runs = (
             [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
         )
-        scored.extend(_score_run(run, source, settings) for run in file_runs)
-        if on_progress is not None:
-            on_progress(done, len(runs))
-    return scored
+        return [_score_run(run, source, settings) for run in file_runs]
+
+    per_file = map_in_workers(score_file, runs, jobs, advance)
+    return [scored for file_scores in per_file for scored in file_scores]
 
 
 class _QrelsSource:
