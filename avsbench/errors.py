@@ -6,7 +6,10 @@ can print it as one clear line and exit non-zero without a traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class AvsbenchError(Exception):

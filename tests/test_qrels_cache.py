@@ -72,10 +72,11 @@ def test_damaged_or_foreign_entries_are_ignored(tmp_path: Path, cache_dir: Path)
     other = tmp_path / "other.qrels"
     other.write_bytes(TOY.replace(b"7 0", b"8 0"))
     key = qrels_cache.file_key(path, False)
-    qrels_cache.entry_path(key).write_bytes(qrels_cache.entry_path(key).read_bytes())
+    entry = Path(qrels_cache.entry_path(key))
+    entry.write_bytes(entry.read_bytes())
     foreign = qrels_cache.file_key(other, False)
     Qrels.read(other)
-    qrels_cache.entry_path(key).write_bytes(qrels_cache.entry_path(foreign).read_bytes())  # an entry for other bytes
+    entry.write_bytes(Path(qrels_cache.entry_path(foreign)).read_bytes())  # an entry for other bytes
     assert list(Qrels.read(path).topics) == ["7"]
 
 

@@ -15,17 +15,19 @@ into the same column arrays by :func:`columns_from_tokens`.
 from __future__ import annotations
 
 import contextlib
-import gzip
+import os
 import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 import numpy as np
 
 from avsbench.data.textrecords import PERL_WHITESPACE, line_at
 from avsbench.errors import InputFormatError, MissingDataError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CHUNK_BYTES = 32 << 20
 MAX_LINE_BYTES = 1 << 20
@@ -66,10 +68,10 @@ def source_label(path: str | Path) -> str:
     return "<stdin>" if str(path) == STDIN_NAME else str(path)
 
 
-def _check_readable(path: Path, what: str) -> None:
-    if not path.exists():
+def _check_readable(path: str | Path, what: str) -> None:
+    if not os.path.exists(path):
         raise MissingDataError(f"{what} file not found", path=path)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise MissingDataError(f"{what} path is not a file", path=path)
 
 
@@ -79,19 +81,18 @@ def _raw_chunks(path: str | Path, what: str, size: int) -> Iterator[bytes]:
         stream = sys.stdin.buffer
         head = stream.read(2)
         if head == GZIP_MAGIC:
+            import gzip  # only compressed input needs it
+
             stream = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[call-overload]
             head = b""
         if head:
             yield head
         yield from iter(lambda: stream.read(size), b"")
         return
-    path = Path(path)
     _check_readable(path, what)
     try:
         with open(path, "rb") as fh:
-            compressed = fh.read(2) == GZIP_MAGIC
-            fh.seek(0)
-            stream = gzip.GzipFile(fileobj=fh) if compressed else fh
+            stream = _decompressed(fh)
             try:
                 yield from iter(lambda: stream.read(size), b"")
             except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
@@ -117,12 +118,20 @@ class _Prefixed:
 @contextlib.contextmanager
 def open_binary(path: str | Path, what: str) -> Iterator[IO[bytes]]:
     """The file as a binary stream (decompressed when gzipped)."""
-    path = Path(path)
     _check_readable(path, what)
     with open(path, "rb") as fh:
-        compressed = fh.read(2) == GZIP_MAGIC
-        fh.seek(0)
-        yield cast(IO[bytes], gzip.GzipFile(fileobj=fh) if compressed else fh)
+        yield _decompressed(fh)
+
+
+def _decompressed(fh: IO[bytes]) -> IO[bytes]:
+    """An open file as is, or a stream of its decompressed bytes when it is gzipped."""
+    compressed = fh.read(2) == GZIP_MAGIC
+    fh.seek(0)
+    if not compressed:
+        return fh
+    import gzip  # only compressed input needs it
+
+    return cast(IO[bytes], gzip.GzipFile(fileobj=fh))
 
 
 def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generator[bytes, None, None]:

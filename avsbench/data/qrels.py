@@ -20,7 +20,6 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +29,8 @@ from avsbench.data.textrecords import perl_number, split_records, topic_sort_key
 from avsbench.errors import InputFormatError, UnknownIdError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from avsbench.interop import QrelsRecord
@@ -109,13 +110,17 @@ class QrelsTopic:
             keys = bulktext.hash_keys(shot_ids)
         if not self._unique_keys:  # two ids of this pool share a key: compare the ids themselves
             return self._lookup_by_id(shot_ids)
-        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        stratum = np.full(len(keys), -1, dtype=self.stratum_index.dtype)
+        judgment = np.zeros(len(keys))
         if len(self.keys) == 0:
-            found = np.zeros(len(keys), dtype=bool)
-        else:
-            found = (self.keys[at] == keys) & (self.shot_ids[at] == shot_ids)
-        stratum = np.where(found, self.stratum_index[at] if len(self.keys) else -1, -1)
-        judgment = np.where(found, self.judgments[at] if len(self.keys) else 0.0, 0.0)
+            return stratum, judgment
+        order = np.argsort(keys)  # searching keys in ascending order is several times faster
+        at = np.minimum(np.searchsorted(self.keys, keys[order]), len(self.keys) - 1)
+        hit = self.keys[at] == keys[order]
+        rows, at = order[hit], at[hit]
+        found = self.shot_ids[at] == shot_ids[rows]  # a key shared by two ids is no match
+        stratum[rows[found]] = self.stratum_index[at[found]]
+        judgment[rows[found]] = self.judgments[at[found]]
         return stratum, judgment
 
     def _lookup_by_id(self, shot_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

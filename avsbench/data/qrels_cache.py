@@ -2,27 +2,36 @@
 
 One cache file per (content hash, size, mtime, reading mode) in the cache folder
 (``$AVSBENCH_CACHE``, else ``$XDG_CACHE_HOME/avsbench``, else ``~/.cache/avsbench``), under
-``qrels/``. The file is hashed (SHA-1) on every read and its size and mtime compared, and the
+``qrels/``. The file is hashed (BLAKE2b) on every read and its size and mtime compared, and the
 same key is stored inside the cache entry: an entry is used only when all of it matches, so a
 file rewritten with the same size and mtime is parsed again. The newest :data:`MAX_ENTRIES`
-entries are kept. Entries are written atomically;
-an unreadable, truncated or foreign entry is ignored and rebuilt. A cache folder that cannot
-be written is not an error (the qrels are then parsed every time).
+entries are kept. Entries are written atomically (never changed in place, so they are mapped
+into memory, not read); an unreadable, truncated or foreign entry is ignored and rebuilt. A
+cache folder that cannot be written is not an error (the qrels are then parsed every time).
+The scorer's start-up counts here: this module imports neither pathlib nor hashlib.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import mmap
 import os
 import struct
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avsbench.data.qrels import Qrels, QrelsTopic
-from avsbench.data.root import CACHE_ENV, cache_dir
+from avsbench.data.root import CACHE_ENV, cache_dir_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+try:  # the builtin module: hashlib would load OpenSSL, a few milliseconds of every scorer call
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - CPython always has it
+    from hashlib import blake2b
 
 __all__ = [
     "CACHE_ENV",
@@ -35,34 +44,33 @@ __all__ = [
     "load_entry",
 ]
 
-MAGIC = b"AVSBENCH-QRELS-CACHE-3\n"
+MAGIC = b"AVSBENCH-QRELS-CACHE-4\n"
 _HEADER_LENGTH = struct.Struct("<Q")
 _HASH_PIECE = 8 << 20
 MAX_ENTRIES = 32
 
 
-def cache_folder() -> Path:
+def cache_folder() -> str:
     """Where parsed qrels are kept: ``qrels/`` in avsbench's cache folder (:func:`avsbench.data.root.cache_dir`)."""
-    return cache_dir() / "qrels"
+    return os.path.join(cache_dir_name(), "qrels")
 
 
 def file_key(path: str | Path, lenient: bool) -> dict[str, object]:
-    """The key of a qrels file: size, mtime (ns), SHA-1 of the content, reading mode."""
-    path = Path(path)
+    """The key of a qrels file: size, mtime (ns), BLAKE2b-160 of the content, reading mode."""
     try:
-        stat = path.stat()
-        digest = hashlib.sha1()
+        stat = os.stat(path)
+        digest = blake2b(digest_size=20)
         with open(path, "rb") as fh:
             for piece in iter(lambda: fh.read(_HASH_PIECE), b""):
                 digest.update(piece)
     except OSError:
         return {}
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": digest.hexdigest(), "lenient": lenient}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest(), "lenient": lenient}
 
 
-def entry_path(key: dict[str, object]) -> Path:
+def entry_path(key: dict[str, object]) -> str:
     mode = "lenient" if key["lenient"] else "strict"
-    return cache_folder() / f"{key['sha1']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels"
+    return os.path.join(cache_folder(), f"{key['blake2b']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels")
 
 
 def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
@@ -77,20 +85,24 @@ def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
     qrels = Qrels.parse(path, lenient=lenient)
     with contextlib.suppress(OSError):
         save_entry(entry, key, qrels)
-        _sweep(entry.parent, keep=entry)
+        _sweep(os.path.dirname(entry), keep=entry)
     return qrels
 
 
-def _sweep(folder: Path, keep: Path) -> None:
+def _sweep(folder: str, keep: str) -> None:
     """Remove the oldest entries beyond :data:`MAX_ENTRIES` (entries of files changed since are never used again)."""
-    entries = sorted(folder.glob("*.qrels"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for old in entries[MAX_ENTRIES:]:
+    entries = []
+    for name in os.listdir(folder):
+        if name.endswith(".qrels"):
+            with contextlib.suppress(OSError):
+                entries.append((os.stat(os.path.join(folder, name)).st_mtime_ns, os.path.join(folder, name)))
+    for _, old in sorted(entries, reverse=True)[MAX_ENTRIES:]:
         if old != keep:
             with contextlib.suppress(OSError):
-                old.unlink()
+                os.unlink(old)
 
 
-def save_entry(entry: Path, key: dict[str, object], qrels: Qrels) -> None:
+def save_entry(entry: str, key: dict[str, object], qrels: Qrels) -> None:
     """Write ``qrels`` as a cache entry (header JSON, then the per-topic arrays back to back)."""
     topics = list(qrels.topics.values())
     width = max((t.shot_ids.dtype.itemsize for t in topics), default=1)
@@ -112,31 +124,31 @@ def save_entry(entry: Path, key: dict[str, object], qrels: Qrels) -> None:
         ],
     }
     head = json.dumps(header).encode()
+    head += b" " * (-(len(MAGIC) + _HEADER_LENGTH.size + len(head)) % 8)  # the arrays start 8-byte aligned
     parts = [MAGIC, _HEADER_LENGTH.pack(len(head)), head]
-    for name, dtype in (
-        ("keys", "<u8"),
-        ("shot_ids", f"S{width}"),
-        ("stratum_index", "<i2"),
-        ("judgments", "<f8"),
-        ("appearance", "<i8"),
-    ):
+    for name, dtype in _sections(width):
         parts.extend(np.ascontiguousarray(getattr(t, name), dtype=dtype).tobytes() for t in topics)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(entry)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(b"".join(parts))
+            fh.writelines(parts)
         os.replace(tmp, entry)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            os.unlink(tmp)
 
 
-def load_entry(entry: Path, key: dict[str, object], path: str) -> Qrels | None:
-    """The qrels held by a cache entry, or None when it is missing, damaged or for another key."""
+def load_entry(entry: str, key: dict[str, object], path: str) -> Qrels | None:
+    """The qrels held by a cache entry, or None when it is missing, damaged or for another key.
+
+    The entry is mapped, not read: only the pages the scorer touches are loaded.
+    """
     try:
-        data = entry.read_bytes()
-    except OSError:
+        with open(entry, "rb") as fh:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
         return None
     try:
         return _decode(data, key, path)
@@ -144,8 +156,20 @@ def load_entry(entry: Path, key: dict[str, object], path: str) -> Qrels | None:
         return None
 
 
-def _decode(data: bytes, key: dict[str, object], path: str) -> Qrels | None:
-    if not data.startswith(MAGIC):
+def _sections(width: int) -> tuple[tuple[str, str], ...]:
+    """The per-topic arrays of an entry, in their order in the file: 8-byte items first, so that each
+    array starts 8-byte aligned (the header is padded to a multiple of 8 bytes)."""
+    return (
+        ("keys", "<u8"),
+        ("judgments", "<f8"),
+        ("appearance", "<i8"),
+        ("stratum_index", "<i2"),
+        ("shot_ids", f"S{width}"),
+    )
+
+
+def _decode(data: mmap.mmap, key: dict[str, object], path: str) -> Qrels | None:
+    if data[: len(MAGIC)] != MAGIC:
         return None
     (length,) = _HEADER_LENGTH.unpack_from(data, len(MAGIC))
     start = len(MAGIC) + _HEADER_LENGTH.size
@@ -156,13 +180,7 @@ def _decode(data: bytes, key: dict[str, object], path: str) -> Qrels | None:
     metas = header["topics"]
     offset = start + length
     arrays: dict[str, list[np.ndarray]] = {}
-    for name, dtype in (
-        ("keys", "<u8"),
-        ("shot_ids", f"S{width}"),
-        ("stratum_index", "<i2"),
-        ("judgments", "<f8"),
-        ("appearance", "<i8"),
-    ):
+    for name, dtype in _sections(width):
         size = np.dtype(dtype).itemsize
         arrays[name] = []
         for meta in metas:

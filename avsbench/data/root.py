@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ROOT_ENV = "AVSBENCH_ROOT"
 DEFAULT_ROOT = "~/VisualSearch"
@@ -13,6 +16,8 @@ SYNTHETIC_MARKER = "SYNTHETIC.md"  # file marking a generated (demo) collection 
 
 def resolve_root(rootpath: str | Path | None = None) -> Path:
     """Return the data root: ``rootpath`` if given, else ``$AVSBENCH_ROOT``, else ``~/VisualSearch``."""
+    from pathlib import Path
+
     if rootpath is None or str(rootpath) == "":
         rootpath = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
     return Path(os.path.expanduser(str(rootpath)))
@@ -20,11 +25,18 @@ def resolve_root(rootpath: str | Path | None = None) -> Path:
 
 def cache_dir() -> Path:
     """Return avsbench's cache folder (``$AVSBENCH_CACHE``, else ``$XDG_CACHE_HOME/avsbench``)."""
+    from pathlib import Path
+
+    return Path(cache_dir_name())
+
+
+def cache_dir_name() -> str:
+    """:func:`cache_dir` as a plain string (for the scorer, which does not import pathlib)."""
     env = os.environ.get(CACHE_ENV)
     if env:
-        return Path(os.path.expanduser(env))
+        return os.path.expanduser(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avsbench"
+    return os.path.join(base, "avsbench")
 
 
 def demo_root() -> Path:

@@ -25,10 +25,10 @@ import array
 import io
 import itertools
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -43,6 +43,8 @@ from avsbench.data.textrecords import (
 from avsbench.errors import InputFormatError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 TREC_LAYOUT = "topic Q0 shotId rank score tag"
@@ -107,6 +109,9 @@ def last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarr
     n = len(shot_ids)
     if keys is None:
         keys = bulktext.hash_keys(shot_ids)
+    ascending = np.sort(keys)
+    if n < 2 or (ascending[1:] != ascending[:-1]).all():
+        return np.arange(n)  # no key twice: every line is a distinct shot's only line
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if n else np.zeros(0, dtype=bool)
@@ -201,7 +206,7 @@ class TopicLines:
         ranks = self.rank_values[rows]
         if np.isnan(ranks).any():
             return None
-        by_rank = rows[np.argsort(ranks, kind="stable")]
+        by_rank = rows if (ranks[1:] > ranks[:-1]).all() else rows[np.argsort(ranks, kind="stable")]
         in_order = _in_scorer_order(self.shot_ids, self.score_values, by_rank)
         if in_order is None:  # a NaN score: compare with the sorted order
             in_order = np.array_equal(self.scorer_rows(), by_rank)
@@ -541,7 +546,7 @@ class _TrecReader:
         return scores
 
     def run(self) -> RunFile:
-        name = "stdin" if self.path == "<stdin>" else Path(self.path).name
+        name = "stdin" if self.path == "<stdin>" else os.path.basename(self.path)
         run = RunFile(name=name, tag=self.tag or name, path=self.path, source_format="trec")
         run.topics = dict(self._lines or {})
         return run
@@ -717,7 +722,7 @@ def _read_xml(source, path: str, lenient: bool) -> list[RunFile]:
         raise InputFormatError(f"XML not well-formed: {exc.msg}", path=path, line=exc.lineno or None) from None
     if not builders:
         raise InputFormatError(f"no <{RUN_TAG}> in the XML file", path=path, line=1)
-    base = Path(path).name
+    base = os.path.basename(path)
     return [
         b.run(base if len(builders) == 1 else f"{base}:{b.pid}_{b.priority or i}") for i, b in enumerate(builders, 1)
     ]

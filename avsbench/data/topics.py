@@ -8,12 +8,14 @@ a topic typed by a user (either form) is read with :func:`topic_number`.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avsbench.errors import ConfigError, InputFormatError, MissingDataError, UnknownIdError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 IACC3 = "iacc.3"
 V3C1 = "v3c1"
@@ -93,6 +95,9 @@ class TopicSet:
     @classmethod
     def read(cls, path: str | Path, name: str | None = None) -> TopicSet:
         """Parse a topic file: one ``<number> <text>`` per line, blank lines ignored."""
+        import hashlib  # only reading a topic file needs these (not scoring)
+        from pathlib import Path
+
         path = Path(path)
         if not path.is_file():
             raise MissingDataError("topic file not found", path=path)

@@ -9,17 +9,22 @@ finds the qrels (``qrels``, else :func:`avsbench.data.collection.find_qrels`: th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avsbench.data.qrels import Qrels
 from avsbench.data.root import SYNTHETIC_MARKER
 from avsbench.data.runs import RunFile
-from avsbench.data.topics import Year, get_year, infer_year
 from avsbench.errors import ConfigError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, DEFAULT_MAX_RESULTS, EvalResult, evaluate
 from avsbench.eval.workers import map_in_workers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from avsbench.data.topics import Year
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,12 @@ class ScoredRun:
 def is_synthetic_qrels(path: str | Path) -> bool:
     """True when a qrels file belongs to a generated collection (``SYNTHETIC.md`` in the
     collection folder or the root above it): its scores are not comparable to published ones."""
-    path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):
         return False
-    text_dir = path.resolve().parent
-    return any((folder / SYNTHETIC_MARKER).is_file() for folder in (text_dir.parent, text_dir.parent.parent))
+    collection = os.path.dirname(os.path.dirname(os.path.realpath(path)))
+    return any(
+        os.path.isfile(os.path.join(folder, SYNTHETIC_MARKER)) for folder in (collection, os.path.dirname(collection))
+    )
 
 
 def _listing(topics: Sequence[str], limit: int = 8) -> str:
@@ -166,6 +172,8 @@ def score_runs(
     """
     if not runs:
         raise ConfigError("no run to score", expected="one or more run files")
+    from avsbench.data.topics import get_year
+
     source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient)
     settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
     done = 0
@@ -205,6 +213,8 @@ class _QrelsSource:
         if self.year is not None:
             return self.year
         try:
+            from avsbench.data.topics import infer_year
+
             return infer_year(run.topic_ids)
         except ConfigError:
             if self.given is None:
