@@ -134,3 +134,54 @@ def test_shots_sharing_a_hash_key_are_told_apart(monkeypatch: pytest.MonkeyPatch
         format_sample_eval(result, True).encode()
         == (golden / "expected" / "iacc17g_duplicate_shots.q.txt").read_bytes()
     )
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_files_of_many_chunks_parsed_by_threads_read_as_one_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    rnd = random.Random(11)
+    run_bytes = _random_run(rnd, 5, 2000)
+    qrels_lines = [
+        f"{1661 + t} 0 shot{rnd.randint(1, 900):05d}_{rnd.randint(1, 3)} {rnd.randint(1, 3)} {rnd.choice([-1, 0, 1])}\n"
+        for t in range(5)
+        for _ in range(1500)
+    ]
+    qrels_bytes = "".join(qrels_lines).encode()
+    (tmp_path / "run.txt").write_bytes(run_bytes)
+    (tmp_path / "q.qrels").write_bytes(qrels_bytes)
+    whole_run, whole_qrels = RunFile.from_bytes(run_bytes)[0], Qrels.from_bytes(qrels_bytes)
+    monkeypatch.setattr(bulktext, "CHUNK_BYTES", 5000)
+    monkeypatch.setattr(bulktext, "CHUNK_THREADS", threads)
+    assert len(list(bulktext.line_chunks(tmp_path / "run.txt", "run"))) > 50
+    chunked_qrels = Qrels.parse(tmp_path / "q.qrels")
+    assert chunked_qrels.topic_ids == whole_qrels.topic_ids
+    for topic in whole_qrels.topic_ids:
+        assert chunked_qrels[topic].judgment == whole_qrels[topic].judgment
+        assert chunked_qrels[topic].estimated_relevant == whole_qrels[topic].estimated_relevant
+    for keep in (None, 40):
+        chunked = RunFile.read(tmp_path / "run.txt", keep_best=keep)
+        assert chunked.topic_ids == whole_run.topic_ids
+        for topic in whole_run.topic_ids:
+            assert chunked.topics[topic].num_lines == whole_run.topics[topic].num_lines
+            assert chunked.topics[topic].ranked()[:40] == whole_run.topics[topic].ranked()[:40]
+    expected = format_sample_eval(evaluate(whole_qrels, whole_run), True)
+    assert (
+        format_sample_eval(evaluate(chunked_qrels, RunFile.read(tmp_path / "run.txt", keep_best=1000)), True)
+        == expected
+    )
+
+
+def test_the_first_bad_line_is_reported_when_several_chunks_are_bad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulktext, "CHUNK_BYTES", 256)
+    lines = [f"7 Q0 s{i} {i} {1000 - i} r\n" for i in range(400)]
+    lines[150] = "7 Q0 s150 151 oops r\n"
+    lines[390] = "7 Q0 s390 391\n"  # a later chunk, a different error
+    path = tmp_path / "bad.run"
+    path.write_text("".join(lines))
+    for _ in range(5):  # whichever thread finishes first
+        with pytest.raises(InputFormatError) as info:
+            RunFile.read(path)
+        assert info.value.line == 151 and "oops" in str(info.value)

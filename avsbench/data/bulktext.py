@@ -15,11 +15,12 @@ into the same column arrays by :func:`columns_from_tokens`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
@@ -29,7 +30,10 @@ from avsbench.errors import InputFormatError, MissingDataError
 if TYPE_CHECKING:
     from pathlib import Path
 
+T = TypeVar("T")
+
 CHUNK_BYTES = 32 << 20
+CHUNK_THREADS = 2  # threads tokenising the chunks of a file of several chunks
 MAX_LINE_BYTES = 1 << 20
 MAX_FIELD_BYTES = 256  # longer than any topic, shot id or score; a longer field is an error (strict)
 GZIP_MAGIC = b"\x1f\x8b"
@@ -157,6 +161,39 @@ def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generat
             yield data[:cut]
     if rest:
         yield rest
+
+
+def parsed_chunks(chunks: Iterable[bytes], parse: Callable[[bytes, int, bool], T]) -> Iterator[T]:
+    """``parse(data, first_line, is_first_chunk)`` of each chunk, in file order (``b""`` alone for an empty file).
+
+    A file of several chunks is parsed by :data:`CHUNK_THREADS` threads (the work is numpy's on
+    whole chunks, which runs without the GIL) while the caller merges the chunks already parsed; at
+    most ``CHUNK_THREADS + 1`` chunks are held. A chunk's error is raised when its turn comes,
+    so the first bad line of the file is the one reported.
+    """
+    pieces = iter(chunks)
+    first = next(pieces, b"")
+    second = next(pieces, None)
+    if second is None:
+        yield parse(first, 1, True)
+        return
+    from collections import deque  # only files of several chunks need these
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    line = 1
+    pending: deque[Future[T]] = deque()
+    with ThreadPoolExecutor(max_workers=CHUNK_THREADS, thread_name_prefix="avsbench-chunks") as pool:
+        try:
+            for data in itertools.chain((first, second), pieces):
+                pending.append(pool.submit(parse, data, line, line == 1))
+                line += data.count(b"\n")
+                if len(pending) > CHUNK_THREADS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def read_all_bytes(path: str | Path, what: str) -> bytes:

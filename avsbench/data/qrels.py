@@ -281,18 +281,15 @@ class Qrels:
         if lenient:
             return cls.from_bytes(bulktext.read_all_bytes(path, "qrels"), label, lenient=True)
         builder = _QrelsBuilder(label)
-        line = 1
-        for data in bulktext.line_chunks(path, "qrels"):
-            builder.add(
-                bulktext.tokenize_strict(
-                    data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=line, first_chunk=line == 1
-                )
+
+        def parse(data: bytes, first_line: int, first_chunk: bool) -> tuple[np.ndarray, ...]:
+            chunk = bulktext.tokenize_strict(
+                data, label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=first_line, first_chunk=first_chunk
             )
-            line += data.count(b"\n")
-        if not builder.parts:  # an empty file
-            bulktext.tokenize_strict(
-                b"", label, fields=5, what="qrels", layout=QRELS_LAYOUT, first_line=1, first_chunk=True
-            )
+            return builder.columns(chunk)
+
+        for columns in bulktext.parsed_chunks(bulktext.line_chunks(path, "qrels"), parse):
+            builder.merge(columns)
         return builder.build()
 
     @classmethod
@@ -345,14 +342,23 @@ class _QrelsBuilder:
         self.rows = 0
 
     def add(self, chunk: bulktext.Chunk) -> None:
+        self.merge(self.columns(chunk))
+
+    def columns(self, chunk: bulktext.Chunk) -> tuple[Any, ...]:
+        """A chunk's columns: topic names and each record's code into them, shots, strata, judgments (checked)."""
         names, local = bulktext.group_codes(chunk.field_bytes(0))
-        to_global = np.array([self.topic_names.setdefault(n, len(self.topic_names)) for n in names], dtype=np.int64)
-        topics = to_global[local] if len(local) else local
         judgments = chunk.field_bytes(4)
         if not self.lenient:
             self._check_judgments(chunk, judgments)
-        self.parts.append((topics, chunk.field_bytes(2), chunk.field_bytes(3), judgments))
-        self.rows += chunk.num_records
+        return names, local, chunk.field_bytes(2), chunk.field_bytes(3), judgments
+
+    def merge(self, columns: tuple[Any, ...]) -> None:
+        """Add a chunk's columns (chunks in file order: topic codes follow first appearance)."""
+        names, local, shots, strata, judgments = columns
+        to_global = np.array([self.topic_names.setdefault(n, len(self.topic_names)) for n in names], dtype=np.int64)
+        topics = to_global[local] if len(local) else local
+        self.parts.append((topics, shots, strata, judgments))
+        self.rows += len(local)
 
     def _check_judgments(self, chunk: bulktext.Chunk, judgments: np.ndarray) -> None:
         for text in np.unique(judgments).tolist():

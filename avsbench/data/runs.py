@@ -461,6 +461,18 @@ class _TopicBest:
         return lines, exact
 
 
+class _RunColumns(NamedTuple):
+    """A chunk's run lines as columns: topic names and each line's code into them, shot ids, scores, keys, ranks."""
+
+    tag: str  # the tag of the chunk's first line
+    names: list[bytes]
+    codes: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+    keys: np.ndarray
+    ranks: np.ndarray
+
+
 class _TrecReader:
     """Reads TREC run lines chunk by chunk into per-topic arrays."""
 
@@ -475,19 +487,15 @@ class _TrecReader:
 
     def read(self, chunks: Iterable[bytes]) -> None:
         """Read strict TREC lines from chunks of whole lines, then :meth:`finish`."""
-        line = 1
-        for data in chunks:
-            self.add(
-                bulktext.tokenize_strict(
-                    data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=line, first_chunk=line == 1
-                )
-            )
-            line += data.count(b"\n")
-        if line == 1 and not self.topics:
-            bulktext.tokenize_strict(
-                b"", self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=1, first_chunk=True
-            )
+        for columns in bulktext.parsed_chunks(chunks, self._parse):
+            self.merge(columns)
         self.finish()
+
+    def _parse(self, data: bytes, first_line: int, first_chunk: bool) -> _RunColumns | None:
+        chunk = bulktext.tokenize_strict(
+            data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=first_line, first_chunk=first_chunk
+        )
+        return self.columns(chunk)
 
     def finish(self) -> None:
         lines = {}
@@ -497,16 +505,28 @@ class _TrecReader:
         self._lines = lines
 
     def add(self, chunk: bulktext.Chunk) -> None:
+        self.merge(self.columns(chunk))
+
+    def columns(self, chunk: bulktext.Chunk) -> _RunColumns | None:
+        """The columns of a chunk's lines (None for a chunk without lines); no state is changed."""
         if chunk.num_records == 0:
-            return
-        if self.tag is None:
-            self.tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
+            return None
         names, codes = bulktext.group_codes(chunk.field_bytes(0))
         ids = chunk.field_bytes(2)
         scores = self._scores(chunk)
         keys = bulktext.hash_keys(ids)
         ranks, bad_ranks = bulktext.parse_floats(chunk.field_bytes(3))
         ranks[bad_ranks] = np.nan
+        tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
+        return _RunColumns(tag, names, codes, ids, scores, keys, ranks)
+
+    def merge(self, columns: _RunColumns | None) -> None:
+        """Add a chunk's lines to their topics (chunks in file order)."""
+        if columns is None:
+            return
+        tag, names, codes, ids, scores, keys, ranks = columns
+        if self.tag is None:
+            self.tag = tag
         if len(names) == 1:
             parts: list[tuple[bytes, slice | np.ndarray]] = [(names[0], slice(None))]
         else:
