@@ -61,10 +61,12 @@ def _random_run(rnd: random.Random, topics: int, lines: int) -> bytes:
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("chunk_bytes", [700, 1 << 20])
 def test_keeping_the_best_lines_while_reading_is_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, chunk_bytes: int
 ) -> None:
     monkeypatch.setattr(runs, "PRUNE_ROWS", 50)
+    monkeypatch.setattr(bulktext, "CHUNK_BYTES", chunk_bytes)
     rnd = random.Random(seed)
     path = tmp_path / "big.run"
     path.write_bytes(_random_run(rnd, 3, 900))
@@ -88,8 +90,12 @@ def test_keeping_the_best_lines_while_reading_is_exact(
     assert format_sample_eval(a, True) == format_sample_eval(b, True)
 
 
-def test_a_demoted_kept_shot_makes_the_reader_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("chunk_bytes", [40, 1 << 20])
+def test_a_demoted_kept_shot_makes_the_reader_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
     monkeypatch.setattr(runs, "PRUNE_ROWS", 4)
+    monkeypatch.setattr(bulktext, "CHUNK_BYTES", chunk_bytes)
     lines = [f"1 Q0 s{i} {i} {100 - i} r\n" for i in range(12)]
     lines += [f"1 Q0 s{i} 99 -{i} r\n" for i in range(3)]  # the three best shots sink to the bottom
     path = tmp_path / "demoted.run"

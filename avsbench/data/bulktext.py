@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 16 << 20
 CHUNK_THREADS = 2  # threads tokenising the chunks of a file of several chunks
 MAX_LINE_BYTES = 1 << 20
 MAX_FIELD_BYTES = 256  # longer than any topic, shot id or score; a longer field is an error (strict)
@@ -98,11 +98,22 @@ def _raw_chunks(path: str | Path, what: str, size: int) -> Iterator[bytes]:
         with open(path, "rb") as fh:
             stream = _decompressed(fh)
             try:
-                yield from iter(lambda: stream.read(size), b"")
+                yield from _line_pieces(fh, size) if stream is fh else iter(lambda: stream.read(size), b"")
             except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
                 raise InputFormatError(f"cannot decompress gzip {what} file: {exc}", path=path) from None
     except OSError as exc:
         raise MissingDataError(f"cannot read {what} file: {exc.strerror or exc}", path=path) from None
+
+
+def _line_pieces(fh: IO[bytes], size: int) -> Iterator[bytes]:
+    """A plain file's bytes in pieces of about ``size`` that end at a line end where the piece holds one
+    (the file position is put back to the start of the cut line: no piece is copied to join it)."""
+    while piece := fh.read(size):
+        cut = piece.rfind(b"\n") + 1
+        if 0 < cut < len(piece) and len(piece) == size:
+            fh.seek(cut - len(piece), 1)
+            piece = piece[:cut]
+        yield piece
 
 
 class _Prefixed:
@@ -138,13 +149,14 @@ def _decompressed(fh: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], gzip.GzipFile(fileobj=fh))
 
 
-def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generator[bytes, None, None]:
-    """The file in chunks of whole lines (the last one may lack its newline); ``size``: CHUNK_BYTES.
+def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generator[tuple[int, bytes], None, None]:
+    """The file in chunks of whole lines (the last one may lack its newline), each with the number of its
+    first line; ``size``: CHUNK_BYTES.
 
     A line longer than :data:`MAX_LINE_BYTES` is an error (a run or qrels line is under 100 bytes).
     """
     rest = b""
-    lines = 0
+    line = 1
     for piece in _raw_chunks(path, what, size or CHUNK_BYTES):
         data = rest + piece if rest else piece
         cut = data.rfind(b"\n") + 1
@@ -153,18 +165,20 @@ def line_chunks(path: str | Path, what: str, size: int | None = None) -> Generat
             raise InputFormatError(
                 f"line longer than {MAX_LINE_BYTES:,} bytes in a text {what} file",
                 path=source_label(path),
-                line=lines + data.count(b"\n", 0, cut) + 1,
+                line=line + data.count(b"\n", 0, cut),
                 expected=f"lines of a {what} file",
             )
         if cut:
-            lines += data.count(b"\n", 0, cut)
-            yield data[:cut]
+            chunk = data[:cut] if cut < len(data) else data
+            yield line, chunk
+            line += chunk.count(b"\n")
     if rest:
-        yield rest
+        yield line, rest
 
 
-def parsed_chunks(chunks: Iterable[bytes], parse: Callable[[bytes, int, bool], T]) -> Iterator[T]:
-    """``parse(data, first_line, is_first_chunk)`` of each chunk, in file order (``b""`` alone for an empty file).
+def parsed_chunks(chunks: Iterable[tuple[int, bytes]], parse: Callable[[bytes, int, bool], T]) -> Iterator[T]:
+    """``parse(data, first_line, is_first_chunk)`` of each ``(first_line, data)`` of :func:`line_chunks`, in file
+    order (``b""`` alone for an empty file).
 
     A file of several chunks is parsed by :data:`CHUNK_THREADS` threads (the work is numpy's on
     whole chunks, which runs without the GIL) while the caller merges the chunks already parsed; at
@@ -172,21 +186,19 @@ def parsed_chunks(chunks: Iterable[bytes], parse: Callable[[bytes, int, bool], T
     so the first bad line of the file is the one reported.
     """
     pieces = iter(chunks)
-    first = next(pieces, b"")
+    first = next(pieces, (1, b""))
     second = next(pieces, None)
     if second is None:
-        yield parse(first, 1, True)
+        yield parse(first[1], first[0], True)
         return
     from collections import deque  # only files of several chunks need these
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    line = 1
     pending: deque[Future[T]] = deque()
     with ThreadPoolExecutor(max_workers=CHUNK_THREADS, thread_name_prefix="avsbench-chunks") as pool:
         try:
-            for data in itertools.chain((first, second), pieces):
+            for line, data in itertools.chain((first, second), pieces):
                 pending.append(pool.submit(parse, data, line, line == 1))
-                line += data.count(b"\n")
                 if len(pending) > CHUNK_THREADS:
                     yield pending.popleft().result()
             while pending:
@@ -440,6 +452,9 @@ def parse_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n = len(values)
     width = values.dtype.itemsize
+    if n and _NUMBER_BYTE[values.view(np.uint8)].all():  # only [+-.eE0-9]: numpy's parser, float()'s rounding
+        with contextlib.suppress(ValueError):  # a malformed one ("1e", "1-2"): found row by row below
+            return values.astype(np.float64), np.zeros(n, dtype=bool)
     columns = values.view(np.uint8).reshape(n, width).T.copy() if n else np.zeros((width, 0), np.uint8)
     first = columns[0]
     signed = (first == ord("-")) | (first == ord("+"))

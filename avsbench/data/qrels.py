@@ -382,7 +382,7 @@ class _QrelsBuilder:
         labels = [j.decode("utf-8", "surrogateescape") for j in judgment_names]
         counts = _stratum_counts(topics, stratum_codes, judgment_codes, values, len(names), len(labels))
         keys = bulktext.hash_keys(shots)
-        order = np.argsort(topics, kind="stable")
+        order = _stable_order(topics, len(self.topic_names))
         bounds = np.searchsorted(topics[order], np.arange(len(self.topic_names) + 1))
         table: dict[str, QrelsTopic] = {}
         for code, topic in enumerate(self.topic_names):
@@ -400,6 +400,13 @@ class _QrelsBuilder:
                 counts.get(code, {}),
             )
         return Qrels(table, self.path)
+
+
+def _stable_order(codes: np.ndarray, count: int) -> np.ndarray:
+    """Indices sorting ``codes`` (0 <= code < count), equal codes in file order (radix sort for small counts)."""
+    if count <= 1 << 16:
+        codes = codes.astype(np.uint8 if count <= 1 << 8 else np.uint16)
+    return np.argsort(codes, kind="stable")
 
 
 def _concat_bytes(parts: list[np.ndarray]) -> np.ndarray:
@@ -458,16 +465,15 @@ def _topic_table(topic, rows, keys, shots, strata, judgments, values, names, lab
     """One topic's :class:`QrelsTopic` from its rows (in file order): last record per shot wins."""
     local = sorted(counts)  # stratum codes are in string order already
     topic_keys = keys[rows]
-    order = np.argsort(topic_keys, kind="stable")
+    order = np.argsort(topic_keys)
     sorted_keys = topic_keys[order]
-    last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if len(order) else np.zeros(0, dtype=bool)
-    chosen = rows[order[last]]
-    first = np.concatenate(([True], last[:-1])) if len(order) else np.zeros(0, dtype=bool)
-    appearance = np.argsort(rows[order[first]], kind="stable")
+    heads = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))) if len(order) else order
+    chosen = rows[np.maximum.reduceat(order, heads)] if len(order) else rows  # a shot's last record wins
+    appearance = np.argsort(np.minimum.reduceat(order, heads)) if len(order) else order  # by first record
     remap = np.full(len(names), -1, dtype=np.int16)
     remap[local] = np.arange(len(local), dtype=np.int16)
-    same_key = ~last[:-1] if len(order) > 1 else np.zeros(0, dtype=bool)
-    if same_key.any() and (shots[rows[order[:-1]]][same_key] != shots[rows[order[1:]]][same_key]).any():
+    same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if same.size and (shots[rows[order[same]]] != shots[rows[order[same + 1]]]).any():
         return _topic_table_by_id(topic, rows, keys, shots, strata, judgments, values, names, labels, counts, remap)
     columns = (keys[chosen], shots[chosen], remap[strata[chosen]], values[judgments[chosen]])
     return _qrels_topic(topic, local, names, labels, counts, columns, appearance)

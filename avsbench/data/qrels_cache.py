@@ -125,15 +125,15 @@ def save_entry(entry: str, key: dict[str, object], qrels: Qrels) -> None:
     }
     head = json.dumps(header).encode()
     head += b" " * (-(len(MAGIC) + _HEADER_LENGTH.size + len(head)) % 8)  # the arrays start 8-byte aligned
-    parts = [MAGIC, _HEADER_LENGTH.pack(len(head)), head]
-    for name, dtype in _sections(width):
-        parts.extend(np.ascontiguousarray(getattr(t, name), dtype=dtype).tobytes() for t in topics)
     folder, name = os.path.split(entry)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            fh.writelines(parts)
+            fh.writelines([MAGIC, _HEADER_LENGTH.pack(len(head)), head])
+            for section, dtype in _sections(width):
+                for t in topics:  # each array written as it is held (no copy of the whole entry in memory)
+                    fh.write(memoryview(np.ascontiguousarray(getattr(t, section), dtype=dtype)).cast("B"))
         os.replace(tmp, entry)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -112,16 +112,14 @@ def last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarr
     ascending = np.sort(keys)
     if n < 2 or (ascending[1:] != ascending[:-1]).all():
         return np.arange(n)  # no key twice: every line is a distinct shot's only line
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     sorted_keys = keys[order]
-    last = np.append(sorted_keys[1:] != sorted_keys[:-1], True) if n else np.zeros(0, dtype=bool)
-    if last.all():
-        return np.arange(n)
-    same = ~last[:-1]
-    if (shot_ids[order[:-1]][same] != shot_ids[order[1:]][same]).any():  # two ids share a key
+    heads = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if (shot_ids[order[same]] != shot_ids[order[same + 1]]).any():  # two ids share a key
         final = {s: i for i, s in enumerate(shot_ids.tolist())}
         return np.array(sorted(final.values()), dtype=np.int64)
-    return np.sort(order[last])
+    return np.sort(np.maximum.reduceat(order, heads))  # the last line of each key's group
 
 
 class TopicLines:
@@ -309,16 +307,17 @@ class RunFile:
         """
         label = bulktext.source_label(path)
         chunks = bulktext.line_chunks(path, "run")
-        first = next(chunks, b"")
+        first_chunk = next(chunks, (1, b""))
+        first = first_chunk[1]
         if sniff_format(first) == "xml" and str(path) != bulktext.STDIN_NAME:
             chunks.close()
             with bulktext.open_binary(path, "run") as stream:  # parsed as a stream, never held whole
                 return _read_xml(stream, label, lenient)
         if lenient or sniff_format(first) == "xml":
-            data = first + b"".join(chunks)
+            data = first + b"".join(data for _, data in chunks)
             return cls.from_bytes(data, label, lenient=lenient)
         reader = _TrecReader(label, keep_best if str(path) != bulktext.STDIN_NAME else None)
-        reader.read(itertools.chain([first], chunks))
+        reader.read(itertools.chain([first_chunk], chunks))
         if reader.inexact:  # a shot kept as one of the best was later given a lower score: read it all again
             reader = _TrecReader(label, None)
             reader.read(bulktext.line_chunks(path, "run"))
@@ -339,7 +338,7 @@ class RunFile:
             reader.finish()
             return [reader.run()]
         reader = _TrecReader(label, None)
-        reader.read([data])
+        reader.read([(1, data)])
         return [reader.run()]
 
     @classmethod
@@ -390,12 +389,56 @@ def format_score(score: float) -> str:
     return repr(score)
 
 
+class _LeftOut(NamedTuple):
+    """The lines of a topic left out of a chunk (each the last line of its shot in the chunk, below the best)."""
+
+    chunk: _ChunkColumns
+    rows: np.ndarray  # their rows in the chunk
+    keys: np.ndarray
+    best: tuple[float, bytes]  # the best (score, id) among them
+
+
+class _TopicPart(NamedTuple):
+    """A topic's lines in one chunk: those that can be among its best, and every line's shot key."""
+
+    name: bytes
+    ids: np.ndarray
+    scores: np.ndarray
+    keys: np.ndarray
+    ranks: np.ndarray
+    line_keys: np.ndarray  # the key of every line of the chunk (kept or not)
+    complete: bool  # every line is kept
+    left: _LeftOut | None
+
+
+def _topic_part(chunk: _ChunkColumns, name: bytes, rows: np.ndarray, keep: int | None) -> _TopicPart:
+    """The lines ``rows`` (ascending) of one topic; with ``keep``, only each shot's last line in the chunk, and of
+    those only the ones scoring at least the ``keep``-th best: the others are :class:`_LeftOut` (a later line of a
+    shot kept from an earlier chunk is taken back when the chunk is merged)."""
+    scores, keys = chunk.scores[rows], chunk.keys[rows]
+    kept = np.arange(len(rows))
+    left_out = None
+    if keep is not None and len(rows) > keep:
+        kept = last_lines(chunk.ids[rows], keys)  # a shot's earlier lines in the chunk never count
+        if len(kept) > keep:
+            floor = np.partition(scores[kept], len(kept) - keep)[len(kept) - keep]  # the keep-th best score
+            left, kept = kept[scores[kept] < floor], kept[scores[kept] >= floor]
+            if left.size:
+                top = scores[left].max()
+                best = (float(top), max(chunk.ids[rows[left[scores[left] == top]]].tolist()))
+                left_out = _LeftOut(chunk, rows[left], keys[left], best)
+    at = rows[kept]
+    complete = len(kept) == len(rows)
+    return _TopicPart(name, chunk.ids[at], scores[kept], keys[kept], chunk.ranks(at), keys, complete, left_out)
+
+
 class _TopicBest:
     """A topic's lines while a run is read, less (with ``keep``) those that cannot reach its best ``keep`` shots.
 
-    Dropping is exact for a shot's last line. A kept shot given a lower score by a later line could
-    let a dropped shot back in: the best dropped (score, id) is remembered, and the result is
-    flagged inexact (the caller reads the topic in full) unless ``keep`` kept shots still beat it.
+    Lines are left out as each chunk is read (see :func:`_topic_part`) and when too many are held
+    (all but the best ``keep`` shots). The best (score, id) left out is remembered: the result is
+    exact when the ``keep`` shots kept beat it; otherwise (a kept shot demoted by a later line)
+    the caller reads the topic in full.
     """
 
     def __init__(self, keep: int | None) -> None:
@@ -404,29 +447,50 @@ class _TopicBest:
         self.scores: list[np.ndarray] = []
         self.keys: list[np.ndarray] = []
         self.ranks: list[np.ndarray] = []
+        self.line_keys: list[np.ndarray] = []  # every line's key (with keep: to count the distinct shots)
         self.pending = 0
         self.lines = 0
-        self.dropped = 0
         self.pruned = False
         self.best_dropped: tuple[float, bytes] | None = None
 
-    def add(self, ids: np.ndarray, scores: np.ndarray, keys: np.ndarray, ranks: np.ndarray) -> None:
+    def add(self, part: _TopicPart) -> None:
+        if part.left is not None:  # first: a line left out may be a later line of a shot held
+            self._take_back(part.left)
+        self._hold(part.ids, part.scores, part.keys, part.ranks)
+        self.lines += len(part.line_keys)
+        if self.keep is not None:
+            self.line_keys.append(part.line_keys)
+        if not part.complete:
+            self.pruned = True
+        if self.keep is not None and self.pending > max(4 * self.keep, PRUNE_ROWS):
+            self._prune()
+
+    def _hold(self, ids: np.ndarray, scores: np.ndarray, keys: np.ndarray, ranks: np.ndarray) -> None:
         self.ids.append(ids)
         self.scores.append(scores)
         self.keys.append(keys)
         self.ranks.append(ranks)
         self.pending += len(scores)
-        self.lines += len(scores)
-        if self.keep is not None and self.pending > max(4 * self.keep, PRUNE_ROWS):
-            self._prune()
+
+    def _take_back(self, left: _LeftOut) -> None:
+        """Hold the lines left out of a chunk whose shot is held from an earlier chunk (they are its later lines)."""
+        if self.ids:
+            again = np.flatnonzero(np.isin(left.keys, self._joined()[2]))
+            if again.size:
+                rows = left.rows[again]
+                self._hold(left.chunk.ids[rows], left.chunk.scores[rows], left.keys[again], left.chunk.ranks(rows))
+        self._dropped(left.best)
+
+    def _dropped(self, best: tuple[float, bytes]) -> None:
+        self.pruned = True
+        self.best_dropped = best if self.best_dropped is None else max(self.best_dropped, best)
 
     def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if len(self.ids) > 1:
             width = max(a.dtype.itemsize for a in self.ids)
             self.ids = [np.concatenate([a.astype(f"S{width}") for a in self.ids])]
-            self.scores = [np.concatenate(self.scores)]
-            self.keys = [np.concatenate(self.keys)]
-            self.ranks = [np.concatenate(self.ranks)]
+            for held in (self.scores, self.keys, self.ranks):
+                held[:] = [np.concatenate(held)]
         return self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
 
     def _prune(self) -> None:
@@ -434,43 +498,47 @@ class _TopicBest:
         ids, scores, keys, ranks = self._joined()
         distinct = last_lines(ids, keys)
         rows = order_rows(ids, scores, distinct, limit=self.keep + 1)
-        self.pruned = True
         if len(rows) > self.keep:
-            self.dropped += len(distinct) - self.keep
-            dropped = (float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]]))
-            self.best_dropped = dropped if self.best_dropped is None else max(self.best_dropped, dropped)
+            self._dropped((float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]])))
             rows = rows[: self.keep]
+        rows = np.sort(rows)  # file order
         self.ids, self.scores, self.keys, self.ranks = [ids[rows]], [scores[rows]], [keys[rows]], [ranks[rows]]
         self.pending = len(rows)
 
     def lines_kept(self) -> tuple[TopicLines, bool]:
         """The topic's lines (all, or those kept) and whether the kept ones are known to hold the best."""
-        ids, scores, keys, ranks = self._joined()
         if not self.pruned:
+            ids, scores, keys, ranks = self._joined()
             return TopicLines.from_arrays(ids, scores, keys=keys, ranks=ranks), True
         assert self.keep is not None
-        exact = True
-        if self.best_dropped is not None:
-            self._prune()
-            ids, scores, keys, ranks = self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
-            exact = (
-                len(ids) >= self.keep and (float(scores[self.keep - 1]), bytes(ids[self.keep - 1])) > self.best_dropped
-            )
+        self._prune()
+        ids, scores, keys, ranks = self._joined()
+        exact = len(ids) >= self.keep
+        if exact and self.best_dropped is not None:
+            kth = order_rows(ids, scores, np.arange(len(ids)))[self.keep - 1]
+            exact = (float(scores[kth]), bytes(ids[kth])) > self.best_dropped
         lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys, ranks=ranks)
-        lines.dropped_shots, lines.kept_best = self.dropped, self.keep
+        listed = np.sort(np.concatenate(self.line_keys))
+        distinct = int(np.count_nonzero(listed[1:] != listed[:-1])) + 1  # shots listed (two ids sharing a key: one)
+        lines.dropped_shots, lines.kept_best = distinct - len(ids), self.keep
         return lines, exact
 
 
-class _RunColumns(NamedTuple):
-    """A chunk's run lines as columns: topic names and each line's code into them, shot ids, scores, keys, ranks."""
+class _ChunkColumns:
+    """What every line of a chunk needs (shot ids, their keys, scores); the ranks are parsed for the lines kept."""
 
-    tag: str  # the tag of the chunk's first line
-    names: list[bytes]
-    codes: np.ndarray
-    ids: np.ndarray
-    scores: np.ndarray
-    keys: np.ndarray
-    ranks: np.ndarray
+    def __init__(self, chunk: bulktext.Chunk, ids: np.ndarray, keys: np.ndarray, scores: np.ndarray) -> None:
+        self.chunk, self.ids, self.keys, self.scores = chunk, ids, keys, scores
+
+    def ranks(self, rows: np.ndarray) -> np.ndarray:
+        """The rank column of ``rows`` (NaN where it is not a number)."""
+        chunk = self.chunk
+        texts = bulktext.gather_tokens(
+            chunk.buf, chunk.starts[3 :: chunk.fields][rows], chunk.ends[3 :: chunk.fields][rows]
+        )
+        ranks, bad = bulktext.parse_floats(texts)
+        ranks[bad] = np.nan
+        return ranks
 
 
 class _TrecReader:
@@ -485,13 +553,13 @@ class _TrecReader:
         self.inexact = False
         self._lines: dict[str, TopicLines] | None = None
 
-    def read(self, chunks: Iterable[bytes]) -> None:
-        """Read strict TREC lines from chunks of whole lines, then :meth:`finish`."""
+    def read(self, chunks: Iterable[tuple[int, bytes]]) -> None:
+        """Read strict TREC lines from chunks of whole lines (with their first line's number), then :meth:`finish`."""
         for columns in bulktext.parsed_chunks(chunks, self._parse):
             self.merge(columns)
         self.finish()
 
-    def _parse(self, data: bytes, first_line: int, first_chunk: bool) -> _RunColumns | None:
+    def _parse(self, data: bytes, first_line: int, first_chunk: bool) -> tuple[str, list[_TopicPart]] | None:
         chunk = bulktext.tokenize_strict(
             data, self.path, fields=6, what="run", layout=TREC_LAYOUT, first_line=first_line, first_chunk=first_chunk
         )
@@ -507,38 +575,35 @@ class _TrecReader:
     def add(self, chunk: bulktext.Chunk) -> None:
         self.merge(self.columns(chunk))
 
-    def columns(self, chunk: bulktext.Chunk) -> _RunColumns | None:
-        """The columns of a chunk's lines (None for a chunk without lines); no state is changed."""
+    def columns(self, chunk: bulktext.Chunk) -> tuple[str, list[_TopicPart]] | None:
+        """A chunk's lines by topic (None for a chunk without lines); no state is changed."""
         if chunk.num_records == 0:
             return None
         names, codes = bulktext.group_codes(chunk.field_bytes(0))
         ids = chunk.field_bytes(2)
-        scores = self._scores(chunk)
-        keys = bulktext.hash_keys(ids)
-        ranks, bad_ranks = bulktext.parse_floats(chunk.field_bytes(3))
-        ranks[bad_ranks] = np.nan
-        tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
-        return _RunColumns(tag, names, codes, ids, scores, keys, ranks)
-
-    def merge(self, columns: _RunColumns | None) -> None:
-        """Add a chunk's lines to their topics (chunks in file order)."""
-        if columns is None:
-            return
-        tag, names, codes, ids, scores, keys, ranks = columns
-        if self.tag is None:
-            self.tag = tag
+        columns = _ChunkColumns(chunk, ids, bulktext.hash_keys(ids), self._scores(chunk))
         if len(names) == 1:
-            parts: list[tuple[bytes, slice | np.ndarray]] = [(names[0], slice(None))]
+            groups = [(names[0], np.arange(len(codes)))]
         else:
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-            parts = [(name, order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(names)]
-        for name, rows in parts:
-            topic = name.decode("utf-8", "surrogateescape")
+            groups = [(name, order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(names)]
+        tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
+        return tag, [_topic_part(columns, name, rows, self.keep_best) for name, rows in groups]
+
+    def merge(self, columns: tuple[str, list[_TopicPart]] | None) -> None:
+        """Add a chunk's lines to their topics (chunks in file order)."""
+        if columns is None:
+            return
+        tag, parts = columns
+        if self.tag is None:
+            self.tag = tag
+        for part in parts:
+            topic = part.name.decode("utf-8", "surrogateescape")
             best = self.topics.get(topic)
             if best is None:
                 best = self.topics[topic] = _TopicBest(self.keep_best)
-            best.add(ids[rows], scores[rows], keys[rows], ranks[rows])
+            best.add(part)
 
     def _scores(self, chunk: bulktext.Chunk) -> np.ndarray:
         texts = chunk.field_bytes(4)

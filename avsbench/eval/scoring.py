@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from avsbench.data.qrels import Qrels
 from avsbench.data.root import SYNTHETIC_MARKER
 from avsbench.data.runs import RunFile
-from avsbench.errors import AvsbenchError, ConfigError
+from avsbench.errors import ConfigError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, DEFAULT_MAX_RESULTS, EvalResult, evaluate
 from avsbench.eval.workers import map_in_workers
 
@@ -60,9 +60,6 @@ def is_synthetic_qrels(path: str | Path) -> bool:
     return any(
         os.path.isfile(os.path.join(folder, SYNTHETIC_MARKER)) for folder in (collection, os.path.dirname(collection))
     )
-
-
-OVERLAP_BYTES = 8 << 20  # runs at least this large are read while a thread reads the given qrels
 
 
 def _listing(topics: Sequence[str], limit: int = 8) -> str:
@@ -177,8 +174,7 @@ def score_runs(
         raise ConfigError("no run to score", expected="one or more run files")
     from avsbench.data.topics import get_year
 
-    background = jobs == 1 and _bytes_to_read(runs) >= OVERLAP_BYTES  # forks must not start while a thread reads
-    source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient, background)
+    source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient)
     settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
     done = 0
 
@@ -190,87 +186,27 @@ def score_runs(
                 on_progress(done, len(runs))
 
     def score_file(item: str | Path | RunFile) -> list[ScoredRun]:
-        try:
-            file_runs = (
-                [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
-            )
-        except AvsbenchError:
-            source.wait()  # an error in the qrels comes first, as when they are read before the runs
-            raise
+        file_runs = (
+            [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
+        )
         return [_score_run(run, source, settings) for run in file_runs]
 
     per_file = map_in_workers(score_file, runs, jobs, advance)
     return [scored for file_scores in per_file for scored in file_scores]
 
 
-def _bytes_to_read(runs: Sequence[str | Path | RunFile]) -> int:
-    total = 0
-    for item in runs:
-        if not isinstance(item, RunFile) and os.path.isfile(item):
-            total += os.path.getsize(item)
-    return total
-
-
-class _Loading:
-    """A qrels file read by a thread while the caller reads the runs."""
-
-    def __init__(self, path: str | Path, lenient: bool) -> None:
-        import threading
-
-        self.result: Qrels | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._load, args=(path, lenient), daemon=True, name="avsbench-qrels")
-        self.thread.start()
-
-    def _load(self, path: str | Path, lenient: bool) -> None:
-        try:
-            self.result = Qrels.read(path, lenient=lenient)
-        except BaseException as exc:  # raised in the caller's thread by qrels()
-            self.error = exc
-
-    def qrels(self) -> Qrels:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
 class _QrelsSource:
     """The qrels for each run: the given ones, else the year's (each file read once)."""
 
     def __init__(
-        self,
-        qrels: str | Path | Qrels | None,
-        year: Year | None,
-        rootpath: str | Path | None,
-        lenient: bool,
-        background: bool = False,
+        self, qrels: str | Path | Qrels | None, year: Year | None, rootpath: str | Path | None, lenient: bool
     ) -> None:
-        """``background``: read a qrels file given by path in a thread, while the caller reads the runs."""
         self.year = year
         self.rootpath = rootpath
         self.lenient = lenient
-        self._given = qrels if isinstance(qrels, Qrels) else None
-        self._loading: _Loading | None = None
-        if qrels is not None and not isinstance(qrels, Qrels):
-            if background:
-                self._loading = _Loading(qrels, lenient)
-            else:
-                self._given = Qrels.read(qrels, lenient=lenient)
+        self.given = Qrels.read(qrels, lenient=lenient) if qrels is not None and not isinstance(qrels, Qrels) else qrels
         self.loaded: dict[Path, Qrels] = {}
         self.synthetic: dict[str, bool] = {}  # qrels path -> is_synthetic_qrels (checked once per file)
-
-    def wait(self) -> None:
-        """Wait for qrels read in the background; raises their error, if any."""
-        if self._loading is not None:
-            self._given, self._loading = self._loading.qrels(), None
-
-    @property
-    def given(self) -> Qrels | None:
-        """The qrels given to score every run against, else None."""
-        self.wait()
-        return self._given
 
     def year_of(self, run: RunFile) -> Year | None:
         """The run's year: the one given, else inferred from its topic ids (None if unknown and qrels given)."""
