@@ -107,3 +107,67 @@ def test_old_entries_are_swept(tmp_path: Path, cache_dir: Path, monkeypatch: pyt
         path.write_bytes(TOY.replace(b"7 0", f"{i} 0".encode()))
         Qrels.read(path)
     assert len(_entries(cache_dir)) == 2
+
+
+GOLDEN = Path(__file__).parent / "golden" / "sample_eval"
+
+
+@pytest.fixture()
+def always_warm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from avsbench.eval import scoring
+
+    monkeypatch.setattr(scoring, "PARALLEL_QRELS_BYTES", 0)  # every run counts as large
+
+
+def test_cold_qrels_parsed_by_another_process_while_the_run_is_read(
+    tmp_path: Path, cache_dir: Path, always_warm: None
+) -> None:
+    from avsbench.eval.sample_eval import format_sample_eval
+    from avsbench.eval.scoring import score_runs
+
+    qrels = tmp_path / "v3c1_19.qrels"
+    qrels.write_bytes((GOLDEN / "qrels" / "v3c1_19.qrels").read_bytes())
+    run = GOLDEN / "runs" / "v3c1_19_realistic.run"
+    (scored,) = score_runs([run], qrels=qrels)
+    assert len(_entries(cache_dir)) == 1  # written by the other process
+    assert (
+        format_sample_eval(scored.result, True).encode()
+        == (GOLDEN / "expected" / "v3c1_19_realistic.q.txt").read_bytes()
+    )
+    (again,) = score_runs([run], qrels=qrels)  # warm: nothing to start
+    assert again.result == scored.result
+
+
+def test_with_qrels_parsed_aside_a_qrels_error_still_comes_before_a_run_error(
+    tmp_path: Path, cache_dir: Path, always_warm: None
+) -> None:
+    from avsbench.errors import InputFormatError
+    from avsbench.eval.scoring import score_runs
+
+    qrels = tmp_path / "bad.qrels"
+    qrels.write_bytes(TOY + b"7 0 g 1 yes\n")
+    bad_run = tmp_path / "bad.run"
+    bad_run.write_bytes(b"7 Q0 a 1 nope r\n")
+    good_run = tmp_path / "good.run"
+    good_run.write_bytes(b"7 Q0 a 1 2 r\n")
+    for run in (bad_run, good_run):
+        with pytest.raises(InputFormatError) as info:
+            score_runs([run], qrels=qrels)
+        assert info.value.path == str(qrels) and info.value.line == 7
+    assert _entries(cache_dir) == []
+
+
+def test_qrels_parsed_aside_with_an_unwritable_cache_are_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_warm: None
+) -> None:
+    from avsbench.eval.scoring import score_runs
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv(qrels_cache.CACHE_ENV, str(blocker))
+    path = tmp_path / "toy.qrels"
+    path.write_bytes(TOY)
+    run = tmp_path / "r.run"
+    run.write_bytes(b"7 Q0 a 1 3 r\n7 Q0 c 2 2 r\n")
+    (scored,) = score_runs([run], qrels=path)
+    assert scored.result.inum_rel == 3.0

@@ -338,6 +338,8 @@ class _QrelsBuilder:
         self.path = path
         self.lenient = lenient
         self.topic_names: dict[bytes, int] = {}
+        self.stratum_names: dict[bytes, int] = {}  # in order of first appearance
+        self.judgment_names: dict[bytes, int] = {}
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.rows = 0
 
@@ -345,25 +347,34 @@ class _QrelsBuilder:
         self.merge(self.columns(chunk))
 
     def columns(self, chunk: bulktext.Chunk) -> tuple[Any, ...]:
-        """A chunk's columns: topic names and each record's code into them, shots, strata, judgments (checked)."""
+        """A chunk's columns: topic, stratum and judgment names with each record's code into them, shots and
+        their keys (judgments checked)."""
         names, local = bulktext.group_codes(chunk.field_bytes(0))
-        judgments = chunk.field_bytes(4)
+        shots = chunk.field_bytes(2)
+        strata = _sorted_codes(chunk.field_bytes(3))
+        judgments = _sorted_codes(chunk.field_bytes(4))
         if not self.lenient:
-            self._check_judgments(chunk, judgments)
-        return names, local, chunk.field_bytes(2), chunk.field_bytes(3), judgments
+            self._check_judgments(chunk, *judgments)
+        return (names, local), shots, bulktext.hash_keys(shots), strata, judgments
 
     def merge(self, columns: tuple[Any, ...]) -> None:
         """Add a chunk's columns (chunks in file order: topic codes follow first appearance)."""
-        names, local, shots, strata, judgments = columns
-        to_global = np.array([self.topic_names.setdefault(n, len(self.topic_names)) for n in names], dtype=np.int64)
-        topics = to_global[local] if len(local) else local
-        self.parts.append((topics, shots, strata, judgments))
-        self.rows += len(local)
+        topics, shots, keys, strata, judgments = columns
+        coded = [
+            _recoded(names, codes, table)
+            for (names, codes), table in (
+                (topics, self.topic_names),
+                (strata, self.stratum_names),
+                (judgments, self.judgment_names),
+            )
+        ]
+        self.parts.append((coded[0], shots, keys, coded[1], coded[2]))
+        self.rows += len(shots)
 
-    def _check_judgments(self, chunk: bulktext.Chunk, judgments: np.ndarray) -> None:
-        for text in np.unique(judgments).tolist():
+    def _check_judgments(self, chunk: bulktext.Chunk, names: list[bytes], codes: np.ndarray) -> None:
+        for code, text in enumerate(names):
             if not _INTEGER.fullmatch(text.decode("utf-8", "replace")):
-                record = int(np.flatnonzero(judgments == text)[0])
+                record = int(np.flatnonzero(codes == code)[0])
                 raise InputFormatError(
                     f"judgment {text.decode('utf-8', 'replace')!r} is not an integer",
                     path=self.path,
@@ -374,14 +385,14 @@ class _QrelsBuilder:
     def build(self) -> Qrels:
         topics = np.concatenate([p[0] for p in self.parts]) if self.parts else np.zeros(0, np.int64)
         shots = _concat_bytes([p[1] for p in self.parts])
-        stratum_names, stratum_codes = _sorted_codes(_concat_bytes([p[2] for p in self.parts]))
-        judgment_names, judgment_codes = _sorted_codes(_concat_bytes([p[3] for p in self.parts]))
+        keys = np.concatenate([p[2] for p in self.parts]) if self.parts else np.zeros(0, np.uint64)
+        stratum_names, stratum_codes = _in_byte_order(self.stratum_names, [p[3] for p in self.parts])
+        judgment_names, judgment_codes = _in_byte_order(self.judgment_names, [p[4] for p in self.parts])
         self.parts = []
         values = np.array([perl_number(j.decode("utf-8", "surrogateescape")) for j in judgment_names], dtype=np.float64)
         names = [n.decode("utf-8", "surrogateescape") for n in stratum_names]
         labels = [j.decode("utf-8", "surrogateescape") for j in judgment_names]
         counts = _stratum_counts(topics, stratum_codes, judgment_codes, values, len(names), len(labels))
-        keys = bulktext.hash_keys(shots)
         order = _stable_order(topics, len(self.topic_names))
         bounds = np.searchsorted(topics[order], np.arange(len(self.topic_names) + 1))
         table: dict[str, QrelsTopic] = {}
@@ -400,6 +411,20 @@ class _QrelsBuilder:
                 counts.get(code, {}),
             )
         return Qrels(table, self.path)
+
+
+def _recoded(names: list[bytes], codes: np.ndarray, table: dict[bytes, int]) -> np.ndarray:
+    """A chunk's codes into ``names`` as codes into ``table`` (name -> code, in order of first appearance)."""
+    to_table = np.array([table.setdefault(n, len(table)) for n in names], dtype=np.int64)
+    return to_table[codes] if len(codes) else codes.astype(np.int64)
+
+
+def _in_byte_order(table: dict[bytes, int], parts: list[np.ndarray]) -> tuple[list[bytes], np.ndarray]:
+    """The names of ``table`` in byte order, and the codes of ``parts`` (into ``table``) renumbered in that order."""
+    names = sorted(table)
+    renumber = np.zeros(max(len(table), 1), dtype=np.int64)
+    renumber[[table[n] for n in names]] = np.arange(len(names))
+    return names, renumber[np.concatenate(parts)] if parts else np.zeros(0, np.int64)
 
 
 def _stable_order(codes: np.ndarray, count: int) -> np.ndarray:
@@ -428,8 +453,10 @@ def _sorted_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
             found.append(int(rest[0]))
             rest = rest[rest != rest[0]]
         if rest.size == 0:
-            uniques = np.array(sorted(found), dtype=np.uint64)
-            return [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()], np.searchsorted(uniques, packed)
+            codes = np.zeros(len(packed), dtype=np.int64)
+            for i, value in enumerate(sorted(found)[1:], 1):
+                codes[packed == value] = i
+            return [u.to_bytes(8, "big").rstrip(b"\0") for u in sorted(found)], codes
         uniques, inverse = np.unique(packed, return_inverse=True)
         return [int(u).to_bytes(8, "big").rstrip(b"\0") for u in uniques.tolist()], inverse.ravel()
     uniques, inverse = np.unique(values, return_inverse=True)

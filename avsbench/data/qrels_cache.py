@@ -18,6 +18,7 @@ import json
 import mmap
 import os
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -89,6 +90,34 @@ def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
     return qrels
 
 
+def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[[], None] | None:
+    """Start parsing and caching a qrels file that has no cache entry yet in a forked process, so that it
+    is parsed while the caller reads something else; returns the function waiting for that process.
+
+    The caller then reads the qrels with :func:`read_cached` as always: from the entry, or, when the
+    process failed (a bad file, a cache folder that cannot be written), by parsing them itself, so
+    the errors are the ones it would have had. None when there is nothing to do or no ``os.fork``.
+    """
+    if not hasattr(os, "fork") or str(path) == "-":
+        return None
+    key = file_key(path, lenient)
+    if not key or os.path.isfile(entry_path(key)):
+        return None
+    pid = os.fork()
+    if pid == 0:  # the child: build the entry, then leave without the parent's exit handlers
+        status = 1
+        with contextlib.suppress(BaseException):
+            read_cached(path, lenient=lenient)
+            status = 0
+        os._exit(status)
+
+    def wait() -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    return wait
+
+
 def _sweep(folder: str, keep: str) -> None:
     """Remove the oldest entries beyond :data:`MAX_ENTRIES` (entries of files changed since are never used again)."""
     entries = []
@@ -133,7 +162,7 @@ def save_entry(entry: str, key: dict[str, object], qrels: Qrels) -> None:
             fh.writelines([MAGIC, _HEADER_LENGTH.pack(len(head)), head])
             for section, dtype in _sections(width):
                 for t in topics:  # each array written as it is held (no copy of the whole entry in memory)
-                    fh.write(memoryview(np.ascontiguousarray(getattr(t, section), dtype=dtype)).cast("B"))
+                    fh.write(np.ascontiguousarray(getattr(t, section), dtype=dtype).data.cast("B"))
         os.replace(tmp, entry)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -529,9 +529,17 @@ class _ChunkColumns:
 
     def __init__(self, chunk: bulktext.Chunk, ids: np.ndarray, keys: np.ndarray, scores: np.ndarray) -> None:
         self.chunk, self.ids, self.keys, self.scores = chunk, ids, keys, scores
+        self.all_ranks: np.ndarray | None = None
+
+    def parse_all_ranks(self) -> None:
+        """Parse the rank column of every line at once (when every line is kept)."""
+        self.all_ranks = self._parsed_ranks(slice(None))
 
     def ranks(self, rows: np.ndarray) -> np.ndarray:
         """The rank column of ``rows`` (NaN where it is not a number)."""
+        return self.all_ranks[rows] if self.all_ranks is not None else self._parsed_ranks(rows)
+
+    def _parsed_ranks(self, rows: np.ndarray | slice) -> np.ndarray:
         chunk = self.chunk
         texts = bulktext.gather_tokens(
             chunk.buf, chunk.starts[3 :: chunk.fields][rows], chunk.ends[3 :: chunk.fields][rows]
@@ -588,6 +596,8 @@ class _TrecReader:
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
             groups = [(name, order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(names)]
+        if self.keep_best is None or all(len(rows) <= self.keep_best for _, rows in groups):
+            columns.parse_all_ranks()  # every line is kept
         tag = chunk.first_token(5).decode("utf-8", "surrogateescape")
         return tag, [_topic_part(columns, name, rows, self.keep_best) for name, rows in groups]
 

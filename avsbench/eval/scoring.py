@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from avsbench.data.qrels import Qrels
 from avsbench.data.root import SYNTHETIC_MARKER
 from avsbench.data.runs import RunFile
-from avsbench.errors import ConfigError
+from avsbench.errors import AvsbenchError, ConfigError
 from avsbench.eval.sample_eval import DEFAULT_CUTOFFS, DEFAULT_MAX_RESULTS, EvalResult, evaluate
 from avsbench.eval.workers import map_in_workers
 
@@ -60,6 +60,17 @@ def is_synthetic_qrels(path: str | Path) -> bool:
     return any(
         os.path.isfile(os.path.join(folder, SYNTHETIC_MARKER)) for folder in (collection, os.path.dirname(collection))
     )
+
+
+PARALLEL_QRELS_BYTES = 32 << 20  # runs at least this large are read while another process parses cold qrels
+
+
+def _run_bytes(runs: Sequence[str | Path | RunFile]) -> int:
+    total = 0
+    for item in runs:
+        if not isinstance(item, RunFile) and os.path.isfile(item):
+            total += os.path.getsize(item)
+    return total
 
 
 def _listing(topics: Sequence[str], limit: int = 8) -> str:
@@ -174,7 +185,12 @@ def score_runs(
         raise ConfigError("no run to score", expected="one or more run files")
     from avsbench.data.topics import get_year
 
-    source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient)
+    warming = None
+    if jobs == 1 and isinstance(qrels, str | os.PathLike) and _run_bytes(runs) >= PARALLEL_QRELS_BYTES:
+        from avsbench.data.qrels_cache import build_in_background
+
+        warming = build_in_background(qrels, lenient=lenient)  # cold qrels parsed while the first run is read
+    source = _QrelsSource(qrels, get_year(year) if year is not None else None, rootpath, lenient, warming)
     settings = {"max_results": max_results, "cutoffs": cutoffs, "missing_as_zero": missing_as_zero, "lenient": lenient}
     done = 0
 
@@ -186,9 +202,13 @@ def score_runs(
                 on_progress(done, len(runs))
 
     def score_file(item: str | Path | RunFile) -> list[ScoredRun]:
-        file_runs = (
-            [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
-        )
+        try:
+            file_runs = (
+                [item] if isinstance(item, RunFile) else RunFile.read_all(item, lenient=lenient, keep_best=max_results)
+            )
+        except AvsbenchError:
+            source.qrels_given()  # an error in the qrels comes first, as when they are read before the runs
+            raise
         return [_score_run(run, source, settings) for run in file_runs]
 
     per_file = map_in_workers(score_file, runs, jobs, advance)
@@ -199,14 +219,34 @@ class _QrelsSource:
     """The qrels for each run: the given ones, else the year's (each file read once)."""
 
     def __init__(
-        self, qrels: str | Path | Qrels | None, year: Year | None, rootpath: str | Path | None, lenient: bool
+        self,
+        qrels: str | Path | Qrels | None,
+        year: Year | None,
+        rootpath: str | Path | None,
+        lenient: bool,
+        warming: Callable[[], None] | None = None,
     ) -> None:
+        """``warming``: the qrels file is being parsed into the cache by another process; this waits for it (the
+        qrels are then read when first needed), else they are read now."""
         self.year = year
         self.rootpath = rootpath
         self.lenient = lenient
-        self.given = Qrels.read(qrels, lenient=lenient) if qrels is not None and not isinstance(qrels, Qrels) else qrels
+        self._path = qrels if qrels is not None and not isinstance(qrels, Qrels) else None
+        self._given = qrels if isinstance(qrels, Qrels) else None
+        self._warming = warming
+        if warming is None:
+            self.qrels_given()
         self.loaded: dict[Path, Qrels] = {}
         self.synthetic: dict[str, bool] = {}  # qrels path -> is_synthetic_qrels (checked once per file)
+
+    def qrels_given(self) -> Qrels | None:
+        """The qrels given to score every run against (read on first use when warming), else None."""
+        if self._given is None and self._path is not None:
+            if self._warming is not None:
+                self._warming()
+                self._warming = None
+            self._given = Qrels.read(self._path, lenient=self.lenient)
+        return self._given
 
     def year_of(self, run: RunFile) -> Year | None:
         """The run's year: the one given, else inferred from its topic ids (None if unknown and qrels given)."""
@@ -217,7 +257,7 @@ class _QrelsSource:
 
             return infer_year(run.topic_ids)
         except ConfigError:
-            if self.given is None:
+            if self.qrels_given() is None:
                 raise ConfigError(
                     f"cannot infer the AVS year of run {run.name} from its topic ids "
                     f"({_listing(run.topic_ids, 5) or 'none'})",
@@ -235,8 +275,9 @@ class _QrelsSource:
         return self.synthetic[table.path]
 
     def qrels_for(self, year: Year | None) -> Qrels:
-        if self.given is not None:
-            return self.given
+        given = self.qrels_given()
+        if given is not None:
+            return given
         assert year is not None
         from avsbench.data.collection import find_qrels
 
