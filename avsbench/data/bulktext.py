@@ -19,7 +19,6 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
@@ -224,16 +223,23 @@ def is_gzip_file(path: str | Path) -> bool:
 # ----------------------------------------------------------------------------------- tokenising
 
 
-@dataclass
 class Chunk:
-    """The tokens of one chunk of a record file: ``fields`` consecutive tokens per record."""
+    """The tokens of one chunk of a record file: ``fields`` consecutive tokens per record.
 
-    buf: np.ndarray  # the chunk's bytes (uint8), followed by zero bytes (see padded)
-    starts: np.ndarray  # token start offsets
-    ends: np.ndarray  # token end offsets (exclusive)
-    fields: int
-    path: str
-    first_line: int  # 1-based line number of the chunk's first line
+    (A plain class, not a dataclass: the scorer's start-up time counts every class built at import.)
+    """
+
+    __slots__ = ("buf", "starts", "ends", "fields", "path", "first_line")
+
+    def __init__(
+        self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, fields: int, path: str, first_line: int
+    ) -> None:
+        self.buf = buf  # the chunk's bytes (uint8), followed by zero bytes (see padded)
+        self.starts = starts  # token start offsets
+        self.ends = ends  # token end offsets (exclusive)
+        self.fields = fields
+        self.path = path
+        self.first_line = first_line  # 1-based line number of the chunk's first line
 
     @property
     def num_records(self) -> int:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from avsbench.interop import QrelsRecord
 
 QRELS_LAYOUT = "topic 0 shotId stratum judgment"
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = r"[+-]?\d+"
 _LOG2 = math.log(2)
 
 
@@ -373,7 +373,7 @@ class _QrelsBuilder:
 
     def _check_judgments(self, chunk: bulktext.Chunk, names: list[bytes], codes: np.ndarray) -> None:
         for code, text in enumerate(names):
-            if not _INTEGER.fullmatch(text.decode("utf-8", "replace")):
+            if not re.fullmatch(_INTEGER, text.decode("utf-8", "replace")):
                 record = int(np.flatnonzero(codes == code)[0])
                 raise InputFormatError(
                     f"judgment {text.decode('utf-8', 'replace')!r} is not an integer",

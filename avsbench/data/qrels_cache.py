@@ -62,8 +62,12 @@ def file_key(path: str | Path, lenient: bool) -> dict[str, object]:
         stat = os.stat(path)
         digest = blake2b(digest_size=20)
         with open(path, "rb") as fh:
-            for piece in iter(lambda: fh.read(_HASH_PIECE), b""):
-                digest.update(piece)
+            try:  # hashed where the page cache holds it (mapped, not copied)
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    digest.update(mapped)
+            except (OSError, ValueError):  # empty, or a file system without mapping: read it
+                for piece in iter(lambda: fh.read(_HASH_PIECE), b""):
+                    digest.update(piece)
     except OSError:
         return {}
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest.hexdigest(), "lenient": lenient}

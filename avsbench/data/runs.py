@@ -309,11 +309,11 @@ class RunFile:
         chunks = bulktext.line_chunks(path, "run")
         first_chunk = next(chunks, (1, b""))
         first = first_chunk[1]
-        if sniff_format(first) == "xml" and str(path) != bulktext.STDIN_NAME:
+        if is_xml(first) and str(path) != bulktext.STDIN_NAME:
             chunks.close()
             with bulktext.open_binary(path, "run") as stream:  # parsed as a stream, never held whole
                 return _read_xml(stream, label, lenient)
-        if lenient or sniff_format(first) == "xml":
+        if lenient or is_xml(first):
             data = first + b"".join(data for _, data in chunks)
             return cls.from_bytes(data, label, lenient=lenient)
         reader = _TrecReader(label, keep_best if str(path) != bulktext.STDIN_NAME else None)
@@ -647,30 +647,35 @@ class _TrecReader:
         return run
 
 
-_TREC_LINE_RE = re.compile(rb"^\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]*\r?$")
-_ENTITY_RE = re.compile(rb"<!ENTITY|&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^\s<>&;]{0,40};?")
-_LEADING_SPACE_RE = re.compile(rb"(?:\xef\xbb\xbf)?\s*")
+# patterns compiled on first use (re's cache): the scorer's start-up compiles only what it uses
+_TREC_LINE = rb"^\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]*\r?$"
+_ENTITY = rb"<!ENTITY|&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^\s<>&;]{0,40};?"
+_LEADING_SPACE = rb"(?:\xef\xbb\xbf)?\s*"
 
 
 def first_line(data: bytes) -> bytes:
     """The first non-blank line of a file's bytes (at most 1000 bytes of it)."""
-    start = _LEADING_SPACE_RE.match(data).end()  # type: ignore[union-attr]
+    start = re.match(_LEADING_SPACE, data).end()  # type: ignore[union-attr]
     end = data.find(b"\n", start, start + 1000)
     return data[start : end if end >= 0 else start + 1000]
 
 
 def sniff_format(data: bytes) -> str:
     """What a run file holds by its first bytes: "xml", "trec" (a 6-field line) or "unknown"."""
-    line = first_line(data)
-    if line[:1] == b"<":
+    if is_xml(data):
         return "xml"
-    return "trec" if _TREC_LINE_RE.match(line) else "unknown"
+    return "trec" if re.match(_TREC_LINE, first_line(data)) else "unknown"
+
+
+def is_xml(data: bytes) -> bool:
+    """Whether a run file's first bytes are XML (its first non-blank line starts with '<')."""
+    return first_line(data)[:1] == b"<"
 
 
 def find_entities(data: bytes, limit: int = 1000) -> list[tuple[int, str]]:
     """(line, text) of entity declarations and references other than the predefined and character ones."""
     found = []
-    for match in _ENTITY_RE.finditer(data):
+    for match in re.finditer(_ENTITY, data):
         found.append((data.count(b"\n", 0, match.start()) + 1, match.group(0)[:40].decode("utf-8", "replace")))
         if len(found) >= limit:
             break
@@ -851,13 +856,13 @@ def _xml_child(element, level: int, builders: list[_XmlRunBuilder], path: str, l
 
 
 SCORE_DECIMALS = 10
-_RUN_ID_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
+_RUN_ID_ODD = r"[^A-Za-z0-9_.\-]+"
 
 
 def safe_run_id(text: str) -> str:
     """A run tag without whitespace or odd characters (``my model`` -> ``my_model``): one field of
     a TREC line, never a line break. Every command that writes a run tag cleans it here."""
-    cleaned = _RUN_ID_RE.sub("_", text).strip("_.")
+    cleaned = re.sub(_RUN_ID_ODD, "_", text).strip("_.")
     return cleaned or "avsbench"
 
 

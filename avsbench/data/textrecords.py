@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PERL_WHITESPACE = b" \t\n\r\x0b\x0c"  # Perl's \s on byte strings; also what bytes.split() splits on
-_PERL_NUMBER = re.compile(r"\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))", re.IGNORECASE)
+_PERL_NUMBER = r"\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))"  # compiled on first use
 
 
 def perl_number(text: str) -> float:
@@ -25,7 +25,7 @@ def perl_number(text: str) -> float:
 
     ``"1e3"`` -> 1000.0, ``"3abc"`` -> 3.0, ``"abc"`` -> 0.0, ``"-inf"`` -> -inf, ``""`` -> 0.0.
     """
-    m = _PERL_NUMBER.match(text)
+    m = re.match(_PERL_NUMBER, text, re.IGNORECASE)
     if m is None:
         return 0.0
     return float(m.group(1))
