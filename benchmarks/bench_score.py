@@ -218,8 +218,8 @@ def report(
     row: str, ours_s: float, ours_mb: float, base_s: float | None, base_mb: float | None, aim: str, note: str
 ) -> None:
     ratio = f"{base_s / ours_s:6.1f}x" if base_s else "   n/a"
-    base = f"{base_s:8.2f} s {base_mb:7.0f} MB" if base_s is not None else "         n/a          "
-    print(f"{row:44s} ours {ours_s:7.2f} s {ours_mb:6.0f} MB | baseline {base} | {ratio} (aim {aim}) {note}")
+    base = f"{base_s:8.3f} s {base_mb:7.0f} MB" if base_s is not None else "          n/a          "
+    print(f"{row:44s} ours {ours_s:7.3f} s {ours_mb:6.0f} MB | baseline {base} | {ratio} (aim {aim}) {note}")
 
 
 def main() -> None:
