@@ -191,3 +191,18 @@ def test_the_first_bad_line_is_reported_when_several_chunks_are_bad(
         with pytest.raises(InputFormatError) as info:
             RunFile.read(path)
         assert info.value.line == 151 and "oops" in str(info.value)
+
+
+def test_a_topic_listing_its_shots_twice_is_kept_without_reading_it_again(tmp_path: Path) -> None:
+    lines = [f"7 Q0 s{i % 80} {i + 1} {1000 - i} r\n" for i in range(150)]  # 80 shots, 70 of them twice
+    path = tmp_path / "twice.run"
+    path.write_text("".join(lines))
+    kept = RunFile.read(path, keep_best=100)
+    full = RunFile.read(path)
+    assert kept.topics["7"].kept_best == 100  # read once, keeping the best: not read again in full
+    assert kept.topics["7"].ranked() == full.topics["7"].ranked()
+    assert distinct_count(kept) == distinct_count(full) == 80
+
+
+def distinct_count(run: RunFile) -> int:
+    return runs.distinct_shot_count(run.topics["7"])

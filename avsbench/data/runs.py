@@ -513,10 +513,11 @@ class _TopicBest:
         assert self.keep is not None
         self._prune()
         ids, scores, keys, ranks = self._joined()
-        exact = len(ids) >= self.keep
-        if exact and self.best_dropped is not None:
+        best_dropped = self.best_dropped
+        exact = best_dropped is None  # only earlier lines of shots listed again were left out
+        if best_dropped is not None and len(ids) >= self.keep:
             kth = order_rows(ids, scores, np.arange(len(ids)))[self.keep - 1]
-            exact = (float(scores[kth]), bytes(ids[kth])) > self.best_dropped
+            exact = (float(scores[kth]), bytes(ids[kth])) > best_dropped
         lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys, ranks=ranks)
         listed = np.sort(np.concatenate(self.line_keys))
         distinct = int(np.count_nonzero(listed[1:] != listed[:-1])) + 1  # shots listed (two ids sharing a key: one)
