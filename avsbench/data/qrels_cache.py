@@ -78,9 +78,12 @@ def entry_path(key: dict[str, object]) -> str:
     return os.path.join(cache_folder(), f"{key['blake2b']}-{key['size']}-{key['mtime_ns']}-{mode}.qrels")
 
 
-def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
-    """The qrels of ``path``: from the cache when its key matches, else parsed (and cached)."""
-    key = file_key(path, lenient)
+def read_cached(path: str | Path, *, lenient: bool = False, key: dict[str, object] | None = None) -> Qrels:
+    """The qrels of ``path``: from the cache when its key matches, else parsed (and cached).
+
+    ``key``: the file's :func:`file_key`, when the caller has just computed it.
+    """
+    key = file_key(path, lenient) if key is None else key
     if not key:  # missing or unreadable: the plain reader gives the clear error
         return Qrels.parse(path, lenient=lenient)
     entry = entry_path(key)
@@ -94,13 +97,15 @@ def read_cached(path: str | Path, *, lenient: bool = False) -> Qrels:
     return qrels
 
 
-def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[[], None] | None:
+def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[[], Qrels] | None:
     """Start parsing and caching a qrels file that has no cache entry yet in a forked process, so that it
-    is parsed while the caller reads something else; returns the function waiting for that process.
+    is parsed while the caller reads something else; returns the function that waits for that process
+    and gives the qrels.
 
-    The caller then reads the qrels with :func:`read_cached` as always: from the entry, or, when the
-    process failed (a bad file, a cache folder that cannot be written), by parsing them itself, so
-    the errors are the ones it would have had. None when there is nothing to do or no ``os.fork``.
+    That function reads them as :func:`read_cached` does (for the file as it was when this was called):
+    from the entry, or, when the process failed (a bad file, a cache folder that cannot be written), by
+    parsing them itself, so the errors are the ones it would have had. None when there is nothing to do
+    or no ``os.fork``.
     """
     if not hasattr(os, "fork") or str(path) == "-":
         return None
@@ -115,9 +120,10 @@ def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[
             status = 0
         os._exit(status)
 
-    def wait() -> None:
+    def wait() -> Qrels:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+        return read_cached(path, lenient=lenient, key=key)
 
     return wait
 

@@ -474,8 +474,10 @@ class _TopicBest:
 
     def _take_back(self, left: _LeftOut) -> None:
         """Hold the lines left out of a chunk whose shot is held from an earlier chunk (they are its later lines)."""
-        if self.ids:
-            again = np.flatnonzero(np.isin(left.keys, self._joined()[2]))
+        held = np.sort(self._joined()[2]) if self.ids else np.zeros(0, np.uint64)
+        if held.size:
+            at = np.minimum(np.searchsorted(held, left.keys), len(held) - 1)
+            again = np.flatnonzero(held[at] == left.keys)
             if again.size:
                 rows = left.rows[again]
                 self._hold(left.chunk.ids[rows], left.chunk.scores[rows], left.keys[again], left.chunk.ranks(rows))

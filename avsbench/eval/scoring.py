@@ -224,10 +224,10 @@ class _QrelsSource:
         year: Year | None,
         rootpath: str | Path | None,
         lenient: bool,
-        warming: Callable[[], None] | None = None,
+        warming: Callable[[], Qrels] | None = None,
     ) -> None:
-        """``warming``: the qrels file is being parsed into the cache by another process; this waits for it (the
-        qrels are then read when first needed), else they are read now."""
+        """``warming``: the qrels file is being parsed into the cache by another process; this waits for it and
+        gives the qrels (called when they are first needed); without it they are read now."""
         self.year = year
         self.rootpath = rootpath
         self.lenient = lenient
@@ -243,9 +243,9 @@ class _QrelsSource:
         """The qrels given to score every run against (read on first use when warming), else None."""
         if self._given is None and self._path is not None:
             if self._warming is not None:
-                self._warming()
-                self._warming = None
-            self._given = Qrels.read(self._path, lenient=self.lenient)
+                self._given, self._warming = self._warming(), None
+            else:
+                self._given = Qrels.read(self._path, lenient=self.lenient)
         return self._given
 
     def year_of(self, run: RunFile) -> Year | None:
