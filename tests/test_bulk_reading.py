@@ -206,3 +206,16 @@ def test_a_topic_listing_its_shots_twice_is_kept_without_reading_it_again(tmp_pa
 
 def distinct_count(run: RunFile) -> int:
     return runs.distinct_shot_count(run.topics["7"])
+
+
+def test_a_rank_conflict_found_on_the_kept_lines_says_so(tmp_path: Path) -> None:
+    lines = [f"7 Q0 s{i:02d} {i + 1} {50 - i // 2} r\n" for i in range(40)]  # ties in pairs, all the way down
+    path = tmp_path / "ties.run"
+    path.write_text("".join(lines))
+    full = RunFile.read(path).topics["7"].rank_conflict()
+    kept = RunFile.read(path, keep_best=6).topics["7"].rank_conflict()
+    assert full == "ties on the score (20 shot(s) score the same as the one ranked above)"
+    assert (
+        kept
+        == "ties on the score (3 shot(s) score the same as the one ranked above, among the 6 best-scored shots kept)"
+    )

@@ -196,7 +196,8 @@ class TopicLines:
         """How the score column contradicts the rank column, or None when both give the same order.
 
         The scorer orders by score (ties by shot id descending); a run whose scores tie or rise
-        with the rank is then scored in another order than the one its ranks say.
+        with the rank is then scored in another order than the one its ranks say. A topic read with
+        ``keep_best`` is judged on the lines kept (the ones scored), and says so.
         """
         if self.rank_values is None or len(self.score_values) < 2:
             return None
@@ -211,11 +212,14 @@ class TopicLines:
         if in_order:
             return None
         steps = np.diff(self.score_values[by_rank])
+        among = "" if self.kept_best is None else f", among the {len(rows)} best-scored shots kept"
         if (steps == 0).any():
-            return f"ties on the score ({int((steps == 0).sum())} shot(s) score the same as the one ranked above)"
+            return (
+                f"ties on the score ({int((steps == 0).sum())} shot(s) score the same as the one ranked above{among})"
+            )
         if (steps > 0).sum() * 2 > len(steps):
-            return "scores rise with the rank"
-        return "score order differs from the rank order"
+            return f"scores rise with the rank{among}"
+        return f"score order differs from the rank order{among}"
 
     def ranked(self) -> list[tuple[str, float]]:
         """Distinct shots in scorer order (see :func:`ranked_shots`)."""
