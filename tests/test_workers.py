@@ -120,3 +120,22 @@ def test_jobs_must_be_a_count() -> None:
     args = ["score", "--format", "sample-eval", "--jobs", "two", "--qrels", "q", "r"]
     done = _cli(args, click=False)
     assert done.returncode == 2 and b"--jobs" in done.stderr
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    import threading
+
+    from avsbench.eval.workers import fork_is_safe
+
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not fork_is_safe()
+        out = map_in_workers(_square_noting_process, list(range(6)), jobs=3)
+        assert [v for v, _ in out] == [x * x for x in range(6)]
+        assert all(mine for _, mine in out)  # all done in this process
+    finally:
+        release.set()
+        other.join()
+    assert fork_is_safe()

@@ -68,7 +68,7 @@ def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, mi
         "max_results": max_results or DEFAULT_MAX_RESULTS,
         "jobs": jobs or auto_jobs(len(runs)),
     }
-    with progress_bars(len(runs) > 1) as bars:
+    with progress_bars(len(runs) > 1 and options["jobs"] == 1) as bars:  # a live bar is a thread: no forks then
         advance = bars("scoring", len(runs)) if bars else None
         scored = score_runs(list(runs), **options, on_progress=(lambda done, total: advance(1)) if advance else None)
     for s in scored:

@@ -105,9 +105,11 @@ def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[
     That function reads them as :func:`read_cached` does (for the file as it was when this was called):
     from the entry, or, when the process failed (a bad file, a cache folder that cannot be written), by
     parsing them itself, so the errors are the ones it would have had. None when there is nothing to do
-    or no ``os.fork``.
+    or no safe fork (see :func:`avsbench.eval.workers.fork_is_safe`).
     """
-    if not hasattr(os, "fork") or str(path) == "-":
+    from avsbench.eval.workers import fork_is_safe
+
+    if not fork_is_safe() or str(path) == "-":
         return None
     key = file_key(path, lenient)
     if not key or os.path.isfile(entry_path(key)):

@@ -4,13 +4,16 @@ Each worker is a fork of the calling process, so what was loaded before (the qre
 copy-on-write and nothing is sent to it; it returns its results pickled through a pipe. The
 caller does the first share of the items itself. Results come back in the order of the items,
 and the error raised is the one the first failing item raises, as in a plain loop. Where
-``os.fork`` does not exist (Windows) the items are processed in the calling process.
+``os.fork`` does not exist (Windows), or other threads run (a fork copies only the calling
+thread, and a lock another one holds would never be released in the copy), the items are
+processed in the calling process.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -20,6 +23,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 AUTO_MIN_ITEMS = 4  # fewer items than this are processed in the calling process when jobs are automatic
+
+
+def fork_is_safe() -> bool:
+    """Whether this process can fork workers: ``os.fork`` exists and no other Python thread runs."""
+    if not hasattr(os, "fork"):
+        return False
+    threading = sys.modules.get("threading")  # not imported: no other thread was started from Python
+    return threading is None or threading.active_count() == 1
 
 
 def usable_cpus() -> int:
@@ -46,7 +57,7 @@ def map_in_workers(
     workers' when their results arrive).
     """
     jobs = max(1, min(jobs, len(items)))
-    if jobs == 1 or not hasattr(os, "fork"):
+    if jobs == 1 or not fork_is_safe():
         return [_done(func(x), on_done) for x in items]
     bounds = [len(items) * k // jobs for k in range(jobs + 1)]
     shares = [list(items[bounds[k] : bounds[k + 1]]) for k in range(jobs)]
