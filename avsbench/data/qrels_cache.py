@@ -118,7 +118,7 @@ def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[
     if pid == 0:  # the child: build the entry, then leave without the parent's exit handlers
         status = 1
         with contextlib.suppress(BaseException):
-            read_cached(path, lenient=lenient)
+            read_cached(path, lenient=lenient, key=key)
             status = 0
         os._exit(status)
 
