@@ -43,6 +43,8 @@ _CONTROL[[*range(9), *range(0x0E, 0x20), 0x7F]] = True
 _NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _CONTROL[b])
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
+_DIGIT_OR_PAD = _DIGIT.copy()
+_DIGIT_OR_PAD[0] = True
 _NUMBER_BYTE = np.zeros(256, dtype=bool)
 _NUMBER_BYTE[[0, *b"0123456789+-.eE"]] = True
 _HASH_PRIME = np.uint64(0xFF51AFD7ED558CCD)
@@ -353,7 +355,7 @@ def _single_space_tokens(data: bytes, buf: np.ndarray, fields: int) -> tuple[np.
 
 
 def _check_file_start(data: bytes, path: str, what: str, expected: str) -> None:
-    if not data.strip(PERL_WHITESPACE):
+    if (not data or data[0] in PERL_WHITESPACE) and not data.strip(PERL_WHITESPACE):  # (no copy of a chunk)
         raise InputFormatError(f"empty {what} file", path=path, expected=expected)
     if data.startswith(b"\xef\xbb\xbf"):
         raise InputFormatError(
@@ -448,6 +450,16 @@ def group_codes(values: np.ndarray) -> tuple[list[bytes], np.ndarray]:
     return list(index), np.repeat(block_codes, lengths)
 
 
+def _whole_numbers(matrix: np.ndarray) -> np.ndarray:
+    """The values of unsigned decimal integers of at most 15 digits (``S<n>`` bytes as rows, zero padded)."""
+    value = np.zeros(len(matrix), dtype=np.int64)
+    for j in range(matrix.shape[1]):
+        column = matrix[:, j]
+        digit = column != 0  # a token's padding only follows its digits
+        value = np.where(digit, value * 10 + column.astype(np.int64) - ord("0"), value)
+    return value.astype(np.float64)
+
+
 def parse_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Numbers from ``S<n>`` decimal texts, bit-identical to ``float()``; second array: rows rejected.
 
@@ -458,6 +470,8 @@ def parse_floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n = len(values)
     width = values.dtype.itemsize
+    if n and width <= 15 and _DIGIT_OR_PAD[values.view(np.uint8)].all():  # whole numbers (ranks): exact in float64
+        return _whole_numbers(values.view(np.uint8).reshape(n, width)), np.zeros(n, dtype=bool)
     if n and _NUMBER_BYTE[values.view(np.uint8)].all():  # only [+-.eE0-9]: numpy's parser, float()'s rounding
         with contextlib.suppress(ValueError):  # a malformed one ("1e", "1-2"): found row by row below
             return values.astype(np.float64), np.zeros(n, dtype=bool)
