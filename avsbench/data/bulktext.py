@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 8 << 20
 CHUNK_THREADS = 2  # threads tokenising the chunks of a file of several chunks
 MAX_LINE_BYTES = 1 << 20
 MAX_FIELD_BYTES = 256  # longer than any topic, shot id or score; a longer field is an error (strict)
