@@ -60,10 +60,10 @@ def run_fast_score(options: dict[str, Any]) -> None:
     """Score like ``avsbench score`` does for these options: warnings on stderr, NIST's text on stdout."""
     from avsbench.eval.sample_eval import format_sample_eval
     from avsbench.eval.scoring import score_runs
-    from avsbench.eval.workers import auto_jobs
+    from avsbench.eval.workers import jobs_for
 
     runs = list(options["runs"])
-    jobs = options["jobs"] or auto_jobs(len(runs))
+    jobs = jobs_for(options["jobs"], len(runs))
     scored = score_runs(runs, qrels=options["qrels"], lenient=bool(options["lenient"]), jobs=jobs)
     for s in scored:
         for warning in s.warnings:

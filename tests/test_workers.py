@@ -13,7 +13,7 @@ import pytest
 from avsbench.errors import AvsbenchError, InputFormatError
 from avsbench.eval.sample_eval import format_sample_eval
 from avsbench.eval.scoring import score_runs
-from avsbench.eval.workers import AUTO_MIN_ITEMS, auto_jobs, map_in_workers
+from avsbench.eval.workers import AUTO_MIN_ITEMS, jobs_for, map_in_workers
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "sample_eval"
@@ -61,8 +61,9 @@ def test_a_worker_killed_is_a_clear_error_not_a_missing_result() -> None:
 
 
 def test_automatic_jobs_only_for_several_files() -> None:
-    assert auto_jobs(1) == 1 and auto_jobs(AUTO_MIN_ITEMS - 1) == 1
-    assert 1 <= auto_jobs(40) <= (os.cpu_count() or 1)
+    assert jobs_for(0, 1) == 1 and jobs_for(0, AUTO_MIN_ITEMS - 1) == 1
+    assert 1 <= jobs_for(0, 40) <= (os.cpu_count() or 1)
+    assert jobs_for(3, 1) == 3 and jobs_for(1, 40) == 1  # what the user asked for
 
 
 def _golden_cases() -> list[tuple[Path, Path, bytes]]:

@@ -9,7 +9,7 @@ import click
 from avsbench.cli.options import format_option, max_results_option, measure_option, per_topic_option, rootpath_option
 from avsbench.eval.sample_eval import DEFAULT_MAX_RESULTS
 from avsbench.eval.scoring import score_runs
-from avsbench.eval.workers import auto_jobs
+from avsbench.eval.workers import jobs_for
 from avsbench.progress import progress_bars
 from avsbench.report.formats import SCORES, RenderOptions, format_help, format_names, render, terminal_width
 from avsbench.report.score_output import SCORE_MEASURES
@@ -66,7 +66,7 @@ def score(runs, qrels, year, rootpath, per_topic, fmt, measures, max_results, mi
         "missing_as_zero": missing_as_zero,
         "lenient": lenient,
         "max_results": max_results or DEFAULT_MAX_RESULTS,
-        "jobs": jobs or auto_jobs(len(runs)),
+        "jobs": jobs_for(jobs, len(runs)),
     }
     with progress_bars(len(runs) > 1 and options["jobs"] == 1) as bars:  # a live bar is a thread: no forks then
         advance = bars("scoring", len(runs)) if bars else None

@@ -102,18 +102,21 @@ def build_in_background(path: str | Path, *, lenient: bool = False) -> Callable[
     is parsed while the caller reads something else; returns the function that waits for that process
     and gives the qrels.
 
-    That function reads them as :func:`read_cached` does (for the file as it was when this was called):
-    from the entry, or, when the process failed (a bad file, a cache folder that cannot be written), by
-    parsing them itself, so the errors are the ones it would have had. None when there is nothing to do
-    or no safe fork (see :func:`avsbench.eval.workers.fork_is_safe`).
+    That function reads them as :func:`read_cached` does (for the file as it was when this was called,
+    hashed once): from the entry, or, when the process failed (a bad file, a cache folder that cannot
+    be written), by parsing them itself, so the errors are the ones it would have had. With an entry
+    already there nothing is started. None when the file cannot be keyed or no fork is safe (see
+    :func:`avsbench.eval.workers.fork_is_safe`).
     """
     from avsbench.eval.workers import fork_is_safe
 
     if not fork_is_safe() or str(path) == "-":
         return None
     key = file_key(path, lenient)
-    if not key or os.path.isfile(entry_path(key)):
+    if not key:
         return None
+    if os.path.isfile(entry_path(key)):
+        return lambda: read_cached(path, lenient=lenient, key=key)
     pid = os.fork()
     if pid == 0:  # the child: build the entry, then leave without the parent's exit handlers
         status = 1

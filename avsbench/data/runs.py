@@ -112,10 +112,9 @@ def last_lines(shot_ids: np.ndarray, keys: np.ndarray | None = None) -> np.ndarr
     ascending = np.sort(keys)
     if n < 2 or (ascending[1:] != ascending[:-1]).all():
         return np.arange(n)  # no key twice: every line is a distinct shot's only line
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    heads = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-    same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    order = np.argsort(keys)  # keys[order] is ``ascending``
+    same = np.flatnonzero(ascending[1:] == ascending[:-1])
+    heads = np.flatnonzero(np.concatenate(([True], ascending[1:] != ascending[:-1])))
     if (shot_ids[order[same]] != shot_ids[order[same + 1]]).any():  # two ids share a key
         final = {s: i for i, s in enumerate(shot_ids.tolist())}
         return np.array(sorted(final.values()), dtype=np.int64)
@@ -313,11 +312,12 @@ class RunFile:
         chunks = bulktext.line_chunks(path, "run")
         first_chunk = next(chunks, (1, b""))
         first = first_chunk[1]
-        if is_xml(first) and str(path) != bulktext.STDIN_NAME:
+        xml = is_xml(first)
+        if xml and str(path) != bulktext.STDIN_NAME:
             chunks.close()
             with bulktext.open_binary(path, "run") as stream:  # parsed as a stream, never held whole
                 return _read_xml(stream, label, lenient)
-        if lenient or is_xml(first):
+        if lenient or xml:
             data = first + b"".join(data for _, data in chunks)
             return cls.from_bytes(data, label, lenient=lenient)
         reader = _TrecReader(label, keep_best if str(path) != bulktext.STDIN_NAME else None)
@@ -499,7 +499,9 @@ class _TopicBest:
                 held[:] = [np.concatenate(held)]
         return self.ids[0], self.scores[0], self.keys[0], self.ranks[0]
 
-    def _prune(self) -> None:
+    def _prune(self) -> tuple[float, bytes] | None:
+        """Hold only the best ``keep`` shots (their last lines, in file order); the (score, id) of the
+        ``keep``-th, or None when fewer are held."""
         assert self.keep is not None
         ids, scores, keys, ranks = self._joined()
         distinct = last_lines(ids, keys)
@@ -507,9 +509,11 @@ class _TopicBest:
         if len(rows) > self.keep:
             self._dropped((float(scores[rows[self.keep]]), bytes(ids[rows[self.keep]])))
             rows = rows[: self.keep]
+        kth = (float(scores[rows[-1]]), bytes(ids[rows[-1]])) if len(rows) == self.keep else None
         rows = np.sort(rows)  # file order
         self.ids, self.scores, self.keys, self.ranks = [ids[rows]], [scores[rows]], [keys[rows]], [ranks[rows]]
         self.pending = len(rows)
+        return kth
 
     def lines_kept(self) -> tuple[TopicLines, bool]:
         """The topic's lines (all, or those kept) and whether the kept ones are known to hold the best."""
@@ -517,13 +521,10 @@ class _TopicBest:
             ids, scores, keys, ranks = self._joined()
             return TopicLines.from_arrays(ids, scores, keys=keys, ranks=ranks), True
         assert self.keep is not None
-        self._prune()
+        kth = self._prune()
         ids, scores, keys, ranks = self._joined()
         best_dropped = self.best_dropped
-        exact = best_dropped is None  # only earlier lines of shots listed again were left out
-        if best_dropped is not None and len(ids) >= self.keep:
-            kth = order_rows(ids, scores, np.arange(len(ids)))[self.keep - 1]
-            exact = (float(scores[kth]), bytes(ids[kth])) > best_dropped
+        exact = best_dropped is None or (kth is not None and kth > best_dropped)  # None: only earlier lines left out
         lines = TopicLines.from_arrays(ids, scores, num_lines=self.lines, keys=keys, ranks=ranks)
         listed = np.sort(np.concatenate(self.line_keys))
         distinct = int(np.count_nonzero(listed[1:] != listed[:-1])) + 1  # shots listed (two ids sharing a key: one)

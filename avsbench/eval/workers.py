@@ -41,8 +41,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def auto_jobs(num_items: int) -> int:
-    """Workers for ``num_items`` items when the user did not say: one per usable core, none for a few items."""
+def jobs_for(requested: int, num_items: int) -> int:
+    """The processes for ``num_items`` items: ``requested``, or when it is 0 (the user did not say) one per
+    usable core, and none besides the caller for a few items."""
+    if requested:
+        return requested
     if num_items < AUTO_MIN_ITEMS:
         return 1
     return max(1, min(usable_cpus(), num_items))
